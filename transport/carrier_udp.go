@@ -1,0 +1,163 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+	"unsafe"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
+)
+
+// PacketConn is the datagram socket a UDP carrier is built on: a *net.UDPConn
+// in production, an in-memory network's conn in tests.
+type PacketConn interface {
+	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
+	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
+	LocalAddr() net.Addr
+	SetReadDeadline(t time.Time) error
+	Close() error
+}
+
+// udpCarrier carries datagrams over one UDP socket. On a *net.UDPConn it
+// reads in batches (recvmmsg) and passes UDP segmentation offload through to
+// the kernel; on any other PacketConn it reads one datagram at a time and
+// splits offload batches itself.
+type udpCarrier struct {
+	conn  PacketConn
+	udp   *net.UDPConn     // nil unless conn is a real UDP socket
+	batch *ipv4.PacketConn // recvmmsg reader for udp
+	msgs  []ipv4.Message   // reused by ReadBatch; only the reading goroutine touches it
+	gso   bool
+	local netip.AddrPort
+}
+
+func newUDPCarrier(conn PacketConn) *udpCarrier {
+	c := &udpCarrier{conn: conn}
+	if ua, ok := conn.LocalAddr().(*net.UDPAddr); ok {
+		c.local = ua.AddrPort()
+	}
+	if udp, ok := conn.(*net.UDPConn); ok {
+		c.udp = udp
+		c.batch = ipv4.NewPacketConn(udp)
+		c.gso = gsoSupported(udp)
+		setSocketBuffers(udp)
+	}
+	return c
+}
+
+func (c *udpCarrier) Kind() PathKind            { return PathDirectUDP }
+func (c *udpCarrier) LocalAddr() netip.AddrPort { return c.local }
+func (c *udpCarrier) Close() error              { return c.conn.Close() }
+
+func (c *udpCarrier) ReadBatch(ds []Datagram) (int, error) {
+	if c.batch == nil || len(ds) == 1 {
+		n, from, err := c.conn.ReadFromUDPAddrPort(ds[0].Buf)
+		if err != nil {
+			return 0, err
+		}
+		ds[0].N, ds[0].From = n, unmapAddrPort(from)
+		return 1, nil
+	}
+	if len(c.msgs) < len(ds) {
+		c.msgs = make([]ipv4.Message, len(ds))
+		for i := range c.msgs {
+			c.msgs[i].Buffers = make([][]byte, 1)
+		}
+	}
+	msgs := c.msgs[:len(ds)]
+	for i := range msgs {
+		msgs[i].Buffers[0] = ds[i].Buf
+	}
+	n, err := c.batch.ReadBatch(msgs, 0)
+	if err != nil {
+		return 0, err
+	}
+	for i := range n {
+		ds[i].N = msgs[i].N
+		ds[i].From = netip.AddrPort{}
+		if ua, ok := msgs[i].Addr.(*net.UDPAddr); ok {
+			ds[i].From = unmapAddrPort(ua.AddrPort())
+		}
+	}
+	return n, nil
+}
+
+func (c *udpCarrier) WriteTo(b []byte, segSize int, to netip.AddrPort) error {
+	if segSize > 0 && segSize < len(b) && c.gso {
+		var oob [32]byte
+		n := putSegmentSizeCmsg(oob[:], uint16(segSize))
+		_, _, err := c.udp.WriteMsgUDPAddrPort(b, oob[:n], to)
+		return err
+	}
+	return splitSegments(b, segSize, func(d []byte) error {
+		_, err := c.conn.WriteToUDPAddrPort(d, to)
+		return err
+	})
+}
+
+// putSegmentSizeCmsg writes a UDP_SEGMENT control message into b and returns
+// its length.
+func putSegmentSizeCmsg(b []byte, size uint16) int {
+	n := unix.CmsgSpace(2)
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level = unix.IPPROTO_UDP
+	h.Type = unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	*(*uint16)(unsafe.Pointer(&b[unix.CmsgLen(0)])) = size
+	return n
+}
+
+// gsoSupported asks the kernel whether this socket accepts UDP_SEGMENT.
+func gsoSupported(udp *net.UDPConn) bool {
+	rc, err := udp.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		_, serr = unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT)
+	}); err != nil {
+		return false
+	}
+	return serr == nil
+}
+
+// socketBufferSize is what ferry asks for on its UDP sockets, as quic-go does.
+const socketBufferSize = 7 << 20
+
+// setSocketBuffers raises the socket buffers; as root it may exceed the
+// system maximum (SO_RCVBUFFORCE). Failure only costs throughput.
+func setSocketBuffers(udp *net.UDPConn) {
+	_ = udp.SetReadBuffer(socketBufferSize)
+	_ = udp.SetWriteBuffer(socketBufferSize)
+	if rc, err := udp.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBufferSize)
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBufferSize)
+		})
+	}
+}
+
+func unmapAddrPort(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// listenUDP opens ferry's real UDP socket: dual-stack where the system allows.
+func listenUDP(addr string) (*net.UDPConn, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: bad listen address %q: %w", addr, err)
+	}
+	conn, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return nil, fmt.Errorf("transport: listen %s: %w", addr, err)
+	}
+	return conn, nil
+}
+
+// isClosedErr reports whether err means the socket was closed under a reader.
+func isClosedErr(err error) bool { return errors.Is(err, net.ErrClosed) }

@@ -1,0 +1,76 @@
+package transport
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+
+	"github.com/quic-go/quic-go"
+)
+
+// cidLen is the length of every connection ID ferry issues: a 4-byte router
+// tag naming the endpoint, then 4 random bytes.
+const cidLen = 8
+
+// routerTag names one endpoint of a Socket inside the QUIC connection IDs it
+// issues, so a QUIC packet arriving from an unknown address still reaches its
+// endpoint. Zero is never a valid tag.
+type routerTag uint32
+
+// cidGenerator is the quic.ConnectionIDGenerator of one endpoint: every
+// connection ID it issues starts with the endpoint's router tag.
+type cidGenerator struct {
+	tag routerTag
+}
+
+var _ quic.ConnectionIDGenerator = cidGenerator{}
+
+// GenerateConnectionID returns tag || 4 random bytes.
+func (g cidGenerator) GenerateConnectionID() (quic.ConnectionID, error) {
+	var b [cidLen]byte
+	binary.BigEndian.PutUint32(b[:4], uint32(g.tag))
+	if _, err := rand.Read(b[4:]); err != nil {
+		return quic.ConnectionID{}, err
+	}
+	return quic.ConnectionIDFromBytes(b[:]), nil
+}
+
+// ConnectionIDLen is fixed at 8 bytes.
+func (g cidGenerator) ConnectionIDLen() int { return cidLen }
+
+// quicRoute is what the router can learn from a QUIC packet's header without
+// decrypting it.
+type quicRoute struct {
+	tag     routerTag // 0 when the destination CID is not one of ours
+	initial bool      // a long-header Initial: the client's first packets carry a random CID
+}
+
+// parseQUICRoute extracts the router tag from a QUIC packet's destination
+// connection ID. Short headers carry the 8-byte DCID right after the first
+// byte; long headers carry version (4), DCID length (1), DCID.
+func parseQUICRoute(b []byte) (quicRoute, bool) {
+	if len(b) == 0 || b[0]&0x40 == 0 {
+		return quicRoute{}, false
+	}
+	if b[0]&0x80 == 0 { // short header
+		if len(b) < 1+cidLen {
+			return quicRoute{}, false
+		}
+		return quicRoute{tag: routerTag(binary.BigEndian.Uint32(b[1:5]))}, true
+	}
+	if len(b) < 6 {
+		return quicRoute{}, false
+	}
+	version := binary.BigEndian.Uint32(b[1:5])
+	dcidLen := int(b[5])
+	if dcidLen > 20 || len(b) < 6+dcidLen {
+		return quicRoute{}, false
+	}
+	r := quicRoute{}
+	// QUIC v1 Initial: long-header type bits 0b00; QUIC v2 Initial: 0b01.
+	typ := (b[0] & 0x30) >> 4
+	r.initial = (version == 1 && typ == 0) || (version == 0x6b3343cf && typ == 1)
+	if dcidLen == cidLen {
+		r.tag = routerTag(binary.BigEndian.Uint32(b[6:10]))
+	}
+	return r, true
+}

@@ -1,0 +1,111 @@
+package transport
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// Config tunes a Socket. The zero value is ready for production use; tests
+// shorten the timers.
+type Config struct {
+	// ListenAddr is the UDP address of the first socket, default ":0"
+	// (dual-stack, any port). Later sockets opened after a network change
+	// use the same host with port 0.
+	ListenAddr string
+	// Bind, when set, opens every local socket instead of ListenAddr (tests
+	// bind into an in-memory network).
+	Bind func() (PacketConn, error)
+	// Logger receives structured logs; default slog.Default().
+	Logger *slog.Logger
+
+	// KeepAlive is the interval of PINGs on the active path, well inside
+	// common NAT UDP mapping timeouts (30 s); default 10 s.
+	KeepAlive time.Duration
+	// IdleTimeout closes a connection that hears nothing for this long;
+	// default 60 s. It must exceed the worst expected failover.
+	IdleTimeout time.Duration
+	// ValidationTimeout bounds one path validation; default 3 s.
+	ValidationTimeout time.Duration
+	// ValidationRetransmit is the first PATH_CHALLENGE retransmission gap,
+	// doubling after each; default 200 ms. Rebind probes repeat at this gap.
+	ValidationRetransmit time.Duration
+	// ProbeInterval is the first gap between PINGs to the peer's candidates
+	// while connecting, growing by half each round up to MaxProbeInterval;
+	// defaults 100 ms and 1 s.
+	ProbeInterval, MaxProbeInterval time.Duration
+	// PingTimeout forgets unanswered PINGs; default 10 s.
+	PingTimeout time.Duration
+	// HoldDown keeps an address that just failed validation, answered as
+	// non-primary, or was just left from starting another validation;
+	// default 1 s.
+	HoldDown time.Duration
+	// RebindTimeout bounds moving to a new local socket; default 10 s.
+	RebindTimeout time.Duration
+	// RetireGrace keeps an unused old socket open for stragglers; default 2 s.
+	RetireGrace time.Duration
+	// NetworkPollInterval is how often interface addresses are compared to
+	// detect network changes; default 2 s, negative disables polling.
+	NetworkPollInterval time.Duration
+
+	// QUIC, when set, replaces ferry's quic-go settings (tests and benchmarks).
+	QUIC *quic.Config
+
+	tick time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.ListenAddr == "" {
+		c.ListenAddr = ":0"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	def(&c.KeepAlive, 10*time.Second)
+	def(&c.IdleTimeout, 60*time.Second)
+	def(&c.ValidationTimeout, 3*time.Second)
+	def(&c.ValidationRetransmit, 200*time.Millisecond)
+	def(&c.ProbeInterval, 100*time.Millisecond)
+	def(&c.MaxProbeInterval, time.Second)
+	def(&c.PingTimeout, 10*time.Second)
+	def(&c.HoldDown, time.Second)
+	def(&c.RebindTimeout, 10*time.Second)
+	def(&c.RetireGrace, 2*time.Second)
+	def(&c.NetworkPollInterval, 2*time.Second)
+	c.tick = min(c.ValidationRetransmit/2, c.ProbeInterval/2, c.KeepAlive/2, 50*time.Millisecond)
+	c.tick = max(c.tick, time.Millisecond)
+	return c
+}
+
+// quicConfig returns the quic-go settings for a peer connection: large flow
+// control windows for bulk transfer (the defaults are far below a 1 Gbit/s x
+// 100 ms bandwidth-delay product), path MTU discovery off (the path can change
+// under quic-go, which only ever raises the packet size), keepalives at the
+// socket's interval.
+func (c Config) quicConfig() *quic.Config {
+	if c.QUIC != nil {
+		q := c.QUIC.Clone()
+		if q.KeepAlivePeriod == 0 {
+			q.KeepAlivePeriod = c.KeepAlive
+		}
+		return q
+	}
+	return &quic.Config{
+		HandshakeIdleTimeout:           10 * time.Second,
+		MaxIdleTimeout:                 c.IdleTimeout,
+		KeepAlivePeriod:                c.KeepAlive,
+		InitialStreamReceiveWindow:     8 << 20,
+		MaxStreamReceiveWindow:         32 << 20,
+		InitialConnectionReceiveWindow: 12 << 20,
+		MaxConnectionReceiveWindow:     64 << 20,
+		MaxIncomingStreams:             256,
+		MaxIncomingUniStreams:          64,
+		DisablePathMTUDiscovery:        true,
+	}
+}

@@ -1,0 +1,188 @@
+package transport
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/quic-go/quic-go"
+)
+
+// Peer is what the caller knows about the other side, from pairing: the
+// shared key, both certificates' fingerprints and the peer's addresses.
+type Peer struct {
+	// Role decides who runs the QUIC client; the two peers must differ.
+	Role Role
+	// Key is the shared secret from pairing (at least MinKeyLen bytes). It
+	// names the endpoint in control packets and authenticates them.
+	Key []byte
+	// Certificate is this side's certificate, whose fingerprint the peer pins.
+	Certificate *Certificate
+	// PeerFingerprint pins the peer's certificate.
+	PeerFingerprint Fingerprint
+	// Candidates are addresses the peer may be reached at; they are probed
+	// at once and the first that answers (authenticated) becomes the path.
+	Candidates []netip.AddrPort
+}
+
+// Conn is an established, end-to-end encrypted connection to one peer. Its
+// streams survive either side's address changes.
+type Conn struct {
+	ep   *endpoint
+	qc   *quic.Conn
+	tr   *quic.Transport
+	once sync.Once
+}
+
+// Connect finds a path to the peer among its candidates and runs the QUIC
+// handshake over it with pinned certificates. It returns when the connection
+// is up, or fails with ctx.
+func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	if p.Certificate == nil {
+		return nil, errors.New("transport: Connect needs this side's certificate")
+	}
+	keys, err := derivePeerKeys(p.Key)
+	if err != nil {
+		return nil, err
+	}
+	e := newEndpoint(s, s.newTag(), keys, p.Role, p.Candidates)
+	if !s.router.add(e) {
+		return nil, errors.New("transport: a connection with this key is already open")
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		e.run()
+	}()
+
+	select {
+	case <-e.established:
+	case <-ctx.Done():
+		e.close()
+		return nil, fmt.Errorf("%w: %w", ErrNoPath, ctx.Err())
+	case <-e.done:
+		return nil, ErrClosed
+	}
+
+	c := &Conn{ep: e}
+	var pconn net.PacketConn = e.vc
+	if s.raw != nil {
+		pconn = &oobVconn{vconn: e.vc, raw: s.raw}
+	}
+	c.tr = &quic.Transport{
+		Conn:                  pconn,
+		ConnectionIDGenerator: cidGenerator{tag: e.tag},
+	}
+	var srk quic.StatelessResetKey
+	if _, err := rand.Read(srk[:]); err == nil {
+		c.tr.StatelessResetKey = &srk
+	}
+	tlsConf := pinnedTLS(p.Certificate, p.PeerFingerprint, p.Role)
+	qconf := s.cfg.quicConfig()
+	if p.Role == RoleDialer {
+		c.qc, err = c.tr.Dial(ctx, virtualPeerAddr, tlsConf, qconf)
+	} else {
+		var ln *quic.Listener
+		ln, err = c.tr.Listen(tlsConf, qconf)
+		if err == nil {
+			c.qc, err = ln.Accept(ctx)
+			_ = ln.Close()
+		}
+	}
+	if err != nil {
+		_ = c.tr.Close()
+		e.close()
+		return nil, fmt.Errorf("transport: handshake with peer: %w", err)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-c.qc.Context().Done():
+			_ = c.Close()
+		case <-e.done:
+		}
+	}()
+	return c, nil
+}
+
+// OpenStream opens a bidirectional stream, waiting for the peer's stream
+// limit if needed.
+func (c *Conn) OpenStream(ctx context.Context) (*quic.Stream, error) {
+	return c.qc.OpenStreamSync(ctx)
+}
+
+// AcceptStream waits for the peer's next stream.
+func (c *Conn) AcceptStream(ctx context.Context) (*quic.Stream, error) {
+	return c.qc.AcceptStream(ctx)
+}
+
+// Path describes the active path.
+func (c *Conn) Path() PathInfo {
+	p := c.ep.path.Load()
+	info := p.info
+	c.ep.mu.Lock()
+	info.RTT = c.ep.rtt
+	c.ep.mu.Unlock()
+	return info
+}
+
+// SubscribePath returns a channel that receives the new PathInfo after every
+// path change (the newest is kept if the reader falls behind) and a function
+// that ends the subscription. The channel is closed when the connection
+// closes.
+func (c *Conn) SubscribePath() (<-chan PathInfo, func()) { return c.ep.subscribe() }
+
+// State is the endpoint's state: Established, ValidatingPath or Closed.
+func (c *Conn) State() State { return c.ep.stateNow() }
+
+// Migrate validates the peer's address remote through the active local
+// socket and moves the path there. It returns nil once the path moved, or an
+// error on failure, timeout (Config.ValidationTimeout unless ctx ends
+// sooner) or cancellation; the old path stays in use until then.
+func (c *Conn) Migrate(ctx context.Context, remote netip.AddrPort) error {
+	return c.ep.migrate(ctx, remote)
+}
+
+// Context is done when the connection closes.
+func (c *Conn) Context() context.Context { return c.qc.Context() }
+
+// CloseWithError closes the connection, telling the peer code and reason.
+func (c *Conn) CloseWithError(code uint64, reason string) error {
+	var err error
+	c.once.Do(func() {
+		err = c.qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
+		_ = c.tr.Close()
+		c.ep.close()
+	})
+	return err
+}
+
+// Close closes the connection with code 0.
+func (c *Conn) Close() error { return c.CloseWithError(0, "") }
+
+// Stats are counters of one connection, for diagnostics and tests.
+type Stats struct {
+	QUICPacketsIn, ControlPacketsIn, QueueDrops, WriteErrors uint64
+	ChallengesSent, ValidationsFailed, PathChanges           uint64
+	// Reflected counts control packets that claimed to come from our own role.
+	Reflected uint64
+}
+
+// Stats returns the connection's counters.
+func (c *Conn) Stats() Stats {
+	k := &c.ep.counters
+	return Stats{
+		QUICPacketsIn: k.quicIn.Load(), ControlPacketsIn: k.controlIn.Load(),
+		QueueDrops: k.queueDrops.Load(), WriteErrors: k.writeErrors.Load(),
+		ChallengesSent: k.challengesSent.Load(), ValidationsFailed: k.validationsFailed.Load(),
+		PathChanges: k.pathChanges.Load(), Reflected: k.reflected.Load(),
+	}
+}

@@ -1,0 +1,123 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+)
+
+// testLogger logs at debug level only when FERRY_TEST_LOG is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("FERRY_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// fastConfig shortens the timers so tests run in milliseconds, not seconds.
+func fastConfig() Config {
+	return Config{
+		Logger:               testLogger(),
+		KeepAlive:            time.Second,
+		IdleTimeout:          10 * time.Second,
+		ValidationTimeout:    time.Second,
+		ValidationRetransmit: 50 * time.Millisecond,
+		ProbeInterval:        20 * time.Millisecond,
+		MaxProbeInterval:     200 * time.Millisecond,
+		HoldDown:             300 * time.Millisecond,
+		RebindTimeout:        3 * time.Second,
+		RetireGrace:          200 * time.Millisecond,
+		NetworkPollInterval:  -1,
+	}
+}
+
+type pairSpec struct {
+	key          []byte
+	certA, certB *Certificate
+}
+
+func newPairSpec(t testing.TB) pairSpec {
+	t.Helper()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	a, err := NewCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pairSpec{key: key, certA: a, certB: b}
+}
+
+// connectPair connects socket a (dialer) and b (acceptor), each given the
+// other's candidates, and returns both ends.
+func connectPair(t testing.TB, a, b *Socket, candA, candB []netip.AddrPort) (*Conn, *Conn) {
+	t.Helper()
+	spec := newPairSpec(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	type res struct {
+		c   *Conn
+		err error
+	}
+	bc := make(chan res, 1)
+	go func() {
+		c, err := b.Connect(ctx, Peer{Role: RoleAcceptor, Key: spec.key, Certificate: spec.certB, PeerFingerprint: spec.certA.Fingerprint, Candidates: candA})
+		bc <- res{c, err}
+	}()
+	ca, err := a.Connect(ctx, Peer{Role: RoleDialer, Key: spec.key, Certificate: spec.certA, PeerFingerprint: spec.certB.Fingerprint, Candidates: candB})
+	if err != nil {
+		t.Fatalf("dialer connect: %v", err)
+	}
+	r := <-bc
+	if r.err != nil {
+		t.Fatalf("acceptor connect: %v", r.err)
+	}
+	t.Cleanup(func() { ca.Close(); r.c.Close() })
+	return ca, r.c
+}
+
+// roundTrip sends n random bytes from a to b on a new stream and checks
+// that they arrive intact and in order.
+func roundTrip(t testing.TB, a, b *Conn, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	payload := make([]byte, n)
+	_, _ = rand.Read(payload)
+	errc := make(chan error, 1)
+	go func() {
+		s, err := a.OpenStream(ctx)
+		if err != nil {
+			errc <- err
+			return
+		}
+		if _, err := s.Write(payload); err != nil {
+			errc <- err
+			return
+		}
+		errc <- s.Close()
+	}()
+	s, err := b.AcceptStream(ctx)
+	if err != nil {
+		t.Fatalf("accept stream: %v", err)
+	}
+	got, err := io.ReadAll(s)
+	if err != nil {
+		t.Fatalf("read stream: %v", err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("write stream: %v", err)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatalf("received %d bytes differing from the %d sent", len(got), n)
+	}
+}

@@ -1,0 +1,51 @@
+package transport
+
+import (
+	"net"
+	"slices"
+)
+
+// netMonitor notices network changes by comparing the machine's interface
+// addresses between polls: portable, cheap, and enough to catch Wi-Fi to
+// tethering moves and sleep/wake. Callers that hear of changes sooner (the
+// GUI, a platform API) call Socket.NetworkChanged directly.
+type netMonitor struct {
+	last []string
+}
+
+func newNetMonitor() *netMonitor {
+	return &netMonitor{last: interfaceAddrs()}
+}
+
+// changed reports whether the address set differs from the previous poll.
+func (m *netMonitor) changed() bool {
+	now := interfaceAddrs()
+	if slices.Equal(now, m.last) {
+		return false
+	}
+	m.last = now
+	return true
+}
+
+// interfaceAddrs lists the up, non-loopback interfaces' addresses, sorted.
+func interfaceAddrs() []string {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			out = append(out, ifc.Name+" "+a.String())
+		}
+	}
+	slices.Sort(out)
+	return out
+}

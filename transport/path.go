@@ -1,0 +1,91 @@
+package transport
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// State is an endpoint's place in its state machine:
+//
+//	Connecting --first PONG--> Established <--response/timeout-- ValidatingPath
+//	                                |  new source address / Migrate --^
+//	any state --Close, idle timeout--> Closed
+type State int
+
+// Endpoint states.
+const (
+	// StateConnecting probes the peer's candidate addresses; no path yet.
+	StateConnecting State = iota
+	// StateEstablished has a validated path and no validation in flight.
+	StateEstablished
+	// StateValidatingPath is Established with at least one path validation
+	// in flight; traffic keeps flowing on the old path meanwhile.
+	StateValidatingPath
+	// StateClosed is final.
+	StateClosed
+)
+
+func (s State) String() string {
+	switch s {
+	case StateConnecting:
+		return "connecting"
+	case StateEstablished:
+		return "established"
+	case StateValidatingPath:
+		return "validating-path"
+	case StateClosed:
+		return "closed"
+	}
+	return fmt.Sprintf("state(%d)", int(s))
+}
+
+// PathChangeReason says why the active path changed.
+type PathChangeReason string
+
+// Reasons for a path change, as reported in PathInfo.
+const (
+	ReasonEstablished PathChangeReason = "established"
+	// ReasonPeerMoved: the peer's packets came from a new address, which was validated.
+	ReasonPeerMoved PathChangeReason = "peer-moved"
+	// ReasonMigrated: Migrate validated a new remote address.
+	ReasonMigrated PathChangeReason = "migrated"
+	// ReasonRebound: this side moved to a new local socket after a network change.
+	ReasonRebound PathChangeReason = "rebound"
+)
+
+// PathInfo describes an endpoint's active path.
+type PathInfo struct {
+	Kind   PathKind
+	Local  netip.AddrPort
+	Remote netip.AddrPort
+	// Seq counts path changes, starting at 1 for the first path.
+	Seq    uint64
+	Reason PathChangeReason
+	// Since is when this path became active.
+	Since time.Time
+	// RTT is the latest round-trip time measured on the path by PING/PONG
+	// (zero before the first sample).
+	RTT time.Duration
+}
+
+// IsLocalNetwork reports whether the remote address is on a local network
+// (private, link-local or loopback), which callers show as "Local network".
+func (p PathInfo) IsLocalNetwork() bool {
+	a := p.Remote.Addr()
+	return a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast()
+}
+
+// path is an endpoint's active path: which carrier sends and to where.
+// It is immutable; a change swaps the pointer.
+type path struct {
+	carrier Carrier
+	remote  netip.AddrPort
+	info    PathInfo
+}
+
+// pathKey names a candidate path.
+type pathKey struct {
+	carrier Carrier
+	remote  netip.AddrPort
+}

@@ -1,0 +1,393 @@
+package transport
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Socket is ferry's magic socket: one per process. It owns the real sockets
+// (carriers), reads them, sorts every datagram (QUIC, control, STUN) and
+// routes it to the peer endpoint it belongs to. Each peer connection's
+// quic.Transport sees only a virtual conn and a fixed virtual peer address,
+// while the Socket validates and switches the real path underneath.
+type Socket struct {
+	cfg    Config
+	log    *slog.Logger
+	router *router
+	pool   pktPool
+
+	primary atomic.Pointer[carrierRef] // newest carrier: new paths and STUN use it
+	raw     syscall.RawConn            // the first real UDP socket, if any (quic-go's fast path)
+	stun    atomic.Pointer[func([]byte, netip.AddrPort)]
+
+	mu       sync.Mutex
+	carriers map[Carrier]time.Time // carrier -> when it was seen unused (zero while used)
+	closed   bool
+
+	rebindReq chan struct{}
+	released  chan struct{}
+	done      chan struct{}
+	wg        sync.WaitGroup
+
+	unknownIn atomic.Uint64 // datagrams no endpoint claimed
+}
+
+type carrierRef struct{ c Carrier }
+
+// NewSocket opens the first local socket and starts reading it.
+func NewSocket(cfg Config) (*Socket, error) {
+	cfg = cfg.withDefaults()
+	s := &Socket{
+		cfg:       cfg,
+		log:       cfg.Logger.With("component", "transport"),
+		router:    newRouter(),
+		carriers:  make(map[Carrier]time.Time),
+		rebindReq: make(chan struct{}, 1),
+		released:  make(chan struct{}, 1),
+		done:      make(chan struct{}),
+	}
+	c, err := s.bind(cfg.ListenAddr)
+	if err != nil {
+		return nil, err
+	}
+	if uc, ok := c.(*udpCarrier); ok && uc.udp != nil {
+		if rc, err := uc.udp.SyscallConn(); err == nil {
+			s.raw = rc
+		}
+	}
+	s.addCarrier(c)
+	s.wg.Add(1)
+	go s.maintain()
+	return s, nil
+}
+
+func (s *Socket) bind(addr string) (Carrier, error) {
+	if s.cfg.Bind != nil {
+		pc, err := s.cfg.Bind()
+		if err != nil {
+			return nil, fmt.Errorf("transport: bind: %w", err)
+		}
+		return newUDPCarrier(pc), nil
+	}
+	udp, err := listenUDP(addr)
+	if err != nil {
+		return nil, err
+	}
+	return newUDPCarrier(udp), nil
+}
+
+// addCarrier makes c the primary carrier and starts its reader.
+func (s *Socket) addCarrier(c Carrier) {
+	s.mu.Lock()
+	s.carriers[c] = time.Time{}
+	s.mu.Unlock()
+	s.primary.Store(&carrierRef{c})
+	s.wg.Add(1)
+	go s.readLoop(c)
+	s.log.Info("local socket open", "local", c.LocalAddr(), "kind", c.Kind().String())
+}
+
+func (s *Socket) primaryCarrier() Carrier { return s.primary.Load().c }
+
+// LocalAddr is the address of the socket new paths start from.
+func (s *Socket) LocalAddr() netip.AddrPort { return s.primaryCarrier().LocalAddr() }
+
+// LocalCandidates lists addresses a peer on the same network might reach this
+// socket at: the bound address, or every interface address with the bound
+// port when bound to the wildcard.
+func (s *Socket) LocalCandidates() []netip.AddrPort {
+	local := s.LocalAddr()
+	if !local.Addr().IsUnspecified() {
+		return []netip.AddrPort{local}
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.AddrPort
+	for _, a := range addrs {
+		pfx, err := netip.ParsePrefix(a.String())
+		if err != nil {
+			continue
+		}
+		ip := pfx.Addr()
+		if ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsMulticast() {
+			continue
+		}
+		if local.Addr().Is4() && !ip.Is4() {
+			continue
+		}
+		out = append(out, netip.AddrPortFrom(ip, local.Port()))
+	}
+	return out
+}
+
+// readBatchLen is how many datagrams one read takes at most.
+const readBatchLen = 32
+
+// readLoop reads c until it is closed and routes every datagram. It owns
+// the buffers it reads into; a QUIC packet's buffer is handed to the
+// endpoint's queue and replaced.
+func (s *Socket) readLoop(c Carrier) {
+	defer s.wg.Done()
+	ds := make([]Datagram, readBatchLen)
+	bufs := make([]*pktBuf, readBatchLen)
+	for i := range ds {
+		bufs[i] = s.pool.get()
+		ds[i].Buf = bufs[i].b[:]
+	}
+	defer func() {
+		for _, b := range bufs {
+			s.pool.put(b)
+		}
+	}()
+	for {
+		n, err := c.ReadBatch(ds)
+		if err != nil {
+			if isClosedErr(err) || s.isClosed() || s.isRetired(c) {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			s.log.Warn("read failed", "local", c.LocalAddr(), "err", err)
+			select {
+			case <-s.done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		for i := range n {
+			if s.dispatch(bufs[i], ds[i].N, ds[i].From, c) {
+				bufs[i] = s.pool.get()
+				ds[i].Buf = bufs[i].b[:]
+			}
+		}
+	}
+}
+
+// dispatch routes one datagram and reports whether it took pb.
+func (s *Socket) dispatch(pb *pktBuf, n int, from netip.AddrPort, c Carrier) bool {
+	b := pb.b[:n]
+	switch Classify(b) {
+	case ClassQUIC:
+		e := s.router.routeQUIC(b, from)
+		if e == nil {
+			s.unknownIn.Add(1)
+			return false
+		}
+		pb.n = n
+		e.receiveQUIC(pb, from)
+		return true
+	case ClassControl:
+		p, err := ParseControl(b, func(id SessionID) *ControlKey {
+			if e := s.router.endpointBySession(id); e != nil {
+				return e.keys.control
+			}
+			return nil
+		})
+		if err != nil {
+			s.unknownIn.Add(1)
+			return false
+		}
+		if e := s.router.endpointBySession(p.Session); e != nil {
+			e.handleControl(p, from, c)
+		}
+	case ClassSTUN:
+		if h := s.stun.Load(); h != nil {
+			(*h)(append([]byte(nil), b...), from)
+		}
+	default:
+		s.unknownIn.Add(1)
+	}
+	return false
+}
+
+// SetSTUNHandler installs the function that receives STUN messages arriving
+// on the shared socket (a copy each; it must not block). Package discovery's
+// STUN client uses it so that the reflexive address it learns is the one
+// the transport sends from.
+func (s *Socket) SetSTUNHandler(h func(msg []byte, from netip.AddrPort)) {
+	if h == nil {
+		s.stun.Store(nil)
+		return
+	}
+	s.stun.Store(&h)
+}
+
+// WriteSTUN sends a STUN message from the primary carrier.
+func (s *Socket) WriteSTUN(msg []byte, to netip.AddrPort) error {
+	if Classify(msg) != ClassSTUN {
+		return errors.New("transport: WriteSTUN: not a STUN message")
+	}
+	return s.primaryCarrier().WriteTo(msg, 0, to)
+}
+
+// NetworkChanged tells the socket that the local network changed (an
+// interface or address came or went, the machine woke up): it opens a new
+// local socket and moves every endpoint there, make-before-break. It returns
+// at once; path subscribers hear of each move. The socket also notices
+// address changes itself by polling.
+func (s *Socket) NetworkChanged() {
+	select {
+	case s.rebindReq <- struct{}{}:
+	default:
+	}
+}
+
+// rebind opens a new carrier and starts moving endpoints to it.
+func (s *Socket) rebind() {
+	host, _, err := net.SplitHostPort(s.cfg.ListenAddr)
+	if err != nil {
+		host = ""
+	}
+	c, err := s.bind(net.JoinHostPort(host, "0"))
+	if err != nil {
+		s.log.Warn("network changed but no new socket could be opened", "err", err)
+		return
+	}
+	old := s.primaryCarrier()
+	s.addCarrier(c)
+	s.log.Info("network changed, moving to a new local socket", "old", old.LocalAddr(), "new", c.LocalAddr())
+	now := time.Now()
+	for _, e := range s.router.endpoints() {
+		e.mu.Lock()
+		e.startRebindLocked(c, now)
+		e.mu.Unlock()
+	}
+	s.carrierReleased()
+}
+
+// carrierReleased asks the maintenance loop to look for unused carriers.
+func (s *Socket) carrierReleased() {
+	select {
+	case s.released <- struct{}{}:
+	default:
+	}
+}
+
+// maintain is the socket's housekeeping goroutine: rebinds on request or on
+// a detected address change, and closes old carriers nobody uses.
+func (s *Socket) maintain() {
+	defer s.wg.Done()
+	var poll <-chan time.Time
+	var mon *netMonitor
+	if s.cfg.NetworkPollInterval > 0 && s.cfg.Bind == nil {
+		t := time.NewTicker(s.cfg.NetworkPollInterval)
+		defer t.Stop()
+		poll = t.C
+		mon = newNetMonitor()
+	}
+	retire := time.NewTicker(s.cfg.RetireGrace / 4)
+	defer retire.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-s.rebindReq:
+			s.rebind()
+		case <-poll:
+			if mon.changed() {
+				s.log.Info("interface addresses changed")
+				s.rebind()
+			}
+		case <-s.released:
+			s.retireUnused(time.Now())
+		case now := <-retire.C:
+			s.retireUnused(now)
+		}
+	}
+}
+
+// retireUnused closes non-primary carriers that no endpoint has used for
+// RetireGrace.
+func (s *Socket) retireUnused(now time.Time) {
+	primary := s.primaryCarrier()
+	eps := s.router.endpoints()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c, since := range s.carriers {
+		if c == primary {
+			continue
+		}
+		used := false
+		for _, e := range eps {
+			if e.usesCarrier(c) {
+				used = true
+				break
+			}
+		}
+		switch {
+		case used:
+			s.carriers[c] = time.Time{}
+		case since.IsZero():
+			s.carriers[c] = now
+		case now.Sub(since) >= s.cfg.RetireGrace:
+			delete(s.carriers, c)
+			_ = c.Close()
+			s.log.Info("old local socket closed", "local", c.LocalAddr())
+		}
+	}
+}
+
+func (s *Socket) isRetired(c Carrier) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.carriers[c]
+	return !ok
+}
+
+func (s *Socket) isClosed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close closes every connection and carrier and waits for the socket's
+// goroutines to exit.
+func (s *Socket) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.done)
+	s.mu.Unlock()
+	for _, e := range s.router.endpoints() {
+		e.close()
+	}
+	s.mu.Lock()
+	for c := range s.carriers {
+		_ = c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// newTag picks an unused, non-zero router tag.
+func (s *Socket) newTag() routerTag {
+	for {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		t := routerTag(binary.BigEndian.Uint32(b[:]))
+		if t != 0 && s.router.endpointByTag(t) == nil {
+			return t
+		}
+	}
+}

@@ -1,0 +1,181 @@
+package transport
+
+import (
+	"context"
+	"crypto/rand"
+	"net/netip"
+	"time"
+)
+
+// validation is one PATH_CHALLENGE in flight: the endpoint proves that the
+// peer receives at remote before it sends there. Only a PATH_RESPONSE with
+// the same random data, authenticated, arriving on the same carrier from the
+// same address, completes it.
+type validation struct {
+	remote   netip.AddrPort
+	carrier  Carrier
+	data     [8]byte
+	passive  bool // started by a packet from a new address, not by Migrate
+	reason   PathChangeReason
+	deadline time.Time
+	next     time.Time
+	gap      time.Duration
+	waiters  []chan error
+}
+
+func (v *validation) finish(err error) {
+	for _, w := range v.waiters {
+		w <- err
+	}
+	v.waiters = nil
+}
+
+// maybeStartPassiveLocked starts validating from after a primary packet (QUIC
+// or control) arrived from it while the active path points elsewhere.
+func (e *endpoint) maybeStartPassiveLocked(from netip.AddrPort) {
+	if e.state != StateEstablished && e.state != StateValidatingPath {
+		return
+	}
+	cur := e.path.Load()
+	if cur == nil || cur.remote == from {
+		return
+	}
+	if _, ok := e.validations[from]; ok {
+		return
+	}
+	if until, ok := e.holdDown[from]; ok && time.Now().Before(until) {
+		return
+	}
+	passive := 0
+	for _, v := range e.validations {
+		if v.passive {
+			passive++
+		}
+	}
+	if passive >= maxPassiveValidations {
+		return
+	}
+	e.log.Debug("packet from a new address, validating", "remote", from)
+	e.startValidationLocked(cur.carrier, from, true, ReasonPeerMoved)
+}
+
+func (e *endpoint) startValidationLocked(c Carrier, remote netip.AddrPort, passive bool, reason PathChangeReason) *validation {
+	now := time.Now()
+	v := &validation{
+		remote:   remote,
+		carrier:  c,
+		passive:  passive,
+		reason:   reason,
+		deadline: now.Add(e.s.cfg.ValidationTimeout),
+		gap:      e.s.cfg.ValidationRetransmit,
+	}
+	_, _ = rand.Read(v.data[:])
+	e.validations[remote] = v
+	e.state = StateValidatingPath
+	e.sendChallengeLocked(v, now)
+	return v
+}
+
+func (e *endpoint) sendChallengeLocked(v *validation, now time.Time) {
+	e.counters.challengesSent.Add(1)
+	e.sendControlLocked(v.carrier, v.remote, &ControlPacket{Type: CtrlPathChallenge, Data: v.data})
+	v.next = now.Add(v.gap)
+	v.gap = min(v.gap*2, e.s.cfg.ValidationTimeout)
+}
+
+func (e *endpoint) tickValidationsLocked(now time.Time) {
+	for remote, v := range e.validations {
+		switch {
+		case now.After(v.deadline):
+			e.failValidationLocked(v, ErrValidationTimeout)
+			e.log.Debug("path validation timed out", "remote", remote)
+		case !now.Before(v.next):
+			e.sendChallengeLocked(v, now)
+		}
+	}
+}
+
+func (e *endpoint) failValidationLocked(v *validation, err error) {
+	e.counters.validationsFailed.Add(1)
+	delete(e.validations, v.remote)
+	e.holdDown[v.remote] = time.Now().Add(e.s.cfg.HoldDown)
+	v.finish(err)
+	e.settleStateLocked()
+}
+
+func (e *endpoint) settleStateLocked() {
+	if e.state == StateValidatingPath && len(e.validations) == 0 {
+		e.state = StateEstablished
+	}
+}
+
+func (e *endpoint) handlePathResponseLocked(p *ControlPacket, from netip.AddrPort, c Carrier) {
+	v, ok := e.validations[from]
+	if !ok || v.carrier != c || v.data != p.Data {
+		return
+	}
+	if v.passive && p.Flags&FlagPrimary == 0 {
+		// The peer still answers there, but no longer sends from there
+		// (a straggler from its old socket): do not move back.
+		e.failValidationLocked(v, ErrNotPrimary)
+		return
+	}
+	delete(e.validations, from)
+	e.setPathLocked(c, from, v.reason)
+	v.finish(nil)
+	e.settleStateLocked()
+}
+
+// migrate validates remote through the active carrier and, on success, makes
+// it the active path.
+func (e *endpoint) migrate(ctx context.Context, remote netip.AddrPort) error {
+	remote = unmapAddrPort(remote)
+	wait := make(chan error, 1)
+	e.mu.Lock()
+	switch e.state {
+	case StateClosed:
+		e.mu.Unlock()
+		return ErrClosed
+	case StateConnecting:
+		e.mu.Unlock()
+		return ErrNotEstablished
+	}
+	cur := e.path.Load()
+	if cur.remote == remote {
+		e.mu.Unlock()
+		return nil
+	}
+	v, ok := e.validations[remote]
+	if !ok {
+		v = e.startValidationLocked(cur.carrier, remote, false, ReasonMigrated)
+	}
+	v.passive = false
+	v.reason = ReasonMigrated
+	if dl, ok := ctx.Deadline(); ok && dl.After(v.deadline) {
+		v.deadline = dl
+	}
+	v.waiters = append(v.waiters, wait)
+	e.mu.Unlock()
+	// Without a ctx deadline, the validation's own deadline (the tick loop)
+	// ends the wait with ErrValidationTimeout.
+
+	select {
+	case err := <-wait:
+		return err
+	case <-ctx.Done():
+		e.mu.Lock()
+		if cur, ok := e.validations[remote]; ok && cur == v {
+			e.failValidationLocked(v, ctx.Err())
+		}
+		e.mu.Unlock()
+		// failValidationLocked may have delivered to wait already.
+		select {
+		case err := <-wait:
+			if err == nil {
+				return nil
+			}
+		default:
+		}
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,250 @@
+package transport
+
+import (
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
+)
+
+// Every endpoint gets its own quic.Transport over its own vconn, so the
+// addresses quic-go sees can be the same fixed values for all of them. They
+// are IPv4 (so quic-go builds IPv4 ECN control messages, which the kernel
+// accepts for IPv4 and ignores for IPv6 destinations) from 240.0.0.0/4, which
+// is reserved and never routed: nothing is ever sent to them.
+var (
+	virtualPeerAddr  = &net.UDPAddr{IP: net.IPv4(240, 0, 0, 1).To4(), Port: 1}
+	virtualLocalAddr = &net.UDPAddr{IP: net.IPv4(240, 0, 0, 2).To4(), Port: 1}
+)
+
+// pktBufSize bounds received datagrams; QUIC packets here are at most 1452 bytes.
+const pktBufSize = 2048
+
+// pktBuf is a pooled receive buffer, handed from a carrier's reader to an
+// endpoint's queue without copying.
+type pktBuf struct {
+	b [pktBufSize]byte
+	n int
+}
+
+// pktPool recycles receive buffers across all carriers of a Socket.
+type pktPool struct{ p sync.Pool }
+
+func (p *pktPool) get() *pktBuf {
+	if v, _ := p.p.Get().(*pktBuf); v != nil {
+		return v
+	}
+	return new(pktBuf)
+}
+
+func (p *pktPool) put(b *pktBuf) { p.p.Put(b) }
+
+// vconnQueueLen is how many QUIC packets may wait for quic-go per endpoint;
+// beyond that they are dropped, as a full socket buffer would.
+const vconnQueueLen = 4096
+
+// vconn is the net.PacketConn one endpoint's quic.Transport reads and writes.
+// Reads come from the endpoint's queue, filled by the carriers' readers with
+// the peer's QUIC packets under the fixed virtual address; writes go to the
+// endpoint's active path. quic-go never sees a real address, so it never sees
+// one change.
+type vconn struct {
+	ep     *endpoint
+	pool   *pktPool
+	queue  chan *pktBuf
+	closed chan struct{}
+	once   sync.Once
+
+	deadline atomic.Int64 // read deadline in UnixNano, 0 = none
+	mu       sync.Mutex
+	wake     chan struct{} // closed when the read deadline changes
+}
+
+func newVconn(ep *endpoint, pool *pktPool) *vconn {
+	return &vconn{ep: ep, pool: pool, queue: make(chan *pktBuf, vconnQueueLen), closed: make(chan struct{}), wake: make(chan struct{})}
+}
+
+// deliver queues a packet for quic-go, taking ownership of pb.
+func (v *vconn) deliver(pb *pktBuf) {
+	select {
+	case v.queue <- pb:
+	default:
+		v.ep.counters.queueDrops.Add(1)
+		v.pool.put(pb)
+	}
+}
+
+func (v *vconn) next() (*pktBuf, error) {
+	for {
+		if err := v.checkDeadline(); err != nil {
+			return nil, err
+		}
+		select {
+		case pb := <-v.queue:
+			return pb, nil
+		default:
+		}
+		if pb, err, again := v.wait(); !again {
+			return pb, err
+		}
+	}
+}
+
+// wait blocks for a packet, close, the read deadline or a deadline change
+// (again: check the deadline and wait anew).
+func (v *vconn) wait() (pb *pktBuf, err error, again bool) {
+	v.mu.Lock()
+	wake := v.wake
+	v.mu.Unlock()
+	var timeout <-chan time.Time
+	if dl := v.deadline.Load(); dl != 0 {
+		t := time.NewTimer(time.Until(time.Unix(0, dl)))
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case pb := <-v.queue:
+		return pb, nil, false
+	case <-v.closed:
+		return nil, net.ErrClosed, false
+	case <-wake:
+	case <-timeout:
+	}
+	return nil, nil, true
+}
+
+func (v *vconn) checkDeadline() error {
+	select {
+	case <-v.closed:
+		return net.ErrClosed
+	default:
+	}
+	if dl := v.deadline.Load(); dl != 0 && time.Now().UnixNano() >= dl {
+		return os.ErrDeadlineExceeded
+	}
+	return nil
+}
+
+func (v *vconn) ReadFrom(b []byte) (int, net.Addr, error) {
+	pb, err := v.next()
+	if err != nil {
+		return 0, nil, err
+	}
+	n := copy(b, pb.b[:pb.n])
+	v.pool.put(pb)
+	return n, virtualPeerAddr, nil
+}
+
+func (v *vconn) WriteTo(b []byte, _ net.Addr) (int, error) {
+	if err := v.ep.send(b, 0); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+func (v *vconn) Close() error {
+	v.once.Do(func() { close(v.closed) })
+	return nil
+}
+
+func (v *vconn) LocalAddr() net.Addr { return virtualLocalAddr }
+
+func (v *vconn) SetDeadline(t time.Time) error { return v.SetReadDeadline(t) }
+
+func (v *vconn) SetReadDeadline(t time.Time) error {
+	var ns int64
+	if !t.IsZero() {
+		ns = t.UnixNano()
+	}
+	v.deadline.Store(ns)
+	v.mu.Lock()
+	close(v.wake)
+	v.wake = make(chan struct{})
+	v.mu.Unlock()
+	return nil
+}
+
+func (v *vconn) SetWriteDeadline(time.Time) error { return nil }
+
+// SetReadBuffer is accepted and ignored: the carriers size their own sockets.
+func (v *vconn) SetReadBuffer(int) error { return nil }
+
+// SetWriteBuffer is accepted and ignored, like SetReadBuffer.
+func (v *vconn) SetWriteBuffer(int) error { return nil }
+
+// oobVconn is a vconn that also offers quic-go's OOB-capable interface, so
+// quic-go reads in batches and hands whole GSO batches to WriteMsgUDP. It is
+// used when the Socket's carriers are real UDP sockets.
+type oobVconn struct {
+	*vconn
+	raw syscall.RawConn // the first real socket, for quic-go's capability checks
+}
+
+func (v *oobVconn) SyscallConn() (syscall.RawConn, error) { return v.raw, nil }
+
+// ReadBatch fills ms with queued packets: it blocks for the first and takes
+// whatever else is already waiting.
+func (v *oobVconn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
+	pb, err := v.next()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for {
+		m := &ms[n]
+		m.N = copy(m.Buffers[0], pb.b[:pb.n])
+		m.NN, m.Flags, m.Addr = 0, 0, virtualPeerAddr
+		v.pool.put(pb)
+		n++
+		if n == len(ms) {
+			return n, nil
+		}
+		select {
+		case pb = <-v.queue:
+		default:
+			return n, nil
+		}
+	}
+}
+
+func (v *oobVconn) ReadMsgUDP(b, _ []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
+	n, _, err = v.ReadFrom(b)
+	return n, 0, 0, virtualPeerAddr, err
+}
+
+func (v *oobVconn) WriteMsgUDP(b, oob []byte, _ *net.UDPAddr) (n, oobn int, err error) {
+	if err := v.ep.send(b, segmentSize(oob)); err != nil {
+		return 0, 0, err
+	}
+	return len(b), len(oob), nil
+}
+
+// segmentSize returns the UDP_SEGMENT size in quic-go's control messages, or
+// 0. Other control messages (ECN marks) are dropped: paths may change under
+// quic-go, so ferry does not claim ECN.
+func segmentSize(oob []byte) int {
+	for len(oob) > 0 {
+		h, body, rest, err := unix.ParseOneSocketControlMessage(oob)
+		if err != nil {
+			return 0
+		}
+		if h.Level == unix.IPPROTO_UDP && h.Type == unix.UDP_SEGMENT && len(body) >= 2 {
+			return int(*(*uint16)(unsafePointer(body)))
+		}
+		oob = rest
+	}
+	return 0
+}
+
+// isGSOError reports the kernel's refusal of segmentation offload, which
+// quic-go must see so it can fall back to single datagrams.
+func isGSOError(err error) bool {
+	var serr *os.SyscallError
+	return errors.As(err, &serr) && serr.Err == unix.EIO
+}
