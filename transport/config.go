@@ -52,6 +52,10 @@ type Config struct {
 	// QUIC, when set, replaces ferry's quic-go settings (tests and benchmarks).
 	QUIC *quic.Config
 
+	// interfaceAddrs replaces the interface-address source the network
+	// monitor polls (tests).
+	interfaceAddrs func() []string
+
 	tick time.Duration
 }
 

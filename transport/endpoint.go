@@ -275,6 +275,7 @@ func (e *endpoint) handlePongLocked(p *ControlPacket, from netip.AddrPort, c Car
 			e.state = StateEstablished
 			e.nextKeep = time.Now().Add(e.s.cfg.KeepAlive)
 			clear(e.candidates)
+			e.s.router.retainAddrs(e.tag, from)
 			close(e.established)
 			e.flushPendingLocked()
 		}

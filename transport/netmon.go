@@ -10,16 +10,21 @@ import (
 // tethering moves and sleep/wake. Callers that hear of changes sooner (the
 // GUI, a platform API) call Socket.NetworkChanged directly.
 type netMonitor struct {
-	last []string
+	addrs func() []string
+	last  []string
 }
 
-func newNetMonitor() *netMonitor {
-	return &netMonitor{last: interfaceAddrs()}
+// newNetMonitor watches addrs, by default the machine's interface addresses.
+func newNetMonitor(addrs func() []string) *netMonitor {
+	if addrs == nil {
+		addrs = interfaceAddrs
+	}
+	return &netMonitor{addrs: addrs, last: addrs()}
 }
 
 // changed reports whether the address set differs from the previous poll.
 func (m *netMonitor) changed() bool {
-	now := interfaceAddrs()
+	now := m.addrs()
 	if slices.Equal(now, m.last) {
 		return false
 	}

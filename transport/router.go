@@ -106,6 +106,20 @@ func (r *router) removeAddr(a netip.AddrPort, t routerTag) {
 	r.byAddr.Store(&na)
 }
 
+// retainAddrs drops every address entry of tag t except keep: once a path is
+// up, the addresses learned while connecting route nothing.
+func (r *router) retainAddrs(t routerTag, keep netip.AddrPort) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	na := cloneMap(*r.byAddr.Load())
+	for a, tag := range na {
+		if tag == t && a != keep {
+			delete(na, a)
+		}
+	}
+	r.byAddr.Store(&na)
+}
+
 func (r *router) endpointByTag(t routerTag) *endpoint { return (*r.byTag.Load())[t] }
 
 func (r *router) endpointByAddr(a netip.AddrPort) *endpoint {

@@ -283,11 +283,11 @@ func (s *Socket) maintain() {
 	defer s.wg.Done()
 	var poll <-chan time.Time
 	var mon *netMonitor
-	if s.cfg.NetworkPollInterval > 0 && s.cfg.Bind == nil {
+	if s.cfg.NetworkPollInterval > 0 {
 		t := time.NewTicker(s.cfg.NetworkPollInterval)
 		defer t.Stop()
 		poll = t.C
-		mon = newNetMonitor()
+		mon = newNetMonitor(s.cfg.interfaceAddrs)
 	}
 	retire := time.NewTicker(s.cfg.RetireGrace / 4)
 	defer retire.Stop()
