@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"time"
-	"unsafe"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
@@ -97,18 +96,6 @@ func (c *udpCarrier) WriteTo(b []byte, segSize int, to netip.AddrPort) error {
 		_, err := c.conn.WriteToUDPAddrPort(d, to)
 		return err
 	})
-}
-
-// putSegmentSizeCmsg writes a UDP_SEGMENT control message into b and returns
-// its length.
-func putSegmentSizeCmsg(b []byte, size uint16) int {
-	n := unix.CmsgSpace(2)
-	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
-	h.Level = unix.IPPROTO_UDP
-	h.Type = unix.UDP_SEGMENT
-	h.SetLen(unix.CmsgLen(2))
-	*(*uint16)(unsafe.Pointer(&b[unix.CmsgLen(0)])) = size
-	return n
 }
 
 // gsoSupported asks the kernel whether this socket accepts UDP_SEGMENT.

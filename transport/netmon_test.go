@@ -5,7 +5,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
 )
 
 func TestNetMonitorSeesChanges(t *testing.T) {

@@ -225,23 +225,6 @@ func (v *oobVconn) WriteMsgUDP(b, oob []byte, _ *net.UDPAddr) (n, oobn int, err 
 	return len(b), len(oob), nil
 }
 
-// segmentSize returns the UDP_SEGMENT size in quic-go's control messages, or
-// 0. Other control messages (ECN marks) are dropped: paths may change under
-// quic-go, so ferry does not claim ECN.
-func segmentSize(oob []byte) int {
-	for len(oob) > 0 {
-		h, body, rest, err := unix.ParseOneSocketControlMessage(oob)
-		if err != nil {
-			return 0
-		}
-		if h.Level == unix.IPPROTO_UDP && h.Type == unix.UDP_SEGMENT && len(body) >= 2 {
-			return int(*(*uint16)(unsafePointer(body)))
-		}
-		oob = rest
-	}
-	return 0
-}
-
 // isGSOError reports the kernel's refusal of segmentation offload, which
 // quic-go must see so it can fall back to single datagrams.
 func isGSOError(err error) bool {

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"golang.org/x/sys/unix"
 	"testing"
 )
 
@@ -37,4 +38,23 @@ func FuzzSegmentSize(f *testing.F) {
 			t.Fatalf("segment size %d out of range", got)
 		}
 	})
+}
+
+// TestCmsgLayoutMatchesKernelHelpers cross-checks the hand-written header
+// layout against x/sys's own control-message builder.
+func TestCmsgLayoutMatchesKernelHelpers(t *testing.T) {
+	b := unix.UnixRights(7)
+	l, level, typ, ok := parseCmsgHeader(b)
+	if !ok || l != unix.CmsgLen(4) || level != unix.SOL_SOCKET || typ != unix.SCM_RIGHTS {
+		t.Fatalf("parsed (%d, %d, %d, %v), want (%d, SOL_SOCKET, SCM_RIGHTS, true)", l, level, typ, ok, unix.CmsgLen(4))
+	}
+	if cmsgAlign(cmsgHdrLen+2) != unix.CmsgSpace(2) {
+		t.Fatalf("cmsgAlign = %d, CmsgSpace = %d", cmsgAlign(cmsgHdrLen+2), unix.CmsgSpace(2))
+	}
+	// A segment-size message after another message is still found.
+	var seg [32]byte
+	n := putSegmentSizeCmsg(seg[:], 1200)
+	if got := segmentSize(append(b, seg[:n]...)); got != 1200 {
+		t.Fatalf("segmentSize after SCM_RIGHTS = %d, want 1200", got)
+	}
 }

@@ -1,0 +1,83 @@
+package transport
+
+import (
+	"encoding/binary"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Socket control messages are built and parsed here with encoding/binary
+// rather than x/sys's pointer casts, which read past a short buffer.
+
+const (
+	cmsgAlignTo = int(unsafe.Sizeof(uintptr(0)))
+	cmsgHdrLen  = unix.SizeofCmsghdr
+)
+
+func cmsgAlign(n int) int { return (n + cmsgAlignTo - 1) &^ (cmsgAlignTo - 1) }
+
+// putSegmentSizeCmsg writes a UDP_SEGMENT control message into b (at least
+// cmsgAlign(cmsgHdrLen+2) bytes) and returns its length.
+func putSegmentSizeCmsg(b []byte, size uint16) int {
+	n := cmsgAlign(cmsgHdrLen + 2)
+	clear(b[:n])
+	putCmsgHeader(b, cmsgHdrLen+2, unix.IPPROTO_UDP, unix.UDP_SEGMENT)
+	binary.NativeEndian.PutUint16(b[cmsgHdrLen:], size)
+	return n
+}
+
+func putCmsgHeader(b []byte, length int, level, typ int32) {
+	if cmsgHdrLen == 16 {
+		binary.NativeEndian.PutUint64(b[0:8], uint64(length))
+		binary.NativeEndian.PutUint32(b[8:12], uint32(level))
+		binary.NativeEndian.PutUint32(b[12:16], uint32(typ))
+		return
+	}
+	binary.NativeEndian.PutUint32(b[0:4], uint32(length))
+	binary.NativeEndian.PutUint32(b[4:8], uint32(level))
+	binary.NativeEndian.PutUint32(b[8:12], uint32(typ))
+}
+
+// parseCmsgHeader reads one control message header; ok is false when b is
+// too short or the length field is out of range.
+func parseCmsgHeader(b []byte) (length int, level, typ int32, ok bool) {
+	if len(b) < cmsgHdrLen {
+		return 0, 0, 0, false
+	}
+	var l uint64
+	if cmsgHdrLen == 16 {
+		l = binary.NativeEndian.Uint64(b[0:8])
+		level = int32(binary.NativeEndian.Uint32(b[8:12]))
+		typ = int32(binary.NativeEndian.Uint32(b[12:16]))
+	} else {
+		l = uint64(binary.NativeEndian.Uint32(b[0:4]))
+		level = int32(binary.NativeEndian.Uint32(b[4:8]))
+		typ = int32(binary.NativeEndian.Uint32(b[8:12]))
+	}
+	if l < uint64(cmsgHdrLen) || l > uint64(len(b)) {
+		return 0, 0, 0, false
+	}
+	return int(l), level, typ, true
+}
+
+// segmentSize returns the UDP_SEGMENT size in quic-go's control messages, or
+// 0. Other control messages (ECN marks) are dropped: paths may change under
+// quic-go, so ferry does not claim ECN.
+func segmentSize(oob []byte) int {
+	for len(oob) > 0 {
+		l, level, typ, ok := parseCmsgHeader(oob)
+		if !ok {
+			return 0
+		}
+		if level == unix.IPPROTO_UDP && typ == unix.UDP_SEGMENT && l-cmsgHdrLen >= 2 {
+			return int(binary.NativeEndian.Uint16(oob[cmsgHdrLen:]))
+		}
+		next := cmsgAlign(l)
+		if next >= len(oob) {
+			return 0
+		}
+		oob = oob[next:]
+	}
+	return 0
+}
