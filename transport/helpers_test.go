@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -89,13 +90,22 @@ func connectPair(t testing.TB, a, b *Socket, candA, candB []netip.AddrPort) (*Co
 // that they arrive intact and in order.
 func roundTrip(t testing.TB, a, b *Conn, n int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	streamWithHook(t, a, b, n, func() {})
+}
+
+// streamWithHook sends n random bytes from src to dst on one stream and
+// calls hook once, when the receiver has read half of them. It checks that
+// every byte arrives once, in order (SHA-256 of the stream).
+func streamWithHook(t testing.TB, src, dst *Conn, n int, hook func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	payload := make([]byte, n)
 	_, _ = rand.Read(payload)
+	want := sha256.Sum256(payload)
 	errc := make(chan error, 1)
 	go func() {
-		s, err := a.OpenStream(ctx)
+		s, err := src.OpenStream(ctx)
 		if err != nil {
 			errc <- err
 			return
@@ -106,18 +116,32 @@ func roundTrip(t testing.TB, a, b *Conn, n int) {
 		}
 		errc <- s.Close()
 	}()
-	s, err := b.AcceptStream(ctx)
+	s, err := dst.AcceptStream(ctx)
 	if err != nil {
-		t.Fatalf("accept stream: %v", err)
+		t.Fatalf("accept: %v", err)
 	}
-	got, err := io.ReadAll(s)
-	if err != nil {
-		t.Fatalf("read stream: %v", err)
+	h := sha256.New()
+	buf := make([]byte, 32<<10)
+	got, hooked := 0, false
+	for {
+		k, err := s.Read(buf)
+		h.Write(buf[:k])
+		got += k
+		if !hooked && got >= n/2 {
+			hooked = true
+			hook()
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("read after %d of %d bytes: %v", got, n, err)
+		}
 	}
 	if err := <-errc; err != nil {
-		t.Fatalf("write stream: %v", err)
+		t.Fatalf("write: %v", err)
 	}
-	if !bytes.Equal(got, payload) {
-		t.Fatalf("received %d bytes differing from the %d sent", len(got), n)
+	if got != n || !bytes.Equal(h.Sum(nil), want[:]) {
+		t.Fatalf("received %d bytes (want %d), hash match %v", got, n, bytes.Equal(h.Sum(nil), want[:]))
 	}
 }

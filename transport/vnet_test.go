@@ -2,9 +2,7 @@ package transport
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"io"
 	"net/netip"
 	"sync"
@@ -59,59 +57,6 @@ func listenAt(n *vnet.Network, a netip.AddrPort) func() (*vnet.Conn, error) {
 
 func behind(nat *vnet.NAT, a netip.AddrPort) func() (*vnet.Conn, error) {
 	return func() (*vnet.Conn, error) { return nat.Listen(a) }
-}
-
-// streamWithHook sends n random bytes from src to dst on one stream and
-// calls hook once, when the receiver has read half of them. It checks that
-// every byte arrives once, in order (SHA-256 of the stream).
-func streamWithHook(t *testing.T, src, dst *Conn, n int, hook func()) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	payload := make([]byte, n)
-	_, _ = rand.Read(payload)
-	want := sha256.Sum256(payload)
-	errc := make(chan error, 1)
-	go func() {
-		s, err := src.OpenStream(ctx)
-		if err != nil {
-			errc <- err
-			return
-		}
-		if _, err := s.Write(payload); err != nil {
-			errc <- err
-			return
-		}
-		errc <- s.Close()
-	}()
-	s, err := dst.AcceptStream(ctx)
-	if err != nil {
-		t.Fatalf("accept: %v", err)
-	}
-	h := sha256.New()
-	buf := make([]byte, 32<<10)
-	got, hooked := 0, false
-	for {
-		k, err := s.Read(buf)
-		h.Write(buf[:k])
-		got += k
-		if !hooked && got >= n/2 {
-			hooked = true
-			hook()
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("read after %d of %d bytes: %v", got, n, err)
-		}
-	}
-	if err := <-errc; err != nil {
-		t.Fatalf("write: %v", err)
-	}
-	if got != n || !bytes.Equal(h.Sum(nil), want[:]) {
-		t.Fatalf("received %d bytes (want %d), hash match %v", got, n, bytes.Equal(h.Sum(nil), want[:]))
-	}
 }
 
 // TestPassiveMigrationMidStream rebinds the NAT in front of one peer half
