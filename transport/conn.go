@@ -104,11 +104,13 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		// Either end closes the other: the peer or an idle timeout closes
+		// the QUIC connection, Socket.Close closes the endpoint.
 		select {
 		case <-c.qc.Context().Done():
-			_ = c.Close()
 		case <-e.done:
 		}
+		_ = c.Close()
 	}()
 	return c, nil
 }
