@@ -4,10 +4,18 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"os/signal"
 	"runtime"
+	"syscall"
+
+	"ferry/discovery/mailbox"
 )
 
 // version is the release this binary was built from; release builds set it
@@ -24,10 +32,11 @@ const (
 const usage = `ferry sends files peer to peer, paired by a short share code.
 
 Usage:
-  ferry version     print the version and exit
-  ferry help        show this help
+  ferry rendezvous [--listen HOST:PORT]   run a rendezvous server (default :7887)
+  ferry version                           print the version and exit
+  ferry help                              show this help
 
-The desktop app, send, receive and rendezvous arrive in upcoming releases.
+The desktop app, send and receive arrive in upcoming releases.
 `
 
 func main() {
@@ -47,8 +56,40 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
 		return exitOK
+	case "rendezvous":
+		return runRendezvous(args[1:], stderr)
 	default:
 		fmt.Fprintf(stderr, "ferry: unknown command %q\n\n%s", args[0], usage)
 		return exitUsage
 	}
+}
+
+// defaultRendezvousListen is where `ferry rendezvous` listens: TCP for the
+// mailbox and UDP for STUN, on the same port.
+const defaultRendezvousListen = ":7887"
+
+// runRendezvous serves the mailbox and STUN until interrupted, then shuts
+// down gracefully.
+func runRendezvous(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("rendezvous", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", defaultRendezvousListen, "`HOST:PORT` for the mailbox (TCP) and STUN (UDP)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "ferry rendezvous: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger.Info("rendezvous server starting", "listen", *listen, "version", version)
+	err := mailbox.ListenAndServe(ctx, *listen, mailbox.ServerConfig{Logger: logger})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(stderr, "ferry rendezvous: %v\n", err)
+		return exitFailure
+	}
+	logger.Info("rendezvous server stopped")
+	return exitOK
 }

@@ -1,0 +1,54 @@
+package mailbox
+
+import "errors"
+
+// Error is an error reported by the mailbox server (or by a Store). Code is
+// one of the Code* constants (servers may add codes); Message is meant for
+// people.
+type Error struct {
+	Code    string
+	Message string
+}
+
+// Error returns "mailbox: <message> (<code>)".
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return "mailbox: " + e.Code
+	}
+	return "mailbox: " + e.Message + " (" + e.Code + ")"
+}
+
+// Is reports whether target is an *Error with the same Code, so that
+// errors.Is(err, ErrCrowded) works for errors decoded from the wire.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// ErrClosed is returned by Client methods once the connection to the server
+// is gone. When the server said why before closing (for example
+// "shutting_down" or "expired"), the returned error also matches that *Error
+// through errors.As and errors.Is.
+var ErrClosed = errors.New("mailbox: connection closed")
+
+// Errors returned by Store implementations and, decoded from the wire, by
+// Client methods. Compare with errors.Is: matching is by Code.
+var (
+	ErrNoSuchNameplate    = &Error{Code: CodeNoSuchNameplate, Message: "no transfer is waiting under this code; check the code or ask the sender for a new one"}
+	ErrCrowded            = &Error{Code: CodeCrowded, Message: "two people are already using this code"}
+	ErrTooManyNameplates  = &Error{Code: CodeTooManyNameplates, Message: "too many open codes from your address; finish or cancel some transfers first"}
+	ErrMailboxFull        = &Error{Code: CodeMailboxFull, Message: "the mailbox for this code holds too many messages"}
+	ErrNotClaimed         = &Error{Code: CodeNotClaimed, Message: "claim a nameplate first"}
+	ErrAlreadyClaimed     = &Error{Code: CodeAlreadyClaimed, Message: "this connection already claimed a nameplate"}
+	ErrExpired            = &Error{Code: CodeExpired, Message: "this code expired before anyone used it; start a new transfer"}
+	ErrUnsupportedVersion = &Error{Code: CodeUnsupportedVersion, Message: unsupportedVersionMessage}
+	ErrShuttingDown       = &Error{Code: CodeShuttingDown, Message: "the rendezvous server is shutting down; try again in a moment"}
+	ErrRateLimited        = &Error{Code: CodeRateLimited, Message: "too many requests; slow down"}
+)
+
+// closedError is the terminal error of a Client whose server said why it
+// closed the connection: it is the server's *Error and also ErrClosed.
+type closedError struct{ cause *Error }
+
+func (e *closedError) Error() string   { return e.cause.Error() }
+func (e *closedError) Unwrap() []error { return []error{e.cause, ErrClosed} }

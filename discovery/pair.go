@@ -1,0 +1,322 @@
+package discovery
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/google/uuid"
+
+	"ferry/discovery/code"
+	"ferry/discovery/cpace"
+	"ferry/discovery/mailbox"
+	"ferry/transport"
+)
+
+// Role is which side of a transfer this peer is.
+type Role int
+
+// Roles. The sender makes the code; the receiver types it.
+const (
+	Sender Role = iota
+	Receiver
+)
+
+func (r Role) String() string {
+	if r == Receiver {
+		return "receiver"
+	}
+	return "sender"
+}
+
+// Errors callers branch on.
+var (
+	// ErrCodeMismatch: the two sides typed different codes (or someone
+	// guessed). The nameplate is burned; the sender needs a new code.
+	ErrCodeMismatch = errors.New("code mismatch: the code does not match the sender's; check it and ask the sender for a new one")
+	// ErrTampered: a pairing message was altered after the PAKE (a
+	// meddling mailbox server); nothing from it was used.
+	ErrTampered = errors.New("pairing messages were altered in transit; nothing was accepted")
+)
+
+// Offer is what a side tells its peer once the PAKE has authenticated them,
+// encrypted under a key derived from it.
+type Offer struct {
+	// SessionID names the transfer; the sender's is the one both use.
+	SessionID uuid.UUID
+	// Fingerprint is this side's transport certificate, for the peer to pin.
+	Fingerprint transport.Fingerprint
+	// Candidates are addresses this side's transport socket may be reached at.
+	Candidates []netip.AddrPort
+}
+
+// Result is what pairing hands to the transport.
+type Result struct {
+	Role Role
+	// TransportKey authenticates the transport's control packets (32 bytes).
+	TransportKey []byte
+	// SessionID is the sender's transfer session ID.
+	SessionID uuid.UUID
+	// PeerFingerprint pins the peer's certificate.
+	PeerFingerprint transport.Fingerprint
+	// PeerCandidates are the peer's addresses to probe.
+	PeerCandidates []netip.AddrPort
+}
+
+// TransportRole maps the pairing role to the transport's: the sender
+// accepts, the receiver dials.
+func (r *Result) TransportRole() transport.Role {
+	if r.Role == Sender {
+		return transport.RoleAcceptor
+	}
+	return transport.RoleDialer
+}
+
+// Mailbox is the part of a mailbox client pairing uses (*mailbox.Client).
+type Mailbox interface {
+	Add(ctx context.Context, phase string, body []byte) error
+	Receive(ctx context.Context, phase string) ([]byte, error)
+	Close(ctx context.Context, mood mailbox.Mood) error
+}
+
+// Mailbox phases, in order.
+const (
+	phasePAKE    = "pake"
+	phaseConfirm = "confirm"
+	phaseOffer   = "offer"
+)
+
+// maxCandidates bounds the addresses an offer may carry.
+const maxCandidates = 32
+
+// runPAKE pairs over a claimed mailbox: CPace on the code's words, explicit
+// key confirmation both ways, then the encrypted, transcript-bound exchange
+// of offers. On a wrong code it closes the mailbox "scary" (burning the
+// nameplate) and returns ErrCodeMismatch. It does not close the mailbox on
+// success; the caller does.
+func runPAKE(ctx context.Context, mb Mailbox, role Role, c code.Code, own Offer) (*Result, error) {
+	ci := channelID(c.Nameplate)
+	cr, peer := cpace.Initiator, Receiver
+	if role == Receiver {
+		cr, peer = cpace.Responder, Sender
+	}
+	st, msg, err := cpace.Start(cr, c.Password(), ci, nil, []byte(role.String()))
+	if err != nil {
+		return nil, fmt.Errorf("discovery: start PAKE: %w", err)
+	}
+	if err := mb.Add(ctx, phasePAKE, msg); err != nil {
+		return nil, fmt.Errorf("discovery: send PAKE message: %w", err)
+	}
+	peerMsg, err := mb.Receive(ctx, phasePAKE)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: waiting for the other side: %w", err)
+	}
+	isk, err := st.Finish(peerMsg)
+	if err != nil {
+		// A malformed PAKE message is what a wrong or meddling peer sends.
+		_ = mb.Close(ctx, mailbox.Scary)
+		return nil, fmt.Errorf("%w (%v)", ErrCodeMismatch, err)
+	}
+	if string(st.PeerAD()) != peer.String() {
+		_ = mb.Close(ctx, mailbox.Scary)
+		return nil, fmt.Errorf("%w: both sides claim to be the %s", ErrCodeMismatch, role)
+	}
+	transcript := transcriptHash(c.Nameplate, role, msg, peerMsg)
+	ks, err := deriveKeys(isk, transcript)
+	if err != nil {
+		return nil, err
+	}
+
+	if err := mb.Add(ctx, phaseConfirm, ks.confirmTag(role)); err != nil {
+		return nil, fmt.Errorf("discovery: send key confirmation: %w", err)
+	}
+	peerTag, err := mb.Receive(ctx, phaseConfirm)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: waiting for key confirmation: %w", err)
+	}
+	if !hmac.Equal(peerTag, ks.confirmTag(peer)) {
+		_ = mb.Close(ctx, mailbox.Scary)
+		return nil, ErrCodeMismatch
+	}
+
+	sealed, err := ks.seal(role, own)
+	if err != nil {
+		return nil, err
+	}
+	if err := mb.Add(ctx, phaseOffer, sealed); err != nil {
+		return nil, fmt.Errorf("discovery: send offer: %w", err)
+	}
+	peerSealed, err := mb.Receive(ctx, phaseOffer)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: waiting for the other side's offer: %w", err)
+	}
+	theirs, err := ks.open(peer, peerSealed)
+	if err != nil {
+		_ = mb.Close(ctx, mailbox.Scary)
+		return nil, err
+	}
+	res := &Result{
+		Role:            role,
+		TransportKey:    ks.transport,
+		PeerFingerprint: theirs.Fingerprint,
+		PeerCandidates:  theirs.Candidates,
+		SessionID:       own.SessionID,
+	}
+	if role == Receiver {
+		res.SessionID = theirs.SessionID
+	}
+	return res, nil
+}
+
+// channelID binds the PAKE to ferry, the protocol version and the nameplate.
+func channelID(nameplate string) []byte {
+	ci := []byte("ferry/pair/v1")
+	ci = binary.AppendUvarint(ci, uint64(len(nameplate)))
+	return append(ci, nameplate...)
+}
+
+// transcriptHash orders both PAKE messages by role so both sides agree.
+func transcriptHash(nameplate string, role Role, own, peer []byte) []byte {
+	s, r := own, peer
+	if role == Receiver {
+		s, r = peer, own
+	}
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte("ferry/pair/v1 transcript"), []byte(nameplate), s, r} {
+		var l [8]byte
+		binary.BigEndian.PutUint64(l[:], uint64(len(part)))
+		h.Write(l[:])
+		h.Write(part)
+	}
+	return h.Sum(nil)
+}
+
+// pairKeys are everything derived from the PAKE's session key.
+type pairKeys struct {
+	transcript         []byte
+	confirmS, confirmR []byte
+	sealS, sealR       []byte
+	transport          []byte
+}
+
+func deriveKeys(isk, transcript []byte) (*pairKeys, error) {
+	prk, err := hkdf.Extract(sha256.New, isk, transcript)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: derive keys: %w", err)
+	}
+	k := &pairKeys{transcript: transcript}
+	for _, d := range []struct {
+		out  *[]byte
+		info string
+	}{
+		{&k.confirmS, "ferry/pair/v1 confirm sender"},
+		{&k.confirmR, "ferry/pair/v1 confirm receiver"},
+		{&k.sealS, "ferry/pair/v1 offer sender"},
+		{&k.sealR, "ferry/pair/v1 offer receiver"},
+		{&k.transport, "ferry/pair/v1 transport"},
+	} {
+		if *d.out, err = hkdf.Expand(sha256.New, prk, d.info, 32); err != nil {
+			return nil, fmt.Errorf("discovery: derive keys: %w", err)
+		}
+	}
+	return k, nil
+}
+
+func (k *pairKeys) confirmTag(r Role) []byte {
+	key := k.confirmS
+	if r == Receiver {
+		key = k.confirmR
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("ferry/pair/v1 key confirmation"))
+	return m.Sum(nil)
+}
+
+func (k *pairKeys) aead(r Role) (cipher.AEAD, error) {
+	key := k.sealS
+	if r == Receiver {
+		key = k.sealR
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// offerJSON is the offer's wire form, inside the AEAD.
+type offerJSON struct {
+	Version     int      `json:"v"`
+	SessionID   string   `json:"session,omitempty"`
+	Fingerprint string   `json:"fingerprint"`
+	Candidates  []string `json:"candidates"`
+}
+
+// seal encrypts r's offer. Each key seals exactly one message, so a zero
+// nonce is safe; the transcript hash is the associated data, binding the
+// certificate fingerprint to this PAKE run.
+func (k *pairKeys) seal(r Role, o Offer) ([]byte, error) {
+	w := offerJSON{Version: 1, Fingerprint: hex.EncodeToString(o.Fingerprint[:])}
+	if r == Sender {
+		w.SessionID = o.SessionID.String()
+	}
+	for _, c := range o.Candidates {
+		w.Candidates = append(w.Candidates, c.String())
+	}
+	plain, err := json.Marshal(w)
+	if err != nil {
+		return nil, err
+	}
+	a, err := k.aead(r)
+	if err != nil {
+		return nil, err
+	}
+	return a.Seal(nil, make([]byte, a.NonceSize()), plain, k.transcript), nil
+}
+
+// open decrypts and validates the peer's offer.
+func (k *pairKeys) open(r Role, sealed []byte) (Offer, error) {
+	a, err := k.aead(r)
+	if err != nil {
+		return Offer{}, err
+	}
+	plain, err := a.Open(nil, make([]byte, a.NonceSize()), sealed, k.transcript)
+	if err != nil {
+		return Offer{}, ErrTampered
+	}
+	var w offerJSON
+	if err := json.Unmarshal(plain, &w); err != nil || w.Version != 1 {
+		return Offer{}, fmt.Errorf("%w: unreadable offer", ErrTampered)
+	}
+	var o Offer
+	fp, err := hex.DecodeString(w.Fingerprint)
+	if err != nil || len(fp) != len(o.Fingerprint) {
+		return Offer{}, fmt.Errorf("%w: bad fingerprint", ErrTampered)
+	}
+	copy(o.Fingerprint[:], fp)
+	if r == Sender {
+		if o.SessionID, err = uuid.Parse(w.SessionID); err != nil {
+			return Offer{}, fmt.Errorf("%w: bad session id", ErrTampered)
+		}
+	}
+	if len(w.Candidates) > maxCandidates {
+		return Offer{}, fmt.Errorf("%w: %d candidates", ErrTampered, len(w.Candidates))
+	}
+	for _, s := range w.Candidates {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil || ap.Port() == 0 || !ap.Addr().IsValid() {
+			continue // one odd address does not spoil the rest
+		}
+		o.Candidates = append(o.Candidates, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+	}
+	return o, nil
+}

@@ -1,0 +1,238 @@
+package discovery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"ferry/discovery/code"
+	"ferry/discovery/mailbox"
+	"ferry/transport"
+)
+
+// hub is an in-memory mailbox for two sides: the unit's edge in these tests
+// (the real server is exercised in session_test.go). tamper may rewrite a
+// message in flight, as a malicious server could.
+type hub struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	msgs   []hubMsg
+	closed map[string]mailbox.Mood
+	tamper func(side, phase string, body []byte) []byte
+}
+
+type hubMsg struct {
+	side, phase string
+	body        []byte
+}
+
+func newHub() *hub {
+	h := &hub{closed: map[string]mailbox.Mood{}}
+	h.cond = sync.NewCond(&h.mu)
+	return h
+}
+
+type hubSide struct {
+	h    *hub
+	side string
+	read map[string]int // phase -> messages consumed
+}
+
+func (h *hub) side(name string) *hubSide { return &hubSide{h: h, side: name, read: map[string]int{}} }
+
+func (s *hubSide) Add(_ context.Context, phase string, body []byte) error {
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	if s.h.tamper != nil {
+		body = s.h.tamper(s.side, phase, bytes.Clone(body))
+	}
+	s.h.msgs = append(s.h.msgs, hubMsg{s.side, phase, bytes.Clone(body)})
+	s.h.cond.Broadcast()
+	return nil
+}
+
+func (s *hubSide) Receive(ctx context.Context, phase string) ([]byte, error) {
+	stop := context.AfterFunc(ctx, func() { s.h.mu.Lock(); s.h.cond.Broadcast(); s.h.mu.Unlock() })
+	defer stop()
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	for {
+		seen := 0
+		for _, m := range s.h.msgs {
+			if m.side == s.side || m.phase != phase {
+				continue
+			}
+			if seen == s.read[phase] {
+				s.read[phase]++
+				return m.body, nil
+			}
+			seen++
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		s.h.cond.Wait()
+	}
+}
+
+func (s *hubSide) Close(_ context.Context, mood mailbox.Mood) error {
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	s.h.closed[s.side] = mood
+	return nil
+}
+
+func testOffer(t *testing.T, port uint16) Offer {
+	t.Helper()
+	cert, err := transport.NewCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Offer{SessionID: uuid.New(), Fingerprint: cert.Fingerprint, Candidates: []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), port)}}
+}
+
+type pairOutcome struct {
+	res *Result
+	err error
+}
+
+// pairBoth runs both sides over h with the codes given and returns their
+// outcomes.
+func pairBoth(t *testing.T, h *hub, sc, rc code.Code, so, ro Offer) (pairOutcome, pairOutcome) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	sch := make(chan pairOutcome, 1)
+	go func() {
+		r, err := runPAKE(ctx, h.side("s"), Sender, sc, so)
+		sch <- pairOutcome{r, err}
+	}()
+	r, err := runPAKE(ctx, h.side("r"), Receiver, rc, ro)
+	return <-sch, pairOutcome{r, err}
+}
+
+func mustCode(t *testing.T, s string) code.Code {
+	t.Helper()
+	c, err := code.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestPairSameCodeSharesKeysAndOffers(t *testing.T) {
+	c, err := code.New("7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	so, ro := testOffer(t, 1000), testOffer(t, 2000)
+	s, r := pairBoth(t, newHub(), c, c, so, ro)
+	if s.err != nil || r.err != nil {
+		t.Fatalf("sender err %v, receiver err %v", s.err, r.err)
+	}
+	if !bytes.Equal(s.res.TransportKey, r.res.TransportKey) || len(s.res.TransportKey) != 32 {
+		t.Fatal("the two sides derived different transport keys")
+	}
+	if s.res.PeerFingerprint != ro.Fingerprint || r.res.PeerFingerprint != so.Fingerprint {
+		t.Fatal("fingerprints not exchanged")
+	}
+	if r.res.SessionID != so.SessionID || s.res.SessionID != so.SessionID {
+		t.Fatalf("session IDs: sender %v, receiver %v, want the sender's %v", s.res.SessionID, r.res.SessionID, so.SessionID)
+	}
+	if len(r.res.PeerCandidates) != 1 || r.res.PeerCandidates[0] != so.Candidates[0] {
+		t.Fatalf("receiver got candidates %v", r.res.PeerCandidates)
+	}
+	if s.res.TransportRole() == r.res.TransportRole() {
+		t.Fatal("both sides got the same transport role")
+	}
+	// A second pairing with the same code gives fresh keys.
+	s2, _ := pairBoth(t, newHub(), c, c, so, ro)
+	if bytes.Equal(s2.res.TransportKey, s.res.TransportKey) {
+		t.Fatal("two runs with the same code derived the same key")
+	}
+}
+
+func TestPairWrongCodeIsMismatchOnBothSides(t *testing.T) {
+	sc := mustCode(t, "7-aardvark-adroitness")
+	rc := mustCode(t, "7-aardvark-adviser")
+	h := newHub()
+	s, r := pairBoth(t, h, sc, rc, testOffer(t, 1), testOffer(t, 2))
+	if !errors.Is(s.err, ErrCodeMismatch) || !errors.Is(r.err, ErrCodeMismatch) {
+		t.Fatalf("sender err %v, receiver err %v: want code mismatch on both", s.err, r.err)
+	}
+	if h.closed["s"] != mailbox.Scary || h.closed["r"] != mailbox.Scary {
+		t.Fatalf("moods %v: both sides must close scary so the nameplate burns", h.closed)
+	}
+	for _, m := range h.msgs {
+		if m.phase == phaseOffer {
+			t.Fatal("an offer was sent after a failed key confirmation")
+		}
+	}
+}
+
+// TestPairRejectsSubstitutedFingerprint plays a mailbox server that swaps
+// the sealed offer for one of its own making: the receiver rejects it.
+func TestPairRejectsSubstitutedFingerprint(t *testing.T) {
+	c, _ := code.New("9")
+	so, ro := testOffer(t, 1), testOffer(t, 2)
+	// A sealed offer from another run with the same code (what a server
+	// could replay): sealed under that run's keys.
+	var replay []byte
+	h0 := newHub()
+	if s, _ := pairBoth(t, h0, c, c, testOffer(t, 3), testOffer(t, 4)); s.err != nil {
+		t.Fatal(s.err)
+	}
+	for _, m := range h0.msgs {
+		if m.side == "s" && m.phase == phaseOffer {
+			replay = m.body
+		}
+	}
+	// Without the code the server cannot make a valid offer of its own; it
+	// can only alter, cut, forge or replay ciphertext.
+	for name, change := range map[string]func([]byte) []byte{
+		"flipped bit": func(b []byte) []byte { b[len(b)/2] ^= 1; return b },
+		"truncated":   func(b []byte) []byte { return b[:len(b)-1] },
+		"forged":      func(b []byte) []byte { return bytes.Repeat([]byte{0x42}, len(b)) },
+		"replayed":    func([]byte) []byte { return bytes.Clone(replay) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHub()
+			h.tamper = func(side, phase string, body []byte) []byte {
+				if side == "s" && phase == phaseOffer {
+					return change(body)
+				}
+				return body
+			}
+			_, r := pairBoth(t, h, c, c, so, ro)
+			if !errors.Is(r.err, ErrTampered) {
+				t.Fatalf("receiver err %v, want ErrTampered", r.err)
+			}
+		})
+	}
+}
+
+func TestPairRejectsTwoSenders(t *testing.T) {
+	c, _ := code.New("5")
+	h := newHub()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	errs := make(chan error, 2)
+	offer := testOffer(t, 1)
+	for _, side := range []string{"a", "b"} {
+		go func() {
+			_, err := runPAKE(ctx, h.side(side), Sender, c, offer)
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; !errors.Is(err, ErrCodeMismatch) {
+			t.Fatalf("err %v, want code mismatch when both sides claim to send", err)
+		}
+	}
+}
