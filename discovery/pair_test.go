@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"net/netip"
 	"sync"
 	"testing"
@@ -236,3 +238,5 @@ func TestPairRejectsTwoSenders(t *testing.T) {
 		}
 	}
 }
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"ferry/discovery/code"
@@ -23,6 +24,9 @@ type Config struct {
 	// LANWait bounds how long a receiver listens for a LAN beacon when the
 	// rendezvous server does not know the code; default 3 s.
 	LANWait time.Duration
+	// NoLAN turns LAN pairing off: no beacon is sent or listened for, and
+	// pairing needs the rendezvous server.
+	NoLAN bool
 	// Logger receives structured logs (never codes or keys); default slog.Default().
 	Logger *slog.Logger
 }
@@ -50,7 +54,8 @@ type Invitation struct {
 	lan    bool
 	port   uint16             // the embedded mailbox's TCP port
 	stop   context.CancelFunc // stops the embedded mailbox and the beacon
-	done   chan struct{}
+	done   chan struct{}      // closed when the embedded mailbox has stopped
+	wg     sync.WaitGroup     // the beacon goroutine
 }
 
 // Host starts pairing as the sender: it allocates and claims a nameplate on
@@ -69,6 +74,9 @@ func Host(ctx context.Context, cfg Config) (*Invitation, error) {
 		}
 	}
 	if inv.client == nil {
+		if cfg.NoLAN {
+			return nil, fmt.Errorf("discovery: rendezvous server %q unreachable and LAN pairing is off", cfg.Rendezvous)
+		}
 		if err := inv.startLAN(ctx); err != nil {
 			return nil, err
 		}
@@ -90,11 +98,11 @@ func Host(ctx context.Context, cfg Config) (*Invitation, error) {
 		bctx, cancel := context.WithCancel(context.Background())
 		old := inv.stop
 		inv.stop = func() { cancel(); old() }
-		go func() {
+		inv.wg.Go(func() {
 			if err := Announce(bctx, cfg.LANGroup, Beacon{Nameplate: np, Port: inv.port}); err != nil {
 				cfg.Logger.Warn("LAN beacon failed", "err", err)
 			}
-		}()
+		})
 	}
 	return inv, nil
 }
@@ -153,6 +161,7 @@ func (inv *Invitation) Close() {
 	if inv.stop != nil {
 		inv.stop()
 	}
+	inv.wg.Wait()
 	<-inv.done
 }
 
@@ -172,7 +181,12 @@ func Join(ctx context.Context, cfg Config, c code.Code, own Offer) (*Result, err
 			_ = mb.Close(ctx, mailbox.Lonely)
 		}
 		serverErr = err
+		if cfg.NoLAN {
+			return nil, fmt.Errorf("discovery: pair through %s: %w", cfg.Rendezvous, err)
+		}
 		cfg.Logger.Info("rendezvous server did not pair, looking on the local network", "server", cfg.Rendezvous, "err", err)
+	} else if cfg.NoLAN {
+		return nil, errors.New("discovery: no rendezvous server configured and LAN pairing is off")
 	}
 	wait := ctx
 	if cfg.Rendezvous != "" {
