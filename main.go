@@ -32,7 +32,8 @@ const (
 const usage = `ferry sends files peer to peer, paired by a short share code.
 
 Usage:
-  ferry rendezvous [--listen HOST:PORT]   run a rendezvous server (default :7887)
+  ferry rendezvous [--listen HOST:PORT]   run a rendezvous server (default :7887;
+                                          --max-nameplates-per-ip N)
   ferry version                           print the version and exit
   ferry help                              show this help
 
@@ -74,6 +75,7 @@ func runRendezvous(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rendezvous", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", defaultRendezvousListen, "`HOST:PORT` for the mailbox (TCP) and STUN (UDP)")
+	perIP := fs.Int("max-nameplates-per-ip", mailbox.DefaultMaxNameplatesPerIP, "open codes one client address may hold; raise it when many users share one address, -1 for no limit")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -85,7 +87,7 @@ func runRendezvous(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger.Info("rendezvous server starting", "listen", *listen, "version", version)
-	err := mailbox.ListenAndServe(ctx, *listen, mailbox.ServerConfig{Logger: logger})
+	err := mailbox.ListenAndServe(ctx, *listen, mailbox.ServerConfig{Logger: logger, MaxNameplatesPerIP: *perIP})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "ferry rendezvous: %v\n", err)
 		return exitFailure
