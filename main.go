@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"ferry/discovery/mailbox"
+	"ferry/ui/cli"
 )
 
 // version is the release this binary was built from; release builds set it
@@ -32,12 +33,18 @@ const (
 const usage = `ferry sends files peer to peer, paired by a short share code.
 
 Usage:
+  ferry send [--rendezvous HOST:PORT] [--json] PATH...
+                                          send files and folders; prints a code
+  ferry receive [--rendezvous HOST:PORT] [--out DIR] [--yes] [--overwrite] [--json] [CODE]
+                                          receive with the code from the sender
   ferry rendezvous [--listen HOST:PORT]   run a rendezvous server (default :7887;
                                           --max-nameplates-per-ip N)
   ferry version                           print the version and exit
   ferry help                              show this help
 
-The desktop app, send and receive arrive in upcoming releases.
+Run "ferry send -h" or "ferry receive -h" for all flags. Without
+--rendezvous (or FERRY_RENDEZVOUS) the two sides pair on the local network.
+The desktop app arrives in an upcoming release.
 `
 
 func main() {
@@ -59,6 +66,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "rendezvous":
 		return runRendezvous(args[1:], stderr)
+	case "send", "receive":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		// The first Ctrl-C stops the transfer cleanly (partial data is
+		// kept); a second one ends the process at once.
+		context.AfterFunc(ctx, stop)
+		env := cli.OSEnv()
+		env.Stdout, env.Stderr = stdout, stderr
+		if args[0] == "send" {
+			return cli.Send(ctx, args[1:], env)
+		}
+		return cli.Receive(ctx, args[1:], env)
 	default:
 		fmt.Fprintf(stderr, "ferry: unknown command %q\n\n%s", args[0], usage)
 		return exitUsage

@@ -1,0 +1,90 @@
+package transfer
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Adaptive compression: every chunk is offered to zstd at its fastest level
+// and sent compressed only if that saves at least 1/16 of it. Once a file's
+// chunks stop shrinking (media, archives, random data), only every
+// probeEvery-th chunk of it is tried, so incompressible data costs almost
+// nothing while text still compresses.
+const (
+	minSavingsDiv = 16 // a chunk must shrink by at least len/16
+	probeEvery    = 16
+	// skipAfter is how many incompressible chunks in a row start skipping.
+	skipAfter = 2
+)
+
+// fileCompressibility tracks, per file, the run of chunks that did not shrink.
+type fileCompressibility struct {
+	misses []atomic.Int32
+}
+
+func newFileCompressibility(files int) *fileCompressibility {
+	return &fileCompressibility{misses: make([]atomic.Int32, files)}
+}
+
+// compressor is one sending worker's zstd encoder and scratch buffer.
+type compressor struct {
+	enc   *zstd.Encoder
+	buf   []byte
+	stats *fileCompressibility
+}
+
+func newCompressor(stats *fileCompressibility) (*compressor, error) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+	if err != nil {
+		return nil, fmt.Errorf("transfer: zstd encoder: %w", err)
+	}
+	return &compressor{enc: enc, stats: stats}, nil
+}
+
+// compress returns the payload for chunk idx of file and whether it is
+// compressed. The returned slice is valid until the next call.
+func (c *compressor) compress(file, idx int, raw []byte) ([]byte, bool) {
+	miss := &c.stats.misses[file]
+	if m := miss.Load(); m >= skipAfter && idx%probeEvery != 0 {
+		return raw, false
+	}
+	c.buf = c.enc.EncodeAll(raw, c.buf[:0])
+	if len(c.buf) > len(raw)-len(raw)/minSavingsDiv {
+		miss.Add(1)
+		return raw, false
+	}
+	miss.Store(0)
+	return c.buf, true
+}
+
+func (c *compressor) close() { _ = c.enc.Close() }
+
+// decompressor is one receiving stream's zstd decoder.
+type decompressor struct {
+	dec *zstd.Decoder
+}
+
+func newDecompressor(maxChunk int64) (*decompressor, error) {
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(maxChunk)*2), zstd.WithDecoderMaxWindow(uint64(max(maxChunk, 1<<20))))
+	if err != nil {
+		return nil, fmt.Errorf("transfer: zstd decoder: %w", err)
+	}
+	return &decompressor{dec: dec}, nil
+}
+
+// decompress expands payload into dst (capacity at least rawLen) and checks
+// it is exactly rawLen bytes.
+func (d *decompressor) decompress(dst, payload []byte, rawLen int) ([]byte, error) {
+	out, err := d.dec.DecodeAll(payload, dst[:0])
+	if err != nil {
+		return nil, fmt.Errorf("transfer: corrupt compressed chunk: %w", err)
+	}
+	if len(out) != rawLen {
+		return nil, fmt.Errorf("transfer: compressed chunk expands to %d bytes, want %d", len(out), rawLen)
+	}
+	return out, nil
+}
+
+func (d *decompressor) close() { d.dec.Close() }

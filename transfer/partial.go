@@ -1,0 +1,856 @@
+package transfer
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// PartialDirName is the hidden folder, inside the download folder, that
+// holds data being received.
+const PartialDirName = ".ferry-partial"
+
+// Journal layout: a fixed header, then one 4-byte little-endian chunk index
+// per verified chunk.
+const (
+	journalMagic   = "FRYJ"
+	journalVersion = 1
+	// magic(4) version(4, LE) content id(32) chunk size(8, LE) chunk count(4, LE)
+	journalHeaderLen = 4 + 4 + 32 + 8 + 4
+	journalRecLen    = 4
+)
+
+// Journal sync policy: records are made durable after this many, or after
+// this long, whichever comes first.
+const (
+	journalBatch    = 16
+	journalInterval = 250 * time.Millisecond
+)
+
+const diskFullHint = "free some space and run the same command again: received data is kept and will be resumed"
+
+// PartialStore holds the receiver's resumable state in
+// <download folder>/.ferry-partial: for each file being received,
+// "<ContentID hex>.part" (the data, preallocated to the file's size, written
+// at chunk offsets) and "<ContentID hex>.journal" (which chunks are
+// verified). Files are named by content, so a transfer resumes whatever the
+// files are called, and entries with identical content share one part file.
+type PartialStore struct {
+	dir string
+	// batch and interval are the journal sync policy (journalBatch and
+	// journalInterval; tests change them).
+	batch    int
+	interval time.Duration
+
+	mu   sync.Mutex
+	open map[Hash]*partState // states with open handles
+}
+
+// OpenPartialStore opens the partial store of outDir, which must exist,
+// creating outDir/.ferry-partial (mode 0700) if needed.
+func OpenPartialStore(outDir string) (*PartialStore, error) {
+	fi, err := os.Stat(outDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, Errorf(KindNotFound, "create it or choose another folder", "the download folder %q does not exist", outDir)
+	}
+	if err != nil {
+		return nil, Errorf(KindInternal, "", "cannot use download folder %q: %w", outDir, err)
+	}
+	if !fi.IsDir() {
+		return nil, Errorf(KindBadPath, "choose a folder to save into", "%q is not a folder", outDir)
+	}
+	dir := filepath.Join(outDir, PartialDirName)
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, ioErr("creating", dir, err)
+	}
+	fi, err = os.Lstat(dir)
+	if err != nil {
+		return nil, ioErr("opening", dir, err)
+	}
+	if !fi.IsDir() { // also refuses a symbolic link
+		return nil, Errorf(KindBadPath, "remove or rename it", "%q is not a folder", dir)
+	}
+	return &PartialStore{dir: dir, open: map[Hash]*partState{}, batch: journalBatch, interval: journalInterval}, nil
+}
+
+// Remove removes the store's folder if it is empty; partial data that is
+// still there (to be resumed later) is kept, and that is not an error.
+func (s *PartialStore) Remove() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ents, err := os.ReadDir(s.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return ioErr("reading", s.dir, err)
+	}
+	if len(ents) > 0 || len(s.open) > 0 {
+		return nil
+	}
+	if err := os.Remove(s.dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return ioErr("removing", s.dir, err)
+	}
+	return nil
+}
+
+// Open opens the partial state of f for chunks of chunkSize bytes, creating
+// it if there is none. A journal whose header does not match f (content id,
+// chunk size, chunk count), or whose part file is missing or has the wrong
+// size, is discarded and the file restarted from nothing. Opening a file
+// with the same content as one already open returns another handle on the
+// same state (see Finalize). Every handle must be closed.
+func (s *PartialStore) Open(f *FileEntry, chunkSize int64) (*PartialFile, error) {
+	switch {
+	case f.Dir:
+		return nil, Errorf(KindInternal, "", "partial store: %q is a folder", f.Path)
+	case chunkSize <= 0 || f.Size < 0:
+		return nil, Errorf(KindInternal, "", "partial store: bad size %d or chunk size %d for %q", f.Size, chunkSize, f.Path)
+	case int64(len(f.Chunks)) != chunkCount(f.Size, chunkSize) || int64(len(f.Chunks)) > math.MaxUint32:
+		return nil, Errorf(KindInternal, "", "partial store: %q has %d chunk hashes for %d bytes", f.Path, len(f.Chunks), f.Size)
+	}
+	p := &PartialFile{mode: f.Mode & 0o777, mtime: f.ModTime}
+	if f.Size == 0 {
+		p.st = &partState{chunkSize: chunkSize, refs: 1, active: 1}
+		return p, nil
+	}
+	id := f.ContentID()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.open[id]; st != nil {
+		if st.chunkSize != chunkSize {
+			return nil, Errorf(KindInternal, "", "partial store: %q is open with chunk size %d, not %d", f.Path, st.chunkSize, chunkSize)
+		}
+		st.refs++
+		st.active++
+		p.st = st
+		return p, nil
+	}
+	st, err := s.load(id, f, chunkSize)
+	if err != nil {
+		return nil, err
+	}
+	s.open[id] = st
+	p.st = st
+	return p, nil
+}
+
+// load opens or creates the part and journal files of content id.
+func (s *PartialStore) load(id Hash, f *FileEntry, chunkSize int64) (*partState, error) {
+	n := len(f.Chunks)
+	st := &partState{
+		store:     s,
+		id:        id,
+		size:      f.Size,
+		chunkSize: chunkSize,
+		chunks:    f.Chunks,
+		partPath:  filepath.Join(s.dir, id.String()+".part"),
+		jPath:     filepath.Join(s.dir, id.String()+".journal"),
+		have:      make([]bool, n),
+		lastSync:  time.Now(),
+		refs:      1,
+		active:    1,
+	}
+	j, err := os.OpenFile(st.jPath, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, ioErr("opening", st.jPath, err)
+	}
+	_ = os.Chmod(st.partPath, 0o600) // a crash inside Finalize may have left it read-only
+	data, err := os.OpenFile(st.partPath, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		j.Close()
+		return nil, ioErr("opening", st.partPath, err)
+	}
+	st.journal, st.data = j, data
+	if err := st.loadJournal(); err != nil {
+		j.Close()
+		data.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// loadJournal reads the journal into st.have, or restarts the file when the
+// journal cannot be trusted.
+func (st *partState) loadJournal() error {
+	raw, err := io.ReadAll(st.journal)
+	if err != nil {
+		return ioErr("reading", st.jPath, err)
+	}
+	dfi, err := st.data.Stat()
+	if err != nil {
+		return ioErr("reading", st.partPath, err)
+	}
+	hdr := st.header()
+	if len(raw) >= journalHeaderLen && string(raw[:journalHeaderLen]) == string(hdr) && dfi.Size() == st.size {
+		recs := raw[journalHeaderLen:]
+		whole := len(recs) - len(recs)%journalRecLen
+		for off := 0; off < whole; off += journalRecLen {
+			i := binary.LittleEndian.Uint32(recs[off:])
+			if int64(i) < int64(len(st.have)) && !st.have[i] {
+				st.have[i] = true
+				st.count++
+				st.haveBytes += int64(st.chunkLen(int(i)))
+			}
+		}
+		st.jlen = int64(journalHeaderLen + whole)
+		if whole != len(recs) { // torn last record: cut it so appends stay aligned
+			if err := st.journal.Truncate(st.jlen); err != nil {
+				return ioErr("repairing", st.jPath, err)
+			}
+		}
+		return nil
+	}
+	// Restart: first make the journal claim nothing, then reset the data.
+	if err := st.journal.Truncate(0); err != nil {
+		return ioErr("resetting", st.jPath, err)
+	}
+	if _, err := st.journal.WriteAt(hdr, 0); err != nil {
+		return ioErr("writing", st.jPath, err)
+	}
+	if err := st.journal.Sync(); err != nil {
+		return ioErr("writing", st.jPath, err)
+	}
+	st.jlen = journalHeaderLen
+	if err := st.data.Truncate(0); err != nil {
+		return ioErr("resetting", st.partPath, err)
+	}
+	if err := st.data.Truncate(st.size); err != nil {
+		return ioErr("preallocating", st.partPath, err)
+	}
+	return nil
+}
+
+// partState is the shared state of one part file and its journal.
+type partState struct {
+	store     *PartialStore // nil for empty files
+	id        Hash
+	size      int64
+	chunkSize int64
+	chunks    []Hash
+	partPath  string
+	jPath     string
+
+	// life is held for reading while the files are used and for writing
+	// while they are closed, moved or verified. Lock order: store.mu,
+	// life, io, mu.
+	life    sync.RWMutex
+	closed  bool     // files closed (set under life and mu)
+	data    *os.File // the part file
+	journal *os.File
+
+	io   sync.Mutex // serializes journal writes and syncs
+	jlen int64      // journal length; under io (or life held for writing)
+
+	mu        sync.Mutex
+	have      []bool
+	count     int
+	haveBytes int64
+	pending   []uint32 // verified, not yet in the journal
+	lastSync  time.Time
+	timer     *time.Timer
+	err       error // sticky: a failed sync makes the state unusable
+
+	refs   int // open handles; under store.mu
+	active int // open handles not yet finalized; under store.mu
+}
+
+func (st *partState) n() int { return len(st.chunks) }
+
+func (st *partState) chunkLen(i int) int {
+	return int(min(st.chunkSize, st.size-int64(i)*st.chunkSize))
+}
+
+func (st *partState) header() []byte {
+	h := make([]byte, journalHeaderLen)
+	copy(h, journalMagic)
+	binary.LittleEndian.PutUint32(h[4:], journalVersion)
+	copy(h[8:40], st.id[:])
+	binary.LittleEndian.PutUint64(h[40:], uint64(st.chunkSize))
+	binary.LittleEndian.PutUint32(h[48:], uint32(st.n()))
+	return h
+}
+
+// flush makes pending journal records durable: the data file is synced
+// first, so a record never claims data that is not on disk. With force the
+// files are synced even when nothing is pending. The caller holds life (for
+// reading or writing) and io, or life for writing.
+func (st *partState) flushLocked(force bool) error {
+	st.mu.Lock()
+	if st.err != nil {
+		err := st.err
+		st.mu.Unlock()
+		return err
+	}
+	recs := st.pending
+	st.pending = nil
+	st.mu.Unlock()
+	if len(recs) == 0 && !force {
+		return nil
+	}
+	err := st.data.Sync()
+	if err == nil && len(recs) > 0 {
+		buf := make([]byte, journalRecLen*len(recs))
+		for k, i := range recs {
+			binary.LittleEndian.PutUint32(buf[k*journalRecLen:], i)
+		}
+		_, err = st.journal.WriteAt(buf, st.jlen)
+		st.jlen += int64(len(buf))
+	}
+	if err == nil {
+		err = st.journal.Sync()
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err != nil {
+		st.err = ioErr("saving", st.partPath, err)
+		return st.err
+	}
+	st.lastSync = time.Now()
+	return nil
+}
+
+// flush is flushLocked for callers holding no lock.
+func (st *partState) flush(force bool) error {
+	st.life.RLock()
+	defer st.life.RUnlock()
+	if st.closed {
+		return nil
+	}
+	st.io.Lock()
+	defer st.io.Unlock()
+	return st.flushLocked(force)
+}
+
+// rewriteJournalLocked replaces the journal records with the chunks now in
+// st.have. The caller holds life for writing. Dropping records is always
+// safe, so the journal is rewritten in place.
+func (st *partState) rewriteJournalLocked() error {
+	st.mu.Lock()
+	st.pending = nil
+	recs := make([]byte, 0, st.count*journalRecLen)
+	for i, ok := range st.have {
+		if ok {
+			recs = binary.LittleEndian.AppendUint32(recs, uint32(i))
+		}
+	}
+	st.mu.Unlock()
+	err := st.data.Sync()
+	if err == nil {
+		err = st.journal.Truncate(journalHeaderLen)
+	}
+	if err == nil {
+		_, err = st.journal.WriteAt(recs, journalHeaderLen)
+	}
+	if err == nil {
+		err = st.journal.Sync()
+	}
+	st.jlen = int64(journalHeaderLen + len(recs))
+	if err != nil {
+		st.mu.Lock()
+		st.err = ioErr("saving", st.jPath, err)
+		st.mu.Unlock()
+		return st.err
+	}
+	return nil
+}
+
+// closeFilesLocked flushes and closes the files. The caller holds store.mu
+// and life for writing.
+func (st *partState) closeFilesLocked() error {
+	if st.closed || st.store == nil {
+		return nil
+	}
+	st.mu.Lock()
+	if st.timer != nil {
+		st.timer.Stop()
+		st.timer = nil
+	}
+	st.mu.Unlock()
+	err := st.flushLocked(false)
+	if e := st.data.Close(); err == nil && e != nil {
+		err = ioErr("closing", st.partPath, e)
+	}
+	if e := st.journal.Close(); err == nil && e != nil {
+		err = ioErr("closing", st.jPath, e)
+	}
+	st.mu.Lock()
+	st.closed = true
+	st.mu.Unlock()
+	return err
+}
+
+// PartialFile is a handle on the partial state of one file being received.
+// WriteChunk, MarkVerified and the query methods are safe for concurrent use
+// from several goroutines; Finalize and Close must not overlap other calls
+// on the same handle.
+type PartialFile struct {
+	st        *partState
+	mode      uint32
+	mtime     int64
+	closed    atomic.Bool
+	finalized atomic.Bool
+}
+
+var errPartialClosed = Errorf(KindInternal, "", "partial file is closed or finalized")
+
+func (p *PartialFile) usable() error {
+	if p.closed.Load() || p.finalized.Load() {
+		return errPartialClosed
+	}
+	return nil
+}
+
+// Have reports whether chunk i has been verified.
+func (p *PartialFile) Have(i int) bool {
+	st := p.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return i >= 0 && i < len(st.have) && st.have[i]
+}
+
+// HaveCount returns the number of verified chunks.
+func (p *PartialFile) HaveCount() int {
+	st := p.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.count
+}
+
+// HaveBytes returns the total length of the verified chunks.
+func (p *PartialFile) HaveBytes() int64 {
+	st := p.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.haveBytes
+}
+
+// Complete reports whether every chunk has been verified (always true for
+// an empty file).
+func (p *PartialFile) Complete() bool {
+	st := p.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.count == len(st.have)
+}
+
+// WriteChunk writes chunk i (which must have exactly its chunk's length) at
+// its offset in the part file. It does not mark the chunk verified; call
+// MarkVerified once its hash has been checked. A full disk or exhausted
+// quota is an *Error of kind KindDiskFull wrapping the OS error.
+func (p *PartialFile) WriteChunk(i int, data []byte) error {
+	if err := p.usable(); err != nil {
+		return err
+	}
+	st := p.st
+	if i < 0 || i >= st.n() {
+		return Errorf(KindInternal, "", "chunk %d out of range [0, %d)", i, st.n())
+	}
+	if len(data) != st.chunkLen(i) {
+		return Errorf(KindInternal, "", "chunk %d is %d bytes, want %d", i, len(data), st.chunkLen(i))
+	}
+	st.life.RLock()
+	defer st.life.RUnlock()
+	if st.closed {
+		return errPartialClosed
+	}
+	if _, err := st.data.WriteAt(data, int64(i)*st.chunkSize); err != nil {
+		return ioErr("writing", st.partPath, err)
+	}
+	startWriteback(st.data, int64(i)*st.chunkSize, int64(len(data)))
+	return nil
+}
+
+// MarkVerified records that chunk i, already written, matched its hash.
+// Records reach the journal in batches, after 16 records or when 250 ms have
+// passed since the last sync (also with no further calls), and each batch
+// is preceded by an fsync of the data file, so the journal never claims
+// data that is not on disk. Marking a chunk twice is harmless.
+func (p *PartialFile) MarkVerified(i int) error {
+	if err := p.usable(); err != nil {
+		return err
+	}
+	st := p.st
+	if i < 0 || i >= st.n() {
+		return Errorf(KindInternal, "", "chunk %d out of range [0, %d)", i, st.n())
+	}
+	st.mu.Lock()
+	if st.err != nil {
+		err := st.err
+		st.mu.Unlock()
+		return err
+	}
+	if st.have[i] {
+		st.mu.Unlock()
+		return nil
+	}
+	st.have[i] = true
+	st.count++
+	st.haveBytes += int64(st.chunkLen(i))
+	st.pending = append(st.pending, uint32(i))
+	now := len(st.pending) >= st.store.batch || time.Since(st.lastSync) >= st.store.interval
+	if now && st.timer != nil {
+		// This sync covers what the idle timer was waiting for.
+		st.timer.Stop()
+		st.timer = nil
+	}
+	if !now && st.timer == nil {
+		st.timer = time.AfterFunc(st.store.interval, func() {
+			st.mu.Lock()
+			st.timer = nil
+			st.mu.Unlock()
+			_ = st.flush(false) // a failure is sticky and reported by the next call
+		})
+	}
+	st.mu.Unlock()
+	if now {
+		return st.flush(false)
+	}
+	return nil
+}
+
+// Sync makes everything written and marked so far durable now: the data
+// file is synced, then the journal.
+func (p *PartialFile) Sync() error {
+	if p.closed.Load() || p.st.store == nil {
+		return nil
+	}
+	return p.st.flush(true)
+}
+
+// BadChunksError lists the chunks of a file that Finalize found not to
+// match their hashes (including chunks never received). They are no longer
+// marked verified and must be received again.
+type BadChunksError struct {
+	Indices []int
+}
+
+// Error lists the bad chunk indices (the first 20 of them).
+func (e *BadChunksError) Error() string {
+	const show = 20
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d chunk(s) failed verification and must be received again:", len(e.Indices))
+	for k, i := range e.Indices {
+		if k == show {
+			fmt.Fprintf(&b, " ... (%d more)", len(e.Indices)-show)
+			break
+		}
+		fmt.Fprintf(&b, " %d", i)
+	}
+	return b.String()
+}
+
+// Finalize verifies the whole part file against the manifest's chunk
+// hashes, syncs it, sets its permission bits (group and other write
+// permission removed) and modification time, and moves it to dest without
+// ever replacing an existing file: if dest exists, the error wraps
+// fs.ErrExist (kind KindBadPath) and the partial state is untouched, so the
+// caller may retry with another name. The folder of dest must exist. The
+// journal is then deleted.
+//
+// A chunk that does not match is unmarked (and the journal rewritten) and
+// Finalize returns a *BadChunksError listing all such chunks. A chunk that
+// was not marked but does match is marked.
+//
+// When other open handles share this content and have not been finalized
+// yet, dest receives a copy and the part file stays for them; the last one
+// moves it. An empty file needs no part file: dest is created exclusively.
+func (p *PartialFile) Finalize(dest string) error {
+	if err := p.usable(); err != nil {
+		return err
+	}
+	st := p.st
+	perm := fs.FileMode(p.mode) &^ 0o022
+	mtime := time.Unix(0, p.mtime)
+	if st.store == nil {
+		if err := createEmpty(dest, perm, mtime); err != nil {
+			return err
+		}
+		p.finalized.Store(true)
+		return nil
+	}
+	if err := noFileAt(dest); err != nil {
+		return err
+	}
+	if err := p.verify(); err != nil {
+		return err
+	}
+
+	s := st.store
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.life.Lock()
+	defer st.life.Unlock()
+	if st.closed {
+		return errPartialClosed
+	}
+	if st.active > 1 {
+		// Others still need the data: give dest a copy.
+		if err := copyNoReplace(st.data, st.size, dest, perm, mtime); err != nil {
+			return err
+		}
+		st.active--
+		p.finalized.Store(true)
+		return nil
+	}
+	if err := st.data.Chmod(perm); err != nil {
+		return ioErr("finishing", st.partPath, err)
+	}
+	if err := st.closeFilesLocked(); err != nil {
+		return err
+	}
+	reopen := func() error { // keep the state usable after a failed move
+		_ = os.Chmod(st.partPath, 0o600) // undo a read-only perm
+		d, err1 := os.OpenFile(st.partPath, os.O_RDWR, 0)
+		j, err2 := os.OpenFile(st.jPath, os.O_RDWR, 0)
+		if err := errors.Join(err1, err2); err != nil {
+			if d != nil {
+				d.Close()
+			}
+			if j != nil {
+				j.Close()
+			}
+			delete(s.open, st.id)
+			return ioErr("reopening", st.partPath, err)
+		}
+		st.mu.Lock()
+		st.data, st.journal, st.closed = d, j, false
+		st.mu.Unlock()
+		return nil
+	}
+	failed := func(err error) error {
+		if rerr := reopen(); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return err
+	}
+	if err := os.Chtimes(st.partPath, time.Time{}, mtime); err != nil {
+		return failed(ioErr("finishing", st.partPath, err))
+	}
+	if err := moveNoReplace(st.partPath, dest); err != nil {
+		if !errors.Is(err, fs.ErrExist) {
+			// No link or rename here (another volume, a filesystem
+			// without links): copy.
+			d, oerr := os.Open(st.partPath)
+			if oerr == nil {
+				err = copyNoReplace(d, st.size, dest, perm, mtime)
+				d.Close()
+				if err == nil {
+					os.Remove(st.partPath)
+				}
+			}
+		}
+		if err != nil {
+			return failed(err)
+		}
+	}
+	syncDir(filepath.Dir(dest))
+	_ = os.Remove(st.jPath)
+	st.active--
+	delete(s.open, st.id)
+	p.finalized.Store(true)
+	return nil
+}
+
+// verify re-hashes every chunk of the part file, unmarking chunks that do
+// not match and marking those that do.
+func (p *PartialFile) verify() error {
+	st := p.st
+	st.life.Lock()
+	defer st.life.Unlock()
+	if st.closed {
+		return errPartialClosed
+	}
+	if err := st.flushLocked(false); err != nil {
+		return err
+	}
+	var bad []int
+	changed := false
+	buf := make([]byte, min(st.chunkSize, st.size))
+	for i := range st.n() {
+		b := buf[:st.chunkLen(i)]
+		if _, err := st.data.ReadAt(b, int64(i)*st.chunkSize); err != nil {
+			return ioErr("verifying", st.partPath, err)
+		}
+		ok := HashChunk(b) == st.chunks[i]
+		st.mu.Lock()
+		if ok != st.have[i] {
+			changed = true
+			st.have[i] = ok
+			d := 1
+			if !ok {
+				d = -1
+			}
+			st.count += d
+			st.haveBytes += int64(d * len(b))
+		}
+		st.mu.Unlock()
+		if !ok {
+			bad = append(bad, i)
+		}
+	}
+	if changed {
+		if err := st.rewriteJournalLocked(); err != nil {
+			return err
+		}
+	}
+	if len(bad) > 0 {
+		return &BadChunksError{Indices: bad}
+	}
+	if err := st.data.Sync(); err != nil {
+		return ioErr("saving", st.partPath, err)
+	}
+	return nil
+}
+
+// Close flushes the journal and releases the handle. Partial data stays on
+// disk to be resumed. Closing twice is harmless.
+func (p *PartialFile) Close() error {
+	if p.closed.Swap(true) {
+		return nil
+	}
+	st := p.st
+	if st.store == nil {
+		return nil
+	}
+	s := st.store
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.refs--
+	if !p.finalized.Load() {
+		st.active--
+	}
+	if st.refs > 0 {
+		return st.flush(false)
+	}
+	if s.open[st.id] == st {
+		delete(s.open, st.id)
+	}
+	st.life.Lock()
+	defer st.life.Unlock()
+	return st.closeFilesLocked()
+}
+
+// noFileAt returns an error wrapping fs.ErrExist if something is at dest.
+func noFileAt(dest string) error {
+	if _, err := os.Lstat(dest); err == nil {
+		return errDestExists(dest)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return ioErr("checking", dest, err)
+	}
+	return nil
+}
+
+func errDestExists(dest string) error {
+	return Errorf(KindBadPath, "choose another name", "cannot save to %q: %w", dest, fs.ErrExist)
+}
+
+// moveNoReplace moves src to dst unless something is at dst (error wrapping
+// fs.ErrExist). A hard link makes that atomic; where links are not
+// supported it falls back to check-then-rename.
+func moveNoReplace(src, dst string) error {
+	err := os.Link(src, dst)
+	if err == nil {
+		_ = os.Remove(src)
+		return nil
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return errDestExists(dst)
+	}
+	if err := noFileAt(dst); err != nil {
+		return err
+	}
+	if err := os.Rename(src, dst); err != nil {
+		return ioErr("moving into place", dst, err)
+	}
+	return nil
+}
+
+// copyNoReplace copies size bytes of src to a new file at dst with the
+// given permissions and modification time, without replacing anything at
+// dst. The copy is written to a temporary file beside dst first, so dst
+// never appears half-written.
+func copyNoReplace(src *os.File, size int64, dst string, perm fs.FileMode, mtime time.Time) error {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".ferry-tmp-*")
+	if err != nil {
+		return ioErr("creating a file beside", dst, err)
+	}
+	name := tmp.Name()
+	_, err = io.Copy(tmp, io.NewSectionReader(src, 0, size))
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if err == nil {
+		err = tmp.Chmod(perm)
+	}
+	if e := tmp.Close(); err == nil {
+		err = e
+	}
+	if err == nil {
+		err = os.Chtimes(name, time.Time{}, mtime)
+	}
+	if err != nil {
+		os.Remove(name)
+		return ioErr("writing", dst, err)
+	}
+	if err := moveNoReplace(name, dst); err != nil {
+		os.Remove(name)
+		return err
+	}
+	return nil
+}
+
+// createEmpty creates an empty file at dst, failing if anything is there.
+func createEmpty(dst string, perm fs.FileMode, mtime time.Time) error {
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return errDestExists(dst)
+	}
+	if err != nil {
+		return ioErr("creating", dst, err)
+	}
+	err = f.Chmod(perm)
+	if err == nil {
+		err = f.Sync()
+	}
+	if e := f.Close(); err == nil {
+		err = e
+	}
+	if err == nil {
+		err = os.Chtimes(dst, time.Time{}, mtime)
+	}
+	if err != nil {
+		return ioErr("creating", dst, err)
+	}
+	return nil
+}
+
+// syncDir makes a rename in dir durable, where the OS supports it.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
+
+// ioErr classifies a filesystem error: KindDiskFull for a full disk or
+// exhausted quota, KindInternal otherwise. It wraps err.
+func ioErr(op, path string, err error) error {
+	var e *Error
+	if errors.As(err, &e) {
+		return err
+	}
+	if isDiskFull(err) {
+		return Errorf(KindDiskFull, diskFullHint, "%s %q: %w", op, path, err)
+	}
+	return Errorf(KindInternal, "", "%s %q: %w", op, path, err)
+}

@@ -1,0 +1,593 @@
+package transfer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// ReceiveOptions configure Receive.
+type ReceiveOptions struct {
+	// OutDir is where files are saved; it must exist.
+	OutDir string
+	// Overwrite replaces existing files instead of saving "name (1).ext".
+	Overwrite bool
+	// Accept decides on the offer (after EventOffer); nil accepts.
+	Accept func(ctx context.Context, m *Manifest) (bool, error)
+	Sink   Sink
+	Limits Limits
+}
+
+// freeSpaceMargin is kept free on the receiving disk beyond the transfer.
+const freeSpaceMargin = 16 << 20
+
+// Receive takes an offer on conn and, if accepted, receives every file into
+// opts.OutDir: chunks are verified on arrival, written to resumable partial
+// files, and each file is verified whole before it is moved into place.
+func Receive(ctx context.Context, conn Conn, opts ReceiveOptions) (Stats, error) {
+	emit := safeSink(opts.Sink)
+	start := time.Now()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	ctl, err := conn.AcceptStream(ctx)
+	if err != nil {
+		return Stats{}, peerGone(err)
+	}
+	// Reads and writes on the control stream do not watch ctx.
+	stopCtl := context.AfterFunc(ctx, func() { ctl.CancelRead(codeCanceled); ctl.CancelWrite(codeCanceled) })
+	defer stopCtl()
+	var wire atomic.Int64
+	f, err := readControl(ctl)
+	if err != nil {
+		return Stats{}, peerGone(err)
+	}
+	wire.Add(int64(len(f.payload)) + 5)
+	if f.typ != frameHello || len(f.payload) < 1 {
+		return Stats{}, fmt.Errorf("transfer: the sender did not start with an offer")
+	}
+	if f.payload[0] != protocolVersion {
+		err := Errorf(KindInternal, "use the same ferry version on both sides", "the sender speaks transfer protocol %d, this ferry speaks %d", f.payload[0], protocolVersion)
+		_ = writeControlJSON(ctl, frameError, errorMsg{Kind: KindInternal, Message: err.Error()})
+		return Stats{}, err
+	}
+	m, err := UnmarshalManifest(f.payload[1:], opts.Limits)
+	if err != nil {
+		_ = writeControlJSON(ctl, frameError, errorMsg{Kind: KindOf(err), Message: "the receiver rejected the offer: " + err.Error()})
+		awaitHangup(ctl)
+		return Stats{}, err
+	}
+	emit(Event{Kind: EventOffer, Files: m.FileCount(), Bytes: m.TotalSize(), Names: topNames(m, 5), Dest: opts.OutDir})
+	if opts.Accept != nil {
+		emit(Event{Kind: EventState, State: StateOffered})
+		ok, err := opts.Accept(ctx, m)
+		if err != nil {
+			_ = writeControlJSON(ctl, frameDecline, declineMsg{Reason: "the receiver could not decide"})
+			awaitHangup(ctl)
+			return Stats{}, err
+		}
+		if !ok {
+			_ = writeControlJSON(ctl, frameDecline, declineMsg{Reason: "the receiver said no"})
+			awaitHangup(ctl)
+			return Stats{}, Errorf(KindDeclined, "", "you declined the transfer")
+		}
+	}
+
+	r := &receiver{m: m, opts: opts, ctl: ctl, wire: &wire, emit: emit}
+	if err := r.prepare(); err != nil {
+		_ = writeControlJSON(ctl, frameError, errorMsg{Kind: KindOf(err), Message: err.Error()})
+		r.closePartials()
+		awaitHangup(ctl)
+		return Stats{}, err
+	}
+	defer r.closePartials()
+	if r.skipped > 0 {
+		emit(Event{Kind: EventResumed, SkippedBytes: r.skipped})
+	}
+	if err := writeControlJSON(ctl, frameAccept, r.acceptMsg()); err != nil {
+		return Stats{}, peerGone(err)
+	}
+	emit(Event{Kind: EventState, State: StateReceiving})
+	r.prog = newProgress(emit, m.TotalSize(), r.skipped)
+	r.prog.start(ctx)
+	defer r.prog.stop()
+
+	if err := r.run(ctx, conn); err != nil {
+		if k := KindOf(err); k == KindDiskFull || k == KindBadPath {
+			_ = writeControlJSON(ctl, frameError, errorMsg{Kind: k, Message: err.Error()})
+		}
+		return Stats{}, err
+	}
+	r.prog.finish()
+	emit(Event{Kind: EventState, State: StateDone})
+	return Stats{Files: m.FileCount(), Bytes: m.TotalSize(), Moved: r.prog.moved.Load(), Skipped: r.skipped, WireBytes: wire.Load(), Elapsed: time.Since(start)}, nil
+}
+
+// topNames lists up to n top-level names of the manifest.
+func topNames(m *Manifest, n int) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, f := range m.Files {
+		top, _, _ := strings.Cut(f.Path, "/")
+		if !seen[top] {
+			seen[top] = true
+			out = append(out, top)
+			if len(out) == n {
+				break
+			}
+		}
+	}
+	return out
+}
+
+type receiver struct {
+	m    *Manifest
+	opts ReceiveOptions
+	ctl  *quic.Stream
+	wire *atomic.Int64
+	emit Sink
+	prog *progress
+
+	store    *PartialStore
+	partials []*PartialFile // per file index; nil for dirs and empty files
+	dest     []string       // per file index: final absolute path
+	skipped  int64
+
+	mu        sync.Mutex
+	missing   []int // per file: chunks not yet verified
+	finalized []bool
+	claimed   map[chunkRef]bool // chunks being written or written this run
+}
+
+// claim reserves chunk ci of file fi for writing; false if it is already
+// held (from an earlier run) or claimed by another stream.
+func (r *receiver) claim(fi, ci int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ref := chunkRef{fi, ci}
+	if r.claimed[ref] || r.partials[fi].Have(ci) {
+		return false
+	}
+	r.claimed[ref] = true
+	return true
+}
+
+// unclaim releases a chunk whose write failed verification later.
+func (r *receiver) unclaim(fi int, cs []int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range cs {
+		delete(r.claimed, chunkRef{fi, c})
+	}
+}
+
+// prepare opens the partial store, matches earlier partial state by
+// content, checks free space and picks every file's destination.
+func (r *receiver) prepare() error {
+	out, err := filepath.Abs(r.opts.OutDir)
+	if err != nil {
+		return err
+	}
+	if st, err := os.Stat(out); err != nil || !st.IsDir() {
+		return Errorf(KindNotFound, "create it or choose another folder with --out", "the download folder %q does not exist", r.opts.OutDir)
+	}
+	r.store, err = OpenPartialStore(out)
+	if err != nil {
+		return fmt.Errorf("transfer: open partial store: %w", err)
+	}
+	n := len(r.m.Files)
+	r.partials = make([]*PartialFile, n)
+	r.missing = make([]int, n)
+	r.finalized = make([]bool, n)
+	r.claimed = make(map[chunkRef]bool)
+	for i := range r.m.Files {
+		fe := &r.m.Files[i]
+		if fe.Dir || fe.Size == 0 {
+			continue
+		}
+		p, err := r.store.Open(fe, r.m.ChunkSize)
+		if err != nil {
+			return err
+		}
+		r.partials[i] = p
+		r.skipped += p.HaveBytes()
+		r.missing[i] = fe.ChunkCount(r.m.ChunkSize) - p.HaveCount()
+	}
+	if free, err := FreeSpace(out); err == nil && free >= 0 {
+		if need := r.m.TotalSize() - r.skipped + freeSpaceMargin; free < need {
+			return Errorf(KindDiskFull, "free some space or choose another folder with --out",
+				"not enough space in %s: the transfer needs %d more bytes, %d are free", out, need-freeSpaceMargin, free)
+		}
+	}
+	return r.pickDestinations(out)
+}
+
+// pickDestinations maps every entry to its final path. An existing
+// top-level file or folder is kept and the new one saved beside it as
+// "name (1)", unless Overwrite is set.
+func (r *receiver) pickDestinations(out string) error {
+	rename := map[string]string{}
+	r.dest = make([]string, len(r.m.Files))
+	for i, fe := range r.m.Files {
+		top, rest, nested := strings.Cut(fe.Path, "/")
+		final, ok := rename[top]
+		if !ok {
+			p, err := SafeJoin(out, top)
+			if err != nil {
+				return err
+			}
+			if !r.opts.Overwrite {
+				p = UniqueName(p)
+			}
+			final = filepath.Base(p)
+			rename[top] = final
+		}
+		rel := final
+		if nested {
+			rel = final + "/" + rest
+		}
+		p, err := SafeJoin(out, rel)
+		if err != nil {
+			return err
+		}
+		r.dest[i] = p
+	}
+	return nil
+}
+
+func (r *receiver) acceptMsg() acceptMsg {
+	msg := acceptMsg{Have: map[int][]byte{}}
+	for i, p := range r.partials {
+		if p == nil || p.HaveCount() == 0 {
+			continue
+		}
+		n := r.m.Files[i].ChunkCount(r.m.ChunkSize)
+		bm := make([]byte, (n+7)/8)
+		for c := range n {
+			if p.Have(c) {
+				bitmapSet(bm, c)
+			}
+		}
+		msg.Have[i] = bm
+	}
+	return msg
+}
+
+func (r *receiver) closePartials() {
+	for _, p := range r.partials {
+		if p != nil {
+			_ = p.Sync()
+			_ = p.Close()
+		}
+	}
+}
+
+// sentMsg is the payload of SENT: how many data streams the sender has
+// opened so far, so the receiver knows when it has read them all.
+type sentMsg struct {
+	Streams int `json:"streams"`
+}
+
+// run receives chunks until every file is in place, asking again for any
+// chunk that fails verification.
+func (r *receiver) run(ctx context.Context, conn Conn) error {
+	events := make(chan recvEvent, 64)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// Control frames from the sender.
+	wg.Go(func() {
+		for {
+			f, err := readControl(r.ctl)
+			if err != nil {
+				sendEvent(ctx, events, recvEvent{err: peerGone(err), fromControl: true})
+				return
+			}
+			r.wire.Add(int64(len(f.payload)) + 5)
+			sendEvent(ctx, events, recvEvent{frame: &f})
+		}
+	})
+	// Data streams, each read by its own goroutine, at most
+	// maxReadStreams at once (each holds two chunk buffers).
+	var streamsMu sync.Mutex
+	var open []*quic.Stream
+	defer func() {
+		// Unblock every reader on the way out; the sender's side of the
+		// control stream is no longer needed either.
+		r.ctl.CancelRead(codeCanceled)
+		streamsMu.Lock()
+		for _, st := range open {
+			st.CancelRead(codeCanceled)
+		}
+		streamsMu.Unlock()
+	}()
+	slots := make(chan struct{}, maxReadStreams)
+	wg.Go(func() {
+		for {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			st, err := conn.AcceptStream(ctx)
+			if err != nil {
+				sendEvent(ctx, events, recvEvent{err: peerGone(err)})
+				return
+			}
+			st.CancelWrite(codeCanceled)
+			streamsMu.Lock()
+			open = append(open, st)
+			streamsMu.Unlock()
+			wg.Go(func() {
+				defer func() { <-slots }()
+				r.readStream(ctx, st, events)
+			})
+		}
+	})
+	// Finalizing (whole-file verification) runs beside receiving.
+	finalize := make(chan int, len(r.m.Files))
+	wg.Go(func() {
+		for i := range finalize {
+			sendEvent(ctx, events, recvEvent{finalized: i, err: r.finalize(i), isFinal: true})
+		}
+	})
+	defer close(finalize)
+
+	for i := range r.m.Files {
+		if r.missing[i] == 0 && !r.m.Files[i].Dir {
+			finalize <- i
+		}
+	}
+	streamsDone, streamsSent := 0, -1
+	need := map[int][]int{}
+	pendingFinal := r.m.FileCount()
+	if pendingFinal == 0 {
+		return r.complete(ctx, events)
+	}
+	for {
+		var ev recvEvent
+		select {
+		case ev = <-events:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		switch {
+		case ev.isFinal:
+			var bad *BadChunksError
+			switch {
+			case errors.As(ev.err, &bad):
+				r.unclaim(ev.finalized, bad.Indices)
+				r.mu.Lock()
+				r.missing[ev.finalized] += len(bad.Indices)
+				r.mu.Unlock()
+				need[ev.finalized] = append(need[ev.finalized], bad.Indices...)
+			case ev.err != nil:
+				return ev.err
+			default:
+				pendingFinal--
+				if pendingFinal == 0 {
+					return r.complete(ctx, events)
+				}
+			}
+		case ev.err != nil:
+			return ev.err
+		case ev.frame != nil:
+			switch ev.frame.typ {
+			case frameSent:
+				var s sentMsg
+				if err := json.Unmarshal(ev.frame.payload, &s); err != nil {
+					return fmt.Errorf("transfer: bad SENT frame: %w", err)
+				}
+				streamsSent = s.Streams
+			case frameError:
+				return peerError(ev.frame.payload)
+			default:
+				return fmt.Errorf("transfer: unexpected control frame %d from the sender", ev.frame.typ)
+			}
+		case ev.streamDone:
+			streamsDone++
+		case ev.bad:
+			need[ev.file] = append(need[ev.file], ev.chunk)
+		case ev.complete:
+			finalize <- ev.file
+		}
+		// Everything the sender sent has been read: ask for what is still
+		// missing (chunks that failed verification).
+		if streamsSent >= 0 && streamsDone >= streamsSent && len(need) > 0 {
+			if err := writeControlJSON(r.ctl, frameNeed, needMsg{Need: need}); err != nil {
+				return peerGone(err)
+			}
+			need = map[int][]int{}
+			streamsSent = -1
+		}
+	}
+}
+
+func sendEvent(ctx context.Context, ch chan<- recvEvent, ev recvEvent) {
+	select {
+	case ch <- ev:
+	case <-ctx.Done():
+	}
+}
+
+// recvEvent is one thing the receive loop hears from its goroutines.
+type recvEvent struct {
+	frame       *controlFrame
+	err         error
+	fromControl bool
+	streamDone  bool
+	bad         bool // chunk failed verification
+	complete    bool // every chunk of file is verified
+	file, chunk int
+	isFinal     bool // finalize result for file finalized
+	finalized   int
+}
+
+// readStream reads chunk frames from one data stream until its end.
+func (r *receiver) readStream(ctx context.Context, st *quic.Stream, events chan<- recvEvent) {
+	dec, err := newDecompressor(r.m.ChunkSize)
+	if err != nil {
+		sendEvent(ctx, events, recvEvent{err: err})
+		return
+	}
+	defer dec.close()
+	hdr := make([]byte, chunkHeaderLen)
+	payload := make([]byte, r.m.ChunkSize)
+	raw := make([]byte, r.m.ChunkSize)
+	for {
+		if _, err := io.ReadFull(st, hdr); err != nil {
+			if errors.Is(err, io.EOF) {
+				sendEvent(ctx, events, recvEvent{streamDone: true})
+			} else {
+				sendEvent(ctx, events, recvEvent{err: peerGone(err)})
+			}
+			return
+		}
+		h := parseChunkHeader(hdr)
+		if err := h.validate(r.m); err != nil {
+			st.CancelRead(codeCanceled)
+			sendEvent(ctx, events, recvEvent{err: err})
+			return
+		}
+		p := payload[:h.payloadLen]
+		if _, err := io.ReadFull(st, p); err != nil {
+			sendEvent(ctx, events, recvEvent{err: peerGone(err)})
+			return
+		}
+		r.wire.Add(int64(chunkHeaderLen) + int64(h.payloadLen))
+		data := p
+		if h.flags&flagZstd != 0 {
+			if data, err = dec.decompress(raw, p, int(h.rawLen)); err != nil {
+				sendEvent(ctx, events, recvEvent{bad: true, file: int(h.file), chunk: int(h.chunk)})
+				continue
+			}
+		}
+		fi, ci := int(h.file), int(h.chunk)
+		fe := &r.m.Files[fi]
+		if HashChunk(data) != fe.Chunks[ci] {
+			sendEvent(ctx, events, recvEvent{bad: true, file: fi, chunk: ci})
+			continue
+		}
+		pf := r.partials[fi]
+		if !r.claim(fi, ci) {
+			continue // a duplicate from a resend: already being written
+		}
+		if err := pf.WriteChunk(ci, data); err != nil {
+			sendEvent(ctx, events, recvEvent{err: err})
+			return
+		}
+		if err := pf.MarkVerified(ci); err != nil {
+			sendEvent(ctx, events, recvEvent{err: err})
+			return
+		}
+		r.prog.add(int64(len(data)), fe.Path)
+		r.mu.Lock()
+		r.missing[fi]--
+		done := r.missing[fi] == 0
+		r.mu.Unlock()
+		if done {
+			sendEvent(ctx, events, recvEvent{complete: true, file: fi})
+		}
+	}
+}
+
+// finalize verifies file i whole and moves it into place (empty files are
+// created directly).
+func (r *receiver) finalize(i int) error {
+	fe := &r.m.Files[i]
+	dest := r.dest[i]
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return fmt.Errorf("transfer: create folder for %s: %w", fe.Path, err)
+	}
+	if r.opts.Overwrite {
+		if st, err := os.Lstat(dest); err == nil && !st.IsDir() {
+			if err := os.Remove(dest); err != nil {
+				return fmt.Errorf("transfer: replace %s: %w", dest, err)
+			}
+		}
+	}
+	if fe.Size == 0 {
+		f, err := os.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, os.FileMode(fe.Mode&0o777))
+		if err != nil {
+			return fmt.Errorf("transfer: create %s: %w", dest, err)
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		mt := time.Unix(0, fe.ModTime)
+		return os.Chtimes(dest, mt, mt)
+	}
+	return r.partials[i].Finalize(dest)
+}
+
+// complete creates directory entries, removes the partial store if empty,
+// tells the sender everything is in place and waits (briefly) for it to
+// hang up, so closing the connection cannot overtake the DONE frame.
+func (r *receiver) complete(ctx context.Context, events <-chan recvEvent) error {
+	dirs := []int{}
+	for i, fe := range r.m.Files {
+		if fe.Dir {
+			dirs = append(dirs, i)
+		}
+	}
+	// Deepest first, so setting a parent's mtime comes last.
+	sort.Slice(dirs, func(a, b int) bool { return len(r.dest[dirs[a]]) > len(r.dest[dirs[b]]) })
+	for _, i := range dirs {
+		fe := &r.m.Files[i]
+		if err := os.MkdirAll(r.dest[i], 0o755); err != nil {
+			return fmt.Errorf("transfer: create folder %s: %w", fe.Path, err)
+		}
+		_ = os.Chmod(r.dest[i], os.FileMode(fe.Mode&0o777)|0o700)
+		mt := time.Unix(0, fe.ModTime)
+		_ = os.Chtimes(r.dest[i], mt, mt)
+	}
+	r.closePartials()
+	r.partials = make([]*PartialFile, len(r.partials))
+	_ = r.store.Remove()
+	if err := writeControl(r.ctl, frameDone, nil); err != nil {
+		return peerGone(err)
+	}
+	_ = r.ctl.Close()
+	wait := time.NewTimer(doneGrace)
+	defer wait.Stop()
+	for {
+		select {
+		case ev := <-events:
+			if ev.fromControl {
+				return nil
+			}
+		case <-wait.C:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// awaitHangup closes our side of the control stream and waits (at most
+// doneGrace) for the peer to close its side or the connection, so that
+// closing the connection cannot overtake our last frame.
+func awaitHangup(ctl *quic.Stream) {
+	_ = ctl.Close()
+	_ = ctl.SetReadDeadline(time.Now().Add(doneGrace))
+	_, _ = io.Copy(io.Discard, ctl)
+}
+
+// doneGrace bounds the wait for the sender to hang up after DONE.
+const doneGrace = 5 * time.Second
+
+// maxReadStreams bounds the data streams read at once.
+const maxReadStreams = 16

@@ -1,0 +1,353 @@
+package transfer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// Conn is what the engine needs from a peer connection (*transport.Conn).
+type Conn interface {
+	OpenStream(ctx context.Context) (*quic.Stream, error)
+	AcceptStream(ctx context.Context) (*quic.Stream, error)
+}
+
+// DefaultStreams is how many data streams carry chunks in parallel.
+const DefaultStreams = 4
+
+// Stats summarise one run of Send or Receive.
+type Stats struct {
+	Files int
+	// Bytes is the total size of the transfer, including resumed data.
+	Bytes int64
+	// Moved is the raw chunk bytes sent or received this run.
+	Moved int64
+	// Skipped is what the receiver already held from an earlier run.
+	Skipped int64
+	// WireBytes counts payload bytes on the network this run (chunk payloads
+	// after compression, plus control frames).
+	WireBytes int64
+	Elapsed   time.Duration
+}
+
+// SendOptions configure Send.
+type SendOptions struct {
+	Manifest *Manifest
+	// Sources are the on-disk files, parallel to Manifest.Files.
+	Sources []string
+	Streams int
+	Sink    Sink
+}
+
+// streamError codes on the QUIC streams.
+const (
+	codeCanceled quic.StreamErrorCode = 1
+)
+
+// Send offers the manifest on conn and sends what the receiver asks for,
+// until it reports every file verified and in place.
+func Send(ctx context.Context, conn Conn, opts SendOptions) (Stats, error) {
+	m := opts.Manifest
+	if len(opts.Sources) != len(m.Files) {
+		return Stats{}, errors.New("transfer: sources do not match the manifest")
+	}
+	if opts.Streams <= 0 {
+		opts.Streams = DefaultStreams
+	}
+	emit := safeSink(opts.Sink)
+	start := time.Now()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	ctl, err := conn.OpenStream(ctx)
+	if err != nil {
+		return Stats{}, peerGone(err)
+	}
+	defer ctl.CancelRead(codeCanceled)
+	// Reads and writes on the control stream do not watch ctx.
+	stopCtl := context.AfterFunc(ctx, func() { ctl.CancelRead(codeCanceled); ctl.CancelWrite(codeCanceled) })
+	defer stopCtl()
+	var wire atomic.Int64
+	body, err := MarshalManifest(m)
+	if err != nil {
+		return Stats{}, err
+	}
+	hello := append([]byte{protocolVersion}, body...)
+	if err := writeControl(ctl, frameHello, hello); err != nil {
+		return Stats{}, peerGone(err)
+	}
+	wire.Add(int64(len(hello)) + 5)
+	emit(Event{Kind: EventState, State: StateOffered})
+
+	f, err := readControl(ctl)
+	if err != nil {
+		return Stats{}, peerGone(err)
+	}
+	switch f.typ {
+	case frameDecline:
+		var d declineMsg
+		_ = json.Unmarshal(f.payload, &d)
+		return Stats{}, Errorf(KindDeclined, "", "the receiver declined the transfer%s", reasonSuffix(d.Reason))
+	case frameError:
+		return Stats{}, peerError(f.payload)
+	case frameAccept:
+	default:
+		return Stats{}, fmt.Errorf("transfer: unexpected control frame %d before accept", f.typ)
+	}
+	var acc acceptMsg
+	if err := json.Unmarshal(f.payload, &acc); err != nil {
+		return Stats{}, fmt.Errorf("transfer: bad accept message: %w", err)
+	}
+
+	s := &sender{conn: conn, m: m, sources: opts.Sources, streams: opts.Streams, wire: &wire, comp: newFileCompressibility(len(m.Files))}
+	var jobs []chunkRef
+	var skipped int64
+	for i := range m.Files {
+		fe := &m.Files[i]
+		have := acc.Have[i]
+		for c := range fe.ChunkCount(m.ChunkSize) {
+			if bitmapHas(have, c) {
+				skipped += int64(fe.ChunkLen(c, m.ChunkSize))
+				continue
+			}
+			jobs = append(jobs, chunkRef{i, c})
+		}
+	}
+	if skipped > 0 {
+		emit(Event{Kind: EventResumed, SkippedBytes: skipped})
+	}
+	emit(Event{Kind: EventState, State: StateSending})
+	prog := newProgress(emit, m.TotalSize(), skipped)
+	prog.start(ctx)
+	defer prog.stop()
+	s.prog = prog
+
+	// The receiver's control frames arrive while data flows.
+	ctlFrames := make(chan controlFrame, 8)
+	ctlErr := make(chan error, 1)
+	go func() {
+		for {
+			f, err := readControl(ctl)
+			if err != nil {
+				ctlErr <- err
+				return
+			}
+			select {
+			case ctlFrames <- f:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	resends := 0
+	for {
+		if len(jobs) > 0 {
+			if err := s.sendChunks(ctx, jobs); err != nil {
+				return Stats{}, err
+			}
+			jobs = nil
+		}
+		if err := writeControlJSON(ctl, frameSent, sentMsg{Streams: int(s.opened.Load())}); err != nil {
+			return Stats{}, peerGone(err)
+		}
+		select {
+		case f := <-ctlFrames:
+			switch f.typ {
+			case frameDone:
+				prog.finish()
+				st := Stats{Files: m.FileCount(), Bytes: m.TotalSize(), Moved: prog.moved.Load(), Skipped: skipped, WireBytes: wire.Load(), Elapsed: time.Since(start)}
+				_ = ctl.Close()
+				return st, nil
+			case frameNeed:
+				var n needMsg
+				if err := json.Unmarshal(f.payload, &n); err != nil {
+					return Stats{}, fmt.Errorf("transfer: bad need message: %w", err)
+				}
+				if resends++; resends > maxResends {
+					return Stats{}, Errorf(KindInternal, "make sure the files are not being changed while sending, then try again", "chunks still failed verification after %d attempts", maxResends)
+				}
+				for fi, cs := range n.Need {
+					for _, c := range cs {
+						if fi < 0 || fi >= len(m.Files) || c < 0 || c >= m.Files[fi].ChunkCount(m.ChunkSize) {
+							return Stats{}, fmt.Errorf("transfer: receiver asked for unknown chunk %d of file %d", c, fi)
+						}
+						jobs = append(jobs, chunkRef{fi, c})
+					}
+				}
+			case frameError:
+				return Stats{}, peerError(f.payload)
+			default:
+				return Stats{}, fmt.Errorf("transfer: unexpected control frame %d", f.typ)
+			}
+		case err := <-ctlErr:
+			return Stats{}, peerGone(err)
+		case <-ctx.Done():
+			return Stats{}, ctx.Err()
+		}
+	}
+}
+
+// maxResends bounds NEED rounds: a chunk that keeps failing verification
+// means the source changed under us.
+const maxResends = 3
+
+type chunkRef struct{ file, chunk int }
+
+type sender struct {
+	conn    Conn
+	m       *Manifest
+	sources []string
+	streams int
+	wire    *atomic.Int64
+	comp    *fileCompressibility
+	prog    *progress
+	opened  atomic.Int32 // data streams opened so far
+}
+
+// sendChunks writes jobs over up to s.streams new data streams, each fed
+// from one shared queue, so a slow stream does not hold back the others.
+func (s *sender) sendChunks(ctx context.Context, jobs []chunkRef) error {
+	queue := make(chan chunkRef, len(jobs))
+	for _, j := range jobs {
+		queue <- j
+	}
+	close(queue)
+	n := min(s.streams, len(jobs))
+	errc := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { errc <- s.worker(ctx, queue) })
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *sender) worker(ctx context.Context, queue <-chan chunkRef) error {
+	st, err := s.conn.OpenStream(ctx)
+	if err != nil {
+		return peerGone(err)
+	}
+	s.opened.Add(1)
+	st.CancelRead(codeCanceled)
+	// A Write blocked on flow control does not watch ctx: cancel the
+	// stream when ctx ends (a dead peer, the user's Ctrl-C).
+	stop := context.AfterFunc(ctx, func() { st.CancelWrite(codeCanceled) })
+	defer stop()
+	comp, err := newCompressor(s.comp)
+	if err != nil {
+		return err
+	}
+	defer comp.close()
+	files := newFileCache()
+	defer files.close()
+	buf := make([]byte, s.m.ChunkSize)
+	frame := make([]byte, chunkHeaderLen)
+	for ref := range queue {
+		if err := ctx.Err(); err != nil {
+			st.CancelWrite(codeCanceled)
+			return err
+		}
+		fe := &s.m.Files[ref.file]
+		n := fe.ChunkLen(ref.chunk, s.m.ChunkSize)
+		f, err := files.open(s.sources[ref.file])
+		if err != nil {
+			st.CancelWrite(codeCanceled)
+			return Errorf(KindNotFound, "", "read %s: %w", s.sources[ref.file], err)
+		}
+		raw := buf[:n]
+		if k, err := f.ReadAt(raw, int64(ref.chunk)*s.m.ChunkSize); k != n {
+			st.CancelWrite(codeCanceled)
+			if err == nil || errors.Is(err, io.EOF) {
+				err = errors.New("the file shrank since it was offered")
+			}
+			return Errorf(KindInternal, "make sure the file is not being changed while sending", "read %s: %w", s.sources[ref.file], err)
+		}
+		payload, zipped := comp.compress(ref.file, ref.chunk, raw)
+		h := chunkHeader{file: uint32(ref.file), chunk: uint32(ref.chunk), rawLen: uint32(n), payloadLen: uint32(len(payload))}
+		if zipped {
+			h.flags = flagZstd
+		}
+		h.put(frame)
+		if _, err := st.Write(frame); err != nil {
+			return peerGone(err)
+		}
+		if _, err := st.Write(payload); err != nil {
+			return peerGone(err)
+		}
+		s.wire.Add(int64(len(payload) + chunkHeaderLen))
+		s.prog.add(int64(n), fe.Path)
+	}
+	return st.Close()
+}
+
+// fileCache keeps a worker's source files open while it reads their chunks.
+type fileCache struct {
+	open_ map[string]*os.File
+}
+
+func newFileCache() *fileCache { return &fileCache{open_: map[string]*os.File{}} }
+
+func (c *fileCache) open(path string) (*os.File, error) {
+	if f, ok := c.open_[path]; ok {
+		return f, nil
+	}
+	if len(c.open_) >= 16 {
+		c.close()
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	c.open_[path] = f
+	return f, nil
+}
+
+func (c *fileCache) close() {
+	for p, f := range c.open_ {
+		f.Close()
+		delete(c.open_, p)
+	}
+}
+
+func reasonSuffix(r string) string {
+	if r == "" {
+		return ""
+	}
+	return ": " + r
+}
+
+// peerError turns a peer's ERROR frame into an *Error of its kind.
+func peerError(payload []byte) error {
+	var e errorMsg
+	if err := json.Unmarshal(payload, &e); err != nil || e.Kind == "" {
+		return Errorf(KindPeerGone, "", "the other side stopped with an unreadable error")
+	}
+	return Errorf(e.Kind, "", "the other side stopped: %s", e.Message)
+}
+
+// peerGone classifies a stream or connection failure.
+func peerGone(err error) error {
+	if err == nil {
+		return nil
+	}
+	var te *Error
+	if errors.As(err, &te) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &Error{Kind: KindPeerGone, Err: fmt.Errorf("connection to the other side lost: %w", err), Hint: "run the same command again to resume"}
+}

@@ -1,0 +1,297 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"ferry/discovery"
+	"ferry/discovery/code"
+	"ferry/discovery/mailbox"
+	"ferry/transport"
+)
+
+// Config says how a session finds the other side. The zero value pairs on
+// the local network only.
+type Config struct {
+	// Rendezvous is the mailbox server, "host:port"; its UDP port (the same
+	// number) also answers STUN. Empty: LAN pairing only.
+	Rendezvous string
+	// NoLAN turns LAN pairing off.
+	NoLAN bool
+	// STUNServers are extra STUN servers the user configured ("host:port").
+	// ferry contacts no third-party server unless listed here.
+	STUNServers []string
+	// ListenAddr is the transfer socket's UDP address; default all
+	// interfaces, any port.
+	ListenAddr string
+	// Streams is the number of parallel data streams; default DefaultStreams.
+	Streams int
+	// ChunkSize for sending; default DefaultChunkSize.
+	ChunkSize int64
+	// ConnectTimeout bounds finding a path after pairing; default 30 s.
+	ConnectTimeout time.Duration
+	Logger         *slog.Logger
+	// Transport tunes the transport (tests); ListenAddr and Logger are
+	// filled in from this Config.
+	Transport transport.Config
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 30 * time.Second
+	}
+	if c.ChunkSize == 0 {
+		c.ChunkSize = DefaultChunkSize
+	}
+	return c
+}
+
+func (c Config) discovery() discovery.Config {
+	return discovery.Config{Rendezvous: c.Rendezvous, NoLAN: c.NoLAN, Logger: c.Logger}
+}
+
+// peer is an open socket and certificate for one session.
+type peer struct {
+	cfg  Config
+	sock *transport.Socket
+	cert *transport.Certificate
+	emit Sink
+}
+
+func openPeer(cfg Config, emit Sink) (*peer, error) {
+	tc := cfg.Transport
+	tc.ListenAddr = cfg.ListenAddr
+	tc.Logger = cfg.Logger
+	sock, err := transport.NewSocket(tc)
+	if err != nil {
+		return nil, Errorf(KindInternal, "check --listen", "open the transfer socket: %w", err)
+	}
+	cert, err := transport.NewCertificate()
+	if err != nil {
+		sock.Close()
+		return nil, err
+	}
+	return &peer{cfg: cfg, sock: sock, cert: cert, emit: emit}, nil
+}
+
+func (p *peer) close() { p.sock.Close() }
+
+// candidates lists where the peer may reach this socket: its local
+// addresses and the reflexive addresses the rendezvous server's STUN port
+// (and any configured STUN server) report.
+func (p *peer) candidates(ctx context.Context) []netip.AddrPort {
+	out := p.sock.LocalCandidates()
+	servers := slices.Clone(p.cfg.STUNServers)
+	if p.cfg.Rendezvous != "" {
+		servers = append(servers, p.cfg.Rendezvous)
+	}
+	if len(servers) > 0 {
+		c := discovery.NewSTUNClient(p.sock)
+		defer c.Close()
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		refl, err := c.Reflexive(sctx, servers)
+		if err != nil {
+			p.cfg.Logger.Info("no reflexive address", "err", err)
+		}
+		for _, a := range refl {
+			if !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// connect runs the transport handshake with the paired peer and reports
+// the path, then follows path changes until ctx ends.
+func (p *peer) connect(ctx context.Context, res *discovery.Result, wg *sync.WaitGroup) (*transport.Conn, error) {
+	p.emit(Event{Kind: EventState, State: StateConnecting})
+	cctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
+	defer cancel()
+	conn, err := p.sock.Connect(cctx, transport.Peer{
+		Role:            res.TransportRole(),
+		Key:             res.TransportKey,
+		Certificate:     p.cert,
+		PeerFingerprint: res.PeerFingerprint,
+		Candidates:      res.PeerCandidates,
+	})
+	if err != nil {
+		if errors.Is(err, transport.ErrNoPath) {
+			return nil, &Error{Kind: KindNoPath, Err: err, Hint: "the two computers could not reach each other; try a rendezvous server both can reach (--rendezvous)"}
+		}
+		if errors.Is(err, transport.ErrPeerCertificate) {
+			return nil, &Error{Kind: KindTampered, Err: err, Hint: "someone may be interfering; pair again with a new code"}
+		}
+		return nil, peerGone(err)
+	}
+	info := conn.Path()
+	p.emit(Event{Kind: EventConnected, Path: pathLabel(info), Peer: info.Remote.String()})
+	sub, stop := conn.SubscribePath()
+	wg.Go(func() {
+		defer stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case info, ok := <-sub:
+				if !ok {
+					return
+				}
+				p.emit(Event{Kind: EventPath, Path: pathLabel(info), Peer: info.Remote.String(), Reason: pathReason(info.Reason)})
+			}
+		}
+	})
+	return conn, nil
+}
+
+func pathLabel(info transport.PathInfo) PathLabel {
+	switch info.Kind {
+	case transport.PathDirectTCP:
+		return PathDirectTCP
+	case transport.PathRelay:
+		return PathRelay
+	}
+	if info.IsLocalNetwork() {
+		return PathLAN
+	}
+	return PathDirectUDP
+}
+
+// pathReason maps the transport's reasons onto the CLI contract's.
+func pathReason(r transport.PathChangeReason) string {
+	switch r {
+	case transport.ReasonRebound, transport.ReasonPeerMoved, transport.ReasonMigrated:
+		return "migrated"
+	}
+	return string(r)
+}
+
+// pairingError classifies what discovery returns.
+func pairingError(err error) error {
+	switch {
+	case errors.Is(err, discovery.ErrCodeMismatch):
+		return &Error{Kind: KindCodeMismatch, Err: err}
+	case errors.Is(err, discovery.ErrTampered):
+		return &Error{Kind: KindTampered, Err: err, Hint: "pair again with a new code"}
+	case errors.Is(err, mailbox.ErrNoSuchNameplate), errors.Is(err, discovery.ErrNoLANSender):
+		return &Error{Kind: KindNoSuchCode, Err: errors.New("nobody is waiting under this code"), Hint: "check the code, or ask the sender to run ferry send again and read you the new code"}
+	case errors.Is(err, mailbox.ErrCrowded):
+		return &Error{Kind: KindCodeMismatch, Err: errors.New("someone else already used this code"), Hint: "ask the sender for a new code"}
+	}
+	return err
+}
+
+// SendFiles sends paths: it hashes them, pairs (showing the code through
+// EventCode), connects and transfers, reporting everything to sink.
+func SendFiles(ctx context.Context, cfg Config, paths []string, sink Sink) (Stats, error) {
+	cfg = cfg.withDefaults()
+	emit := safeSink(sink)
+	// cancel runs before wg.Wait: the goroutines end with ctx.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// Hashing runs while the code is read to the receiver.
+	type built struct {
+		m       *Manifest
+		sources []string
+		err     error
+	}
+	manifest := make(chan built, 1)
+	emit(Event{Kind: EventState, State: StateHashing})
+	wg.Go(func() {
+		m, src, skipped, err := BuildManifest(ctx, paths, cfg.ChunkSize, nil)
+		for _, s := range skipped {
+			cfg.Logger.Warn("not sent (a link or special file)", "path", s)
+		}
+		manifest <- built{m, src, err}
+	})
+
+	p, err := openPeer(cfg, emit)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer p.close()
+	cands := p.candidates(ctx)
+	inv, err := discovery.Host(ctx, cfg.discovery())
+	if err != nil {
+		return Stats{}, pairingError(err)
+	}
+	defer inv.Close()
+	emit(Event{Kind: EventCode, Code: inv.Code().String()})
+	emit(Event{Kind: EventState, State: StateWaiting})
+	res, err := inv.Pair(ctx, discovery.Offer{SessionID: uuid.New(), Fingerprint: p.cert.Fingerprint, Candidates: cands})
+	if err != nil {
+		return Stats{}, pairingError(err)
+	}
+	conn, err := p.connect(ctx, res, &wg)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer conn.Close()
+	b := <-manifest
+	if b.err != nil {
+		_ = conn.CloseWithError(1, "the sender could not read its files")
+		return Stats{}, b.err
+	}
+	st, err := Send(ctx, conn, SendOptions{Manifest: b.m, Sources: b.sources, Streams: cfg.Streams, Sink: emit})
+	if err != nil {
+		return st, err
+	}
+	emit(Event{Kind: EventDone, Files: st.Files, Bytes: st.Bytes, Elapsed: st.Elapsed, WireBytes: st.WireBytes})
+	return st, nil
+}
+
+// ReceiveFiles pairs with the sender using the typed code, connects and
+// receives into opts.OutDir, reporting to opts.Sink.
+func ReceiveFiles(ctx context.Context, cfg Config, c code.Code, opts ReceiveOptions) (Stats, error) {
+	cfg = cfg.withDefaults()
+	emit := safeSink(opts.Sink)
+	opts.Sink = emit
+	// cancel runs before wg.Wait: the goroutines end with ctx.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	p, err := openPeer(cfg, emit)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer p.close()
+	cands := p.candidates(ctx)
+	emit(Event{Kind: EventState, State: StatePairing})
+	res, err := discovery.Join(ctx, cfg.discovery(), c, discovery.Offer{Fingerprint: p.cert.Fingerprint, Candidates: cands})
+	if err != nil {
+		return Stats{}, pairingError(err)
+	}
+	conn, err := p.connect(ctx, res, &wg)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer conn.Close()
+	st, err := Receive(ctx, conn, opts)
+	if err != nil {
+		return st, err
+	}
+	emit(Event{Kind: EventDone, Files: st.Files, Bytes: st.Bytes, Elapsed: st.Elapsed, WireBytes: st.WireBytes})
+	return st, nil
+}
+
+// String renders stats for logs.
+func (s Stats) String() string {
+	return fmt.Sprintf("%d files, %d bytes (%d moved, %d resumed, %d on the wire) in %v", s.Files, s.Bytes, s.Moved, s.Skipped, s.WireBytes, s.Elapsed.Round(time.Millisecond))
+}

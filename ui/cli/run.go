@@ -1,0 +1,229 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"ferry/discovery/code"
+	"ferry/transfer"
+)
+
+// Exit statuses: a public contract for scripts.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 2
+)
+
+// Env is the outside world of one command: streams, environment, and
+// whether the streams are terminals.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	StdinTTY       bool
+	StdoutTTY      bool
+}
+
+// OSEnv is the process's own environment.
+func OSEnv() Env {
+	return Env{
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
+		StdinTTY: IsTerminal(os.Stdin), StdoutTTY: IsTerminal(os.Stdout),
+	}
+}
+
+// common are the flags send and receive share.
+type common struct {
+	rendezvous string
+	json       bool
+	listen     string
+	noLAN      bool
+	stun       string
+	verbose    bool
+}
+
+func (c *common) register(fs *flag.FlagSet, env Env) {
+	fs.StringVar(&c.rendezvous, "rendezvous", env.Getenv("FERRY_RENDEZVOUS"), "rendezvous server `HOST:PORT` (default $FERRY_RENDEZVOUS; none: pair on the local network)")
+	fs.BoolVar(&c.json, "json", false, "print one JSON event per line on stdout")
+	fs.StringVar(&c.listen, "listen", "", "UDP `HOST:PORT` for the transfer socket (default: all interfaces, any port)")
+	fs.BoolVar(&c.noLAN, "no-lan", false, "do not pair on the local network (needs --rendezvous)")
+	fs.StringVar(&c.stun, "stun", "", "extra STUN servers, `HOST:PORT[,HOST:PORT]` (none are contacted unless listed)")
+	fs.BoolVar(&c.verbose, "verbose", false, "log details to stderr")
+}
+
+func (c *common) config(env Env) transfer.Config {
+	level := slog.LevelWarn
+	if c.verbose {
+		level = slog.LevelDebug
+	}
+	cfg := transfer.Config{
+		Rendezvous: c.rendezvous,
+		NoLAN:      c.noLAN,
+		ListenAddr: c.listen,
+		Logger:     slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level})),
+	}
+	for _, s := range strings.Split(c.stun, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.STUNServers = append(cfg.STUNServers, s)
+		}
+	}
+	return cfg
+}
+
+// sink picks JSON or human output.
+func (c *common) sink(env Env) (transfer.Sink, func()) {
+	if c.json {
+		return NewJSONSink(env.Stdout), func() {}
+	}
+	return NewHumanSink(env.Stdout, env.StdoutTTY)
+}
+
+func newFlagSet(name, usage string, env Env) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		fmt.Fprint(env.Stderr, usage)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+const sendUsage = `Usage: ferry send [flags] PATH...
+
+Sends files and folders. Prints a share code; run "ferry receive" on the
+other computer and type it there.
+
+Flags:
+`
+
+const receiveUsage = `Usage: ferry receive [flags] [CODE]
+
+Receives what a "ferry send" offers. The code can be given as an argument,
+in $FERRY_CODE, or typed at the prompt (safest: other users of this
+computer can see process arguments).
+
+Flags:
+`
+
+// Send runs `ferry send`.
+func Send(ctx context.Context, args []string, env Env) int {
+	fs := newFlagSet("send", sendUsage, env)
+	var c common
+	c.register(fs, env)
+	if err := fs.Parse(args); err != nil {
+		return usageExit(err)
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(env.Stderr, "ferry send: name at least one file or folder to send")
+		fs.Usage()
+		return ExitUsage
+	}
+	if c.noLAN && c.rendezvous == "" {
+		fmt.Fprintln(env.Stderr, "ferry send: --no-lan needs --rendezvous")
+		return ExitUsage
+	}
+	paths := fs.Args()
+	for _, p := range paths {
+		if _, err := os.Lstat(p); err != nil {
+			return fail(env, &c, transfer.Errorf(transfer.KindNotFound, "check the path", "cannot send %q: %v", p, errors.Unwrap(err)))
+		}
+	}
+	sink, finish := c.sink(env)
+	_, err := transfer.SendFiles(ctx, c.config(env), paths, sink)
+	finish()
+	if err != nil {
+		return failWith(sink, env, err)
+	}
+	return ExitOK
+}
+
+// Receive runs `ferry receive`.
+func Receive(ctx context.Context, args []string, env Env) int {
+	fs := newFlagSet("receive", receiveUsage, env)
+	var c common
+	c.register(fs, env)
+	out := fs.String("out", ".", "save into `DIR`")
+	yes := fs.Bool("yes", false, "accept the offer without asking")
+	overwrite := fs.Bool("overwrite", false, "replace existing files instead of saving \"name (1).ext\"")
+	if err := fs.Parse(args); err != nil {
+		return usageExit(err)
+	}
+	if fs.NArg() > 1 {
+		fmt.Fprintln(env.Stderr, "ferry receive: give at most one code")
+		return ExitUsage
+	}
+	if c.noLAN && c.rendezvous == "" {
+		fmt.Fprintln(env.Stderr, "ferry receive: --no-lan needs --rendezvous")
+		return ExitUsage
+	}
+	raw := fs.Arg(0)
+	if raw == "" {
+		raw = env.Getenv("FERRY_CODE")
+	}
+	if raw == "" {
+		if !env.StdinTTY {
+			fmt.Fprintln(env.Stderr, "ferry receive: no code given: pass it as an argument, in FERRY_CODE, or run in a terminal to be asked")
+			return ExitUsage
+		}
+		var err error
+		if raw, err = PromptCode(env.Stdin, env.Stderr, code.Complete); err != nil {
+			fmt.Fprintln(env.Stderr, "ferry receive: no code entered")
+			return ExitUsage
+		}
+	}
+	sc, err := code.Parse(raw)
+	if err != nil {
+		return fail(env, &c, &transfer.Error{Kind: transfer.KindBadCode, Err: err, Hint: "check the code with the sender"})
+	}
+	dir, err := filepath.Abs(*out)
+	if err != nil {
+		return fail(env, &c, err)
+	}
+	sink, finish := c.sink(env)
+	opts := transfer.ReceiveOptions{OutDir: dir, Overwrite: *overwrite, Sink: sink}
+	if !*yes {
+		opts.Accept = func(_ context.Context, m *transfer.Manifest) (bool, error) {
+			if !env.StdinTTY || c.json {
+				return false, transfer.Errorf(transfer.KindDeclined, "pass --yes to accept without being asked", "nobody at a terminal to accept the offer")
+			}
+			finish()
+			return Confirm(env.Stdin, env.Stderr, fmt.Sprintf("Receive %d files (%s) into %s?", m.FileCount(), HumanBytes(m.TotalSize()), dir))
+		}
+	}
+	_, err = transfer.ReceiveFiles(ctx, c.config(env), sc, opts)
+	finish()
+	if err != nil {
+		return failWith(sink, env, err)
+	}
+	return ExitOK
+}
+
+func usageExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitOK
+	}
+	return ExitUsage
+}
+
+// fail reports an error before any sink exists.
+func fail(env Env, c *common, err error) int {
+	if c.json {
+		return failWith(NewJSONSink(env.Stdout), env, err)
+	}
+	fmt.Fprintf(env.Stderr, "Error: %v\n", err)
+	return ExitFailure
+}
+
+// failWith reports err as an error event and returns the failure status.
+func failWith(sink transfer.Sink, _ Env, err error) int {
+	sink(transfer.Event{Kind: transfer.EventError, ErrKind: transfer.KindOf(err), Message: err.Error()})
+	return ExitFailure
+}
