@@ -48,7 +48,7 @@ type ferryProc struct {
 // startFerry starts the real binary with --json and the loopback-only
 // flags every e2e test uses: a rendezvous server on 127.0.0.1, no LAN
 // multicast, a loopback transfer socket.
-func startFerry(t *testing.T, rendezvous string, args ...string) *ferryProc {
+func startFerry(t testing.TB, rendezvous string, args ...string) *ferryProc {
 	t.Helper()
 	full := append([]string{args[0], "--json", "--no-lan", "--rendezvous", rendezvous, "--listen", "127.0.0.1:0"}, args[1:]...)
 	p := &ferryProc{cmd: exec.Command(ferryBinary, full...), notify: make(chan jsonEvent, 1024), done: make(chan struct{})}
@@ -84,7 +84,7 @@ func startFerry(t *testing.T, rendezvous string, args ...string) *ferryProc {
 }
 
 // waitEvent waits for the first event satisfying ok.
-func (p *ferryProc) waitEvent(t *testing.T, what string, ok func(jsonEvent) bool) jsonEvent {
+func (p *ferryProc) waitEvent(t testing.TB, what string, ok func(jsonEvent) bool) jsonEvent {
 	t.Helper()
 	timeout := time.After(2 * time.Minute)
 	for {
@@ -112,7 +112,7 @@ func (p *ferryProc) waitEvent(t *testing.T, what string, ok func(jsonEvent) bool
 }
 
 // wait waits for the process to exit and returns its status.
-func (p *ferryProc) wait(t *testing.T) int {
+func (p *ferryProc) wait(t testing.TB) int {
 	t.Helper()
 	select {
 	case <-p.done:

@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -107,5 +108,59 @@ func BenchmarkEngineRandom(b *testing.B) {
 		out := filepath.Join(dir, "out", string(rune('a'+i)))
 		os.MkdirAll(out, 0o755)
 		transferOnce(b, sc, rc, []string{src}, out, DefaultChunkSize, DefaultStreams)
+	}
+}
+
+// BenchmarkEngineText moves 256 MiB of word salad (compresses about 3:1).
+func BenchmarkEngineText(b *testing.B) {
+	dir := b.TempDir()
+	src := filepath.Join(dir, "text.txt")
+	f, _ := os.Create(src)
+	words := []string{"ferry ", "carries ", "files ", "across ", "the ", "water ", "quickly.\n", "resumable ", "chunks ", "verified "}
+	var seed uint32 = 1
+	buf := make([]byte, 0, 1<<20)
+	for written := 0; written < 256<<20; {
+		buf = buf[:0]
+		for len(buf) < 1<<20-16 {
+			seed = seed*1664525 + 1013904223
+			buf = append(buf, words[seed>>28%uint32(len(words))]...)
+		}
+		buf = buf[:min(len(buf), 256<<20-written)]
+		f.Write(buf)
+		written += len(buf)
+	}
+	f.Close()
+	st, _ := os.Stat(src)
+	sc, rc := loopbackConns(b)
+	b.SetBytes(st.Size())
+	b.ResetTimer()
+	for i := range b.N {
+		out := filepath.Join(dir, "out", string(rune('a'+i)))
+		os.MkdirAll(out, 0o755)
+		transferOnce(b, sc, rc, []string{src}, out, DefaultChunkSize, DefaultStreams)
+	}
+}
+
+// BenchmarkEngineShape measures chunk size against stream count on a
+// 256 MiB random file, to choose DefaultChunkSize and DefaultStreams.
+func BenchmarkEngineShape(b *testing.B) {
+	dir := b.TempDir()
+	src := filepath.Join(dir, "rand.bin")
+	writeRandomFile(b, src, 256<<20)
+	sc, rc := loopbackConns(b)
+	n := 0
+	for _, chunk := range []int64{256 << 10, 1 << 20, 4 << 20} {
+		for _, streams := range []int{1, 2, 4, 8} {
+			b.Run(fmt.Sprintf("chunk=%dKiB/streams=%d", chunk>>10, streams), func(b *testing.B) {
+				b.SetBytes(256 << 20)
+				for range b.N {
+					n++
+					out := filepath.Join(dir, fmt.Sprint("out", n))
+					os.MkdirAll(out, 0o755)
+					transferOnce(b, sc, rc, []string{src}, out, chunk, streams)
+					os.RemoveAll(out)
+				}
+			})
+		}
 	}
 }

@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"math/big"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// benchSize is what each loopback benchmark moves.
+const benchSize = 1 << 30
+
+// BenchmarkLoopback1GiB moves 1 GiB file to file over loopback, all in one
+// run: a plain TCP copy (the machine's practical ceiling), bare quic-go on
+// UDP sockets, and the real ferry binary (send and receive processes with
+// a rendezvous process) on random and on text-like data. Every variant
+// reads the source file and writes and fsyncs the destination. Run with
+//
+//	go test -run XXX -bench Loopback1GiB -benchtime 1x .
+func BenchmarkLoopback1GiB(b *testing.B) {
+	dir := b.TempDir()
+	random := filepath.Join(dir, "random.bin")
+	text := filepath.Join(dir, "text.txt")
+	writeRandomFile(b, random, benchSize)
+	writeTextLike(b, text, benchSize)
+
+	b.Run("tcp-copy", func(b *testing.B) {
+		b.SetBytes(benchSize)
+		for range b.N {
+			tcpCopy(b, random, filepath.Join(dir, "tcp.out"))
+		}
+	})
+	b.Run("bare-quic", func(b *testing.B) {
+		b.SetBytes(benchSize)
+		for range b.N {
+			quicCopy(b, random, filepath.Join(dir, "quic.out"))
+		}
+	})
+	for _, src := range []string{random, text} {
+		b.Run("ferry-"+filepath.Base(src), func(b *testing.B) {
+			addr, _, _ := startRendezvousProcess(b)
+			b.SetBytes(benchSize)
+			var sendRSS, recvRSS int64
+			var wire int64
+			for i := range b.N {
+				out := filepath.Join(dir, fmt.Sprintf("ferry-out-%d", i))
+				os.MkdirAll(out, 0o755)
+				s, r, w := ferryCopy(b, addr, src, out)
+				sendRSS, recvRSS, wire = max(sendRSS, s), max(recvRSS, r), w
+				os.RemoveAll(out)
+			}
+			b.ReportMetric(float64(sendRSS)/1024, "send-peak-RSS-MB")
+			b.ReportMetric(float64(recvRSS)/1024, "recv-peak-RSS-MB")
+			b.ReportMetric(float64(wire)/float64(benchSize), "wire/size")
+		})
+	}
+}
+
+func writeRandomFile(tb testing.TB, path string, n int64) {
+	tb.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	r := rand.NewChaCha8([32]byte{1})
+	if _, err := io.CopyN(f, r, n); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// writeTextLike writes n bytes of word salad from a 1000-word vocabulary:
+// compressible like prose or logs, not trivially so.
+func writeTextLike(tb testing.TB, path string, n int64) {
+	tb.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	vocab := make([]string, 1000)
+	for i := range vocab {
+		w := make([]byte, 2+rng.IntN(9))
+		for j := range w {
+			w[j] = byte('a' + rng.IntN(26))
+		}
+		vocab[i] = string(w)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	var written int64
+	for written < n {
+		w := vocab[rng.IntN(len(vocab))]
+		sep := " "
+		if rng.IntN(12) == 0 {
+			sep = ".\n"
+		}
+		k, _ := bw.WriteString(w[:min(len(w), int(n-written))])
+		written += int64(k)
+		if written < n {
+			k, _ = bw.WriteString(sep[:min(len(sep), int(n-written))])
+			written += int64(k)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// receiveTo copies r into a new file at path and fsyncs it.
+func receiveTo(path string, r io.Reader) (int64, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n, err := io.Copy(f, r)
+	if err != nil {
+		return n, err
+	}
+	return n, f.Sync()
+}
+
+func sendFrom(path string, w io.Writer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
+}
+
+func tcpCopy(b *testing.B, src, dst string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	errc := make(chan error, 1)
+	go func() {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer c.Close()
+		errc <- sendFrom(src, c)
+	}()
+	c, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	if n, err := receiveTo(dst, c); err != nil || n != benchSize {
+		b.Fatalf("tcp copy: %d bytes, %v", n, err)
+	}
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+	os.Remove(dst)
+}
+
+// quicCopy copies over quic-go directly on *net.UDPConn, with the same
+// settings and pinned TLS as ferry's transport.
+func quicCopy(b *testing.B, src, dst string) {
+	listen := func() *quic.Transport {
+		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return &quic.Transport{Conn: u}
+	}
+	ta, tb := listen(), listen()
+	defer ta.Close()
+	defer tb.Close()
+	qconf := &quic.Config{InitialStreamReceiveWindow: 8 << 20, MaxStreamReceiveWindow: 32 << 20, InitialConnectionReceiveWindow: 12 << 20, MaxConnectionReceiveWindow: 64 << 20, DisablePathMTUDiscovery: true}
+	ln, err := tb.Listen(bareTLS(b), qconf)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		conn, err := ta.Dial(ctx, tb.Conn.LocalAddr(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"bench"}}, qconf)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer conn.CloseWithError(0, "")
+		s, err := conn.OpenStreamSync(ctx)
+		if err != nil {
+			errc <- err
+			return
+		}
+		if err := sendFrom(src, s); err != nil {
+			errc <- err
+			return
+		}
+		s.Close()
+		// Wait for the receiver to finish before closing the connection.
+		_, _ = io.Copy(io.Discard, s)
+		errc <- nil
+	}()
+	conn, err := ln.Accept(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := conn.AcceptStream(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if n, err := receiveTo(dst, s); err != nil || n != benchSize {
+		b.Fatalf("quic copy: %d bytes, %v", n, err)
+	}
+	s.Close()
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+	conn.CloseWithError(0, "")
+	os.Remove(dst)
+}
+
+// bareTLS is a server TLS config with a fresh self-signed certificate for
+// the bare quic-go baseline (certificate checking is not what is measured).
+func bareTLS(b *testing.B) *tls.Config {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, NextProtos: []string{"bench"}}
+}
+
+// ferryCopy runs the real send and receive processes and returns their
+// peak RSS (KiB) and the wire bytes the sender reported.
+func ferryCopy(b *testing.B, rendezvous, src, out string) (sendKiB, recvKiB, wire int64) {
+	send := startFerry(b, rendezvous, "send", src)
+	c := send.waitEvent(b, "the code", func(e jsonEvent) bool { return e.Event == "code" })
+	recv := startFerry(b, rendezvous, "receive", "--yes", "--out", out, c.Code)
+	if code := recv.wait(b); code != 0 {
+		b.Fatalf("receive exited %d: %s", code, recv.stderr.String())
+	}
+	if code := send.wait(b); code != 0 {
+		b.Fatalf("send exited %d: %s", code, send.stderr.String())
+	}
+	d, _ := send.find("done")
+	return maxRSS(send), maxRSS(recv), d.WireBytes
+}
+
+func maxRSS(p *ferryProc) int64 {
+	if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		return ru.Maxrss
+	}
+	return 0
+}
