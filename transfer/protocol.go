@@ -1,10 +1,13 @@
 package transfer
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
+
+	"github.com/quic-go/quic-go"
 )
 
 // The transfer protocol runs over one QUIC connection between two paired
@@ -163,6 +166,16 @@ func (h chunkHeader) validate(m *Manifest) error {
 		return fmt.Errorf("transfer: chunk %d of %q has a %d-byte payload for %d bytes", h.chunk, f.Path, h.payloadLen, h.rawLen)
 	}
 	return nil
+}
+
+// cancelWithContext cancels both directions of st when ctx ends (a dead
+// peer, the user's Ctrl-C): QUIC stream reads and writes do not watch a
+// context. Call the returned function when done with st.
+func cancelWithContext(ctx context.Context, st *quic.Stream) (stop func() bool) {
+	return context.AfterFunc(ctx, func() {
+		st.CancelRead(codeCanceled)
+		st.CancelWrite(codeCanceled)
+	})
 }
 
 // bitmap helpers for acceptMsg.

@@ -45,9 +45,7 @@ func Receive(ctx context.Context, conn Conn, opts ReceiveOptions) (Stats, error)
 	if err != nil {
 		return Stats{}, peerGone(err)
 	}
-	// Reads and writes on the control stream do not watch ctx.
-	stopCtl := context.AfterFunc(ctx, func() { ctl.CancelRead(codeCanceled); ctl.CancelWrite(codeCanceled) })
-	defer stopCtl()
+	defer cancelWithContext(ctx, ctl)()
 	var wire atomic.Int64
 	f, err := readControl(ctl)
 	if err != nil {
@@ -144,10 +142,9 @@ type receiver struct {
 	dest     []string       // per file index: final absolute path
 	skipped  int64
 
-	mu        sync.Mutex
-	missing   []int // per file: chunks not yet verified
-	finalized []bool
-	claimed   map[chunkRef]bool // chunks being written or written this run
+	mu      sync.Mutex
+	missing []int             // per file: chunks not yet verified
+	claimed map[chunkRef]bool // chunks being written or written this run
 }
 
 // claim reserves chunk ci of file fi for writing; false if it is already
@@ -189,7 +186,6 @@ func (r *receiver) prepare() error {
 	n := len(r.m.Files)
 	r.partials = make([]*PartialFile, n)
 	r.missing = make([]int, n)
-	r.finalized = make([]bool, n)
 	r.claimed = make(map[chunkRef]bool)
 	for i := range r.m.Files {
 		fe := &r.m.Files[i]

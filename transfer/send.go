@@ -72,9 +72,7 @@ func Send(ctx context.Context, conn Conn, opts SendOptions) (Stats, error) {
 		return Stats{}, peerGone(err)
 	}
 	defer ctl.CancelRead(codeCanceled)
-	// Reads and writes on the control stream do not watch ctx.
-	stopCtl := context.AfterFunc(ctx, func() { ctl.CancelRead(codeCanceled); ctl.CancelWrite(codeCanceled) })
-	defer stopCtl()
+	defer cancelWithContext(ctx, ctl)()
 	var wire atomic.Int64
 	body, err := MarshalManifest(m)
 	if err != nil {
@@ -244,10 +242,9 @@ func (s *sender) worker(ctx context.Context, queue <-chan chunkRef) error {
 	}
 	s.opened.Add(1)
 	st.CancelRead(codeCanceled)
-	// A Write blocked on flow control does not watch ctx: cancel the
-	// stream when ctx ends (a dead peer, the user's Ctrl-C).
-	stop := context.AfterFunc(ctx, func() { st.CancelWrite(codeCanceled) })
-	defer stop()
+	// A Write blocked on flow control would otherwise wait for a dead
+	// peer until the idle timeout.
+	defer cancelWithContext(ctx, st)()
 	comp, err := newCompressor(s.comp)
 	if err != nil {
 		return err
