@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -31,7 +31,7 @@ const benchSize = 1 << 30
 // a rendezvous process) on random and on text-like data. Every variant
 // reads the source file and writes and fsyncs the destination. Run with
 //
-//	go test -run XXX -bench Loopback1GiB -benchtime 1x .
+//	go test -run XXX -bench Loopback1GiB -benchtime 1x ./internal/e2e/
 func BenchmarkLoopback1GiB(b *testing.B) {
 	dir := b.TempDir()
 	random := filepath.Join(dir, "random.bin")

@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"bufio"
@@ -24,9 +24,16 @@ import (
 	"ferry/transport"
 )
 
-// ferryBinary is the real binary, built once by TestMain for tests that
-// run it as a separate process.
+// ferryBinary is the real binary, built once by TestMain: every test here
+// runs it as a separate process.
 var ferryBinary string
+
+// The binary's exit statuses (a public contract).
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "ferry-bin-")
@@ -35,7 +42,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	ferryBinary = filepath.Join(dir, "ferry")
-	build := exec.Command("go", "build", "-o", ferryBinary, ".")
+	// The same flags as any other build of the binary, so the (slow, cgo)
+	// desktop toolkit compiles once and is reused from the build cache.
+	build := exec.Command("go", "build", "-o", ferryBinary, "ferry")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building ferry:", err)
