@@ -1,6 +1,7 @@
 // Command ferry sends files between two computers, peer to peer, paired by
-// a short share code. With no arguments it will open the desktop app; the
-// subcommands are its command-line face.
+// a short share code. With no arguments it opens the desktop app; the
+// subcommands are its command-line face. This is the only file that imports
+// Fyne's app package (the GLFW driver, which needs cgo).
 package main
 
 import (
@@ -15,7 +16,11 @@ import (
 	"runtime"
 	"syscall"
 
+	"fyne.io/fyne/v2/app"
+
+	"ferry/assets"
 	"ferry/discovery/mailbox"
+	"ferry/ui"
 	"ferry/ui/cli"
 )
 
@@ -33,6 +38,7 @@ const (
 const usage = `ferry sends files peer to peer, paired by a short share code.
 
 Usage:
+  ferry                                   open the desktop app
   ferry send [--rendezvous HOST:PORT] [--json] PATH...
                                           send files and folders; prints a code
   ferry receive [--rendezvous HOST:PORT] [--out DIR] [--yes] [--overwrite] [--json] [CODE]
@@ -44,7 +50,6 @@ Usage:
 
 Run "ferry send -h" or "ferry receive -h" for all flags. Without
 --rendezvous (or FERRY_RENDEZVOUS) the two sides pair on the local network.
-The desktop app arrives in an upcoming release.
 `
 
 func main() {
@@ -54,8 +59,7 @@ func main() {
 // run dispatches a subcommand and returns the process exit status.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return exitUsage
+		return runGUI(nil, stderr)
 	}
 	switch args[0] {
 	case "version", "--version", "-v":
@@ -79,10 +83,40 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return cli.Receive(ctx, args[1:], env)
 	default:
+		// The desktop launcher passes files to open: `ferry FILE...`.
+		if allExist(args) {
+			return runGUI(args, stderr)
+		}
 		fmt.Fprintf(stderr, "ferry: unknown command %q\n\n%s", args[0], usage)
 		return exitUsage
 	}
 }
+
+// allExist reports whether every argument names an existing file or folder.
+func allExist(paths []string) bool {
+	for _, p := range paths {
+		if _, err := os.Stat(p); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// runGUI opens the desktop app, with paths (if any) ready to send.
+func runGUI(paths []string, stderr io.Writer) int {
+	if runtime.GOOS == "linux" && os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+		fmt.Fprint(stderr, "ferry: no display to open the desktop app on; in a terminal use \"ferry send\" and \"ferry receive\" (see \"ferry help\")\n")
+		return exitUsage
+	}
+	a := app.NewWithID(appID)
+	a.SetIcon(assets.Icon)
+	ui.Run(a, ui.NewEngine, paths...)
+	return exitOK
+}
+
+// appID is the desktop app's ID (as in FyneApp.toml): it names the
+// preferences and storage folders.
+const appID = "io.github.ferry"
 
 // defaultRendezvousListen is where `ferry rendezvous` listens: TCP for the
 // mailbox and UDP for STUN, on the same port.

@@ -1,0 +1,246 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"ferry/discovery/code"
+	"ferry/transfer"
+)
+
+// receiveView is the Receive tab: the code entry with completions and
+// validation as you type, the download folder and the Receive button.
+type receiveView struct {
+	w    *MainWindow
+	root fyne.CanvasObject
+	box  *fyne.Container
+
+	entry       *widget.Entry
+	suggestions *fyne.Container // one low-importance button per completion
+	message     *widget.Label   // why the code is not valid yet
+	folder      *widget.Label
+	change      *widget.Button
+	receive     *widget.Button
+
+	valid string // the canonical code when the entry holds a valid one
+}
+
+func newReceiveView(w *MainWindow) *receiveView {
+	v := &receiveView{w: w}
+	v.entry = widget.NewEntry()
+	v.entry.SetPlaceHolder("Share code, e.g. 7-tiger-tomorrow")
+	v.entry.TextStyle = fyne.TextStyle{Monospace: true}
+	v.entry.OnChanged = v.changed
+	v.entry.OnSubmitted = func(string) { v.submit() }
+	v.suggestions = container.NewGridWithColumns(2)
+	v.message = widget.NewLabel("")
+	v.message.Wrapping = fyne.TextWrapWord
+	v.message.Hide()
+
+	v.folder = widget.NewLabel(w.settings.DownloadDir)
+	v.folder.Truncation = fyne.TextTruncateEllipsis
+	v.change = widget.NewButtonWithIcon("Change…", theme.FolderOpenIcon(), func() {
+		w.chooseFolder(w.settings.DownloadDir, w.setDownloadDir)
+	})
+	v.receive = widget.NewButtonWithIcon("Receive", theme.DownloadIcon(), v.submit)
+	v.receive.Importance = widget.HighImportance
+	v.receive.Disable()
+
+	title := widget.NewLabelWithStyle("Type the code shown on the sending computer", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	saveTo := container.NewBorder(nil, nil, widget.NewLabel("Save to:"), v.change, v.folder)
+	v.box = container.NewVBox(
+		title,
+		v.entry,
+		v.message,
+		v.suggestions,
+		saveTo,
+		container.NewHBox(v.receive),
+	)
+	v.root = container.NewVScroll(v.box)
+	return v
+}
+
+// changed validates and completes the code as it is typed.
+func (v *receiveView) changed(s string) {
+	comps := code.Complete(s, maxCompletions)
+	v.setSuggestions(comps)
+	shown := v.message.Visible()
+	defer func() {
+		if v.message.Visible() != shown {
+			v.box.Refresh() // lay out again around the message
+		}
+	}()
+	c, err := code.Parse(s)
+	switch {
+	case strings.TrimSpace(s) == "":
+		v.valid = ""
+		v.message.SetText("")
+		v.message.Hide()
+	case err != nil:
+		v.valid = ""
+		v.message.SetText(capitalize(err.Error()))
+		// While a completion exists the user is still typing: say it
+		// quietly.
+		if len(comps) > 0 {
+			v.message.Importance = widget.LowImportance
+		} else {
+			v.message.Importance = widget.DangerImportance
+		}
+		v.message.Refresh()
+		v.message.Show()
+	default:
+		v.valid = c.String()
+		v.message.SetText("")
+		v.message.Hide()
+	}
+	if v.valid == "" {
+		v.receive.Disable()
+	} else {
+		v.receive.Enable()
+	}
+}
+
+// setSuggestions shows completions as buttons that fill the entry.
+func (v *receiveView) setSuggestions(comps []string) {
+	objs := make([]fyne.CanvasObject, 0, len(comps))
+	for _, c := range comps {
+		text := c
+		if strings.Count(c, "-") == 1 {
+			text += "-" // a first word: go on with the second
+		}
+		b := widget.NewButton(c, func() {
+			v.entry.SetText(text)
+			v.entry.CursorColumn = len([]rune(text))
+			v.entry.Refresh()
+			v.w.win.Canvas().Focus(v.entry)
+		})
+		b.Importance = widget.LowImportance
+		b.Alignment = widget.ButtonAlignLeading
+		objs = append(objs, b)
+	}
+	v.suggestions.Objects = objs
+	v.suggestions.Refresh()
+}
+
+// suggestionTexts lists the completions on show.
+func (v *receiveView) suggestionTexts() []string {
+	var out []string
+	for _, o := range v.suggestions.Objects {
+		out = append(out, o.(*widget.Button).Text)
+	}
+	return out
+}
+
+// submit starts receiving with a valid code.
+func (v *receiveView) submit() {
+	if v.valid == "" {
+		return
+	}
+	c := v.valid
+	v.entry.SetText("")
+	v.w.StartReceive(c)
+}
+
+// offerPrompt is an open accept/decline dialog.
+type offerPrompt struct {
+	job       *job
+	dialog    *dialog.ConfirmDialog
+	summary   *widget.Label
+	names     *widget.Label
+	dest      *widget.Label
+	change    *widget.Button // nil unless the engine reads the folder late
+	answer    chan<- bool
+	dismissed bool // hidden because the transfer ended, not by the user
+}
+
+// acceptFunc is ReceiveRequest.Accept for j: it shows the offer dialog and
+// waits for the user's answer or the end of ctx. Called from the engine's
+// goroutine.
+func (w *MainWindow) acceptFunc(j *job, late bool) func(ctx context.Context, m *transfer.Manifest) (bool, error) {
+	return func(ctx context.Context, m *transfer.Manifest) (bool, error) {
+		answer := make(chan bool, 1)
+		w.post(func() { w.showOffer(j, m, answer, late) })
+		select {
+		case ok := <-answer:
+			return ok, nil
+		case <-ctx.Done():
+			w.post(func() { w.dismissOffer(j) })
+			return false, ctx.Err()
+		}
+	}
+}
+
+// showOffer opens the accept/decline dialog for j; on the Fyne goroutine.
+func (w *MainWindow) showOffer(j *job, m *transfer.Manifest, answer chan<- bool, late bool) {
+	if j.ctx.Err() != nil {
+		answer <- false
+		return
+	}
+	names := topNames(m)
+	files, size := m.FileCount(), m.TotalSize()
+	j.setNames(names, files, size)
+	j.dirty.Store(true)
+	w.markDirty()
+
+	p := &offerPrompt{job: j, answer: answer}
+	p.summary = widget.NewLabelWithStyle(
+		fmt.Sprintf("The sender offers %s, %s in total:", plural(files, "file"), humanBytes(size)),
+		fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	listed := names
+	more := 0
+	if len(listed) > maxListedNames {
+		listed, more = names[:maxListedNames], len(names)-maxListedNames
+	}
+	text := "• " + strings.Join(listed, "\n• ")
+	if more > 0 {
+		text += fmt.Sprintf("\n… and %d more", more)
+	}
+	p.names = widget.NewLabel(text)
+	p.names.Wrapping = fyne.TextWrapBreak
+	p.dest = widget.NewLabel(j.outDir())
+	p.dest.Wrapping = fyne.TextWrapBreak
+	destRow := container.NewBorder(nil, nil, widget.NewLabel("Save to:"), nil, p.dest)
+	if late {
+		p.change = widget.NewButtonWithIcon("Change…", theme.FolderOpenIcon(), func() {
+			w.chooseFolder(j.outDir(), func(dir string) {
+				j.setOutDir(dir)
+				p.dest.SetText(dir)
+			})
+		})
+		destRow = container.NewBorder(nil, nil, widget.NewLabel("Save to:"), p.change, p.dest)
+	}
+	content := container.NewVBox(p.summary, p.names, widget.NewSeparator(), destRow)
+
+	p.dialog = dialog.NewCustomConfirm("Incoming files", "Receive", "Decline", content, func(ok bool) {
+		delete(w.offers, j)
+		if !ok && !p.dismissed {
+			j.declined.Store(true)
+		}
+		select {
+		case answer <- ok:
+		default:
+		}
+	}, w.win)
+	w.offers[j] = p
+	p.dialog.Resize(fyne.NewSize(460, 0).Max(p.dialog.MinSize()))
+	p.dialog.Show()
+	w.app.SendNotification(fyne.NewNotification("Incoming files",
+		fmt.Sprintf("%s offered (%s, %s)", namesSummary(names), plural(files, "file"), humanBytes(size))))
+	w.win.RequestFocus()
+}
+
+// dismissOffer closes j's dialog after the transfer ended without an
+// answer.
+func (w *MainWindow) dismissOffer(j *job) {
+	if p, ok := w.offers[j]; ok {
+		p.dismissed = true
+		p.dialog.Hide()
+	}
+}

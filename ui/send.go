@@ -1,0 +1,218 @@
+package ui
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+)
+
+// codeTextSize is the share code's size: large enough to read aloud from
+// across a desk.
+const codeTextSize = 34
+
+// sendView is the Send tab: a drop hint and pickers, then the current
+// send's code, Copy, state, the list of what is sent and Cancel.
+type sendView struct {
+	w    *MainWindow
+	root fyne.CanvasObject
+
+	addFiles  *widget.Button
+	addFolder *widget.Button
+
+	card    *fyne.Container // hidden until the first send
+	code    *canvas.Text
+	copy    *widget.Button
+	state   *widget.Label
+	items   *fyne.Container // one label per item
+	cancel  *widget.Button
+	another *widget.Button
+
+	job *job // the send on show
+}
+
+func newSendView(w *MainWindow) *sendView {
+	v := &sendView{w: w}
+	v.addFiles = widget.NewButtonWithIcon("Add files…", theme.FileIcon(), w.pickFile)
+	v.addFolder = widget.NewButtonWithIcon("Add folder…", theme.FolderIcon(), w.pickFolder)
+	hint := widget.NewLabelWithStyle("Drop files or folders anywhere in this window to send them",
+		fyne.TextAlignCenter, fyne.TextStyle{Bold: true})
+	hint.Wrapping = fyne.TextWrapWord
+	icon := widget.NewIcon(theme.UploadIcon())
+	drop := container.NewVBox(
+		container.NewCenter(container.NewGridWrap(fyne.NewSquareSize(64), icon)),
+		hint,
+		container.NewCenter(container.NewHBox(v.addFiles, v.addFolder)),
+	)
+
+	v.code = canvas.NewText("", theme.Color(theme.ColorNameForeground))
+	v.code.TextSize = codeTextSize
+	// Monospace only: Fyne's themes have no bold monospace face (the
+	// default theme ignores Bold for monospace, the test theme has none).
+	v.code.TextStyle = fyne.TextStyle{Monospace: true}
+	v.code.Alignment = fyne.TextAlignCenter
+	v.copy = widget.NewButtonWithIcon("Copy", theme.ContentCopyIcon(), v.copyCode)
+	v.copy.Disable()
+	v.state = widget.NewLabelWithStyle("", fyne.TextAlignCenter, fyne.TextStyle{})
+	v.state.Wrapping = fyne.TextWrapWord
+	v.items = container.NewVBox()
+	v.cancel = widget.NewButtonWithIcon("Cancel", theme.CancelIcon(), func() {
+		if v.job != nil {
+			w.cancelJob(v.job)
+		}
+	})
+	v.cancel.Importance = widget.DangerImportance
+	v.another = widget.NewButtonWithIcon("Close", theme.ConfirmIcon(), v.clear)
+	v.another.Hide()
+
+	caption := widget.NewLabelWithStyle("Share code — type it on the other computer", fyne.TextAlignCenter, fyne.TextStyle{})
+	caption.Importance = widget.LowImportance
+	v.card = container.NewVBox(
+		widget.NewSeparator(),
+		caption,
+		v.code,
+		container.NewCenter(v.copy),
+		v.state,
+		widget.NewLabelWithStyle("Sending", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		v.items,
+		container.NewCenter(container.NewHBox(v.cancel, v.another)),
+	)
+	v.card.Hide()
+	v.root = container.NewVScroll(container.NewVBox(drop, v.card))
+	w.app.Settings().AddListener(func(fyne.Settings) { // follow theme changes
+		v.code.Color = theme.Color(theme.ColorNameForeground)
+		v.code.Refresh()
+	})
+	return v
+}
+
+// show makes j the send on show.
+func (v *sendView) show(j *job) {
+	v.job = j
+	v.code.Text = "…"
+	v.code.Refresh()
+	v.copy.SetText("Copy")
+	v.copy.Disable()
+	v.state.SetText(stateWords("", dirSend))
+	objs := make([]fyne.CanvasObject, 0, min(len(j.paths), maxListedItems)+1)
+	for i, p := range j.paths {
+		if i == maxListedItems {
+			objs = append(objs, widget.NewLabel(fmt.Sprintf("and %d more", len(j.paths)-i)))
+			break
+		}
+		objs = append(objs, itemLabel(p))
+	}
+	v.items.Objects = objs
+	v.items.Refresh()
+	v.cancel.Show()
+	v.another.Hide()
+	v.card.Show()
+}
+
+// maxListedItems bounds the list of what is sent.
+const maxListedItems = 50
+
+// itemLabel describes one path to send: "report.pdf — 1.2 MB" or
+// "photos (folder)", with an icon.
+func itemLabel(p string) fyne.CanvasObject {
+	name := filepath.Base(p)
+	text := name
+	icon := theme.FileIcon()
+	if st, err := os.Stat(p); err == nil {
+		if st.IsDir() {
+			text = name + " (folder)"
+			icon = theme.FolderIcon()
+		} else {
+			text = name + " — " + humanBytes(st.Size())
+		}
+	}
+	l := widget.NewLabel(text)
+	l.Truncation = fyne.TextTruncateEllipsis
+	return container.NewBorder(nil, nil, widget.NewIcon(icon), nil, l)
+}
+
+// update draws the send on show; on the Fyne goroutine.
+func (v *sendView) update(j *job, s snapshot) {
+	if j != v.job {
+		return
+	}
+	code := s.code
+	if code == "" {
+		code = "…"
+	}
+	if v.code.Text != code {
+		v.code.Text = code
+		v.code.Refresh()
+	}
+	if s.code != "" && !s.finished { // a finished send's code is no use
+		v.copy.Enable()
+	} else {
+		v.copy.Disable()
+	}
+	setText(v.state, s.stateText(dirSend))
+	if s.finished {
+		v.cancel.Hide()
+		v.another.Show()
+	}
+}
+
+// copyCode puts the share code on the clipboard.
+func (v *sendView) copyCode() {
+	if v.job == nil {
+		return
+	}
+	v.job.mu.Lock()
+	code := v.job.s.code
+	v.job.mu.Unlock()
+	if code == "" {
+		return
+	}
+	v.w.app.Clipboard().SetContent(code)
+	v.copy.SetText("Copied")
+}
+
+// clear hides a finished send.
+func (v *sendView) clear() {
+	v.job = nil
+	v.card.Hide()
+}
+
+// pickFile lets the user choose one file to send.
+func (w *MainWindow) pickFile() {
+	d := dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
+		if err != nil {
+			w.showError(err)
+			return
+		}
+		if r == nil {
+			return
+		}
+		u := r.URI()
+		r.Close()
+		w.Drop([]fyne.URI{u})
+	}, w.win)
+	d.SetConfirmText("Send")
+	d.Show()
+}
+
+// pickFolder lets the user choose one folder to send.
+func (w *MainWindow) pickFolder() {
+	d := dialog.NewFolderOpen(func(u fyne.ListableURI, err error) {
+		if err != nil {
+			w.showError(err)
+			return
+		}
+		if u == nil {
+			return
+		}
+		w.Drop([]fyne.URI{u})
+	}, w.win)
+	d.SetConfirmText("Send")
+	d.Show()
+}
