@@ -25,8 +25,12 @@ type ReceiveOptions struct {
 	Overwrite bool
 	// Accept decides on the offer (after EventOffer); nil accepts.
 	Accept func(ctx context.Context, m *Manifest) (bool, error)
-	Sink   Sink
-	Limits Limits
+	// OutDirAfterAccept, when set, is asked for the folder once the offer
+	// is accepted (the GUI lets the user change it in the offer dialog); an
+	// empty answer keeps OutDir.
+	OutDirAfterAccept func() string
+	Sink              Sink
+	Limits            Limits
 }
 
 // freeSpaceMargin is kept free on the receiving disk beyond the transfer.
@@ -82,6 +86,11 @@ func Receive(ctx context.Context, conn Conn, opts ReceiveOptions) (Stats, error)
 		}
 	}
 
+	if opts.OutDirAfterAccept != nil {
+		if dir := opts.OutDirAfterAccept(); dir != "" {
+			opts.OutDir = dir
+		}
+	}
 	r := &receiver{m: m, opts: opts, ctl: ctl, wire: &wire, emit: emit}
 	if err := r.prepare(); err != nil {
 		_ = writeControlJSON(ctl, frameError, errorMsg{Kind: KindOf(err), Message: err.Error()})

@@ -36,9 +36,7 @@ type ReceiveRequest struct {
 
 // LateOutDirEngine is an Engine that reads ReceiveRequest.OutDirAfterAccept
 // once the offer is accepted, so the offer dialog can let the user pick
-// another folder. transfer.ReceiveFiles fixes the folder when it starts, so
-// the engine NewEngine returns does not implement it: with it the folder is
-// chosen before receiving (Receive tab, Settings).
+// another folder. The engine NewEngine returns implements it.
 type LateOutDirEngine interface {
 	Engine
 	ReadsOutDirAfterAccept()
@@ -77,10 +75,15 @@ func (e *realEngine) Receive(ctx context.Context, raw string, req ReceiveRequest
 		return &transfer.Error{Kind: transfer.KindBadCode, Err: err, Hint: "check the code with the sender"}
 	}
 	_, err = transfer.ReceiveFiles(ctx, e.cfg, c, transfer.ReceiveOptions{
-		OutDir:    req.OutDir,
-		Overwrite: req.Overwrite,
-		Accept:    req.Accept,
-		Sink:      sink,
+		OutDir:            req.OutDir,
+		Overwrite:         req.Overwrite,
+		Accept:            req.Accept,
+		OutDirAfterAccept: req.OutDirAfterAccept,
+		Sink:              sink,
 	})
 	return err
 }
+
+// ReadsOutDirAfterAccept marks the real engine as a LateOutDirEngine: the
+// folder chosen in the offer dialog is used.
+func (e *realEngine) ReadsOutDirAfterAccept() {}

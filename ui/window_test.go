@@ -727,8 +727,8 @@ func TestRealEngineRefusesBadInput(t *testing.T) {
 	if transfer.KindOf(err) != transfer.KindNotFound {
 		t.Errorf("Send(missing) = %v (%s)", err, transfer.KindOf(err))
 	}
-	if _, ok := e.(LateOutDirEngine); ok {
-		t.Error("the real engine claims to read the folder after accepting")
+	if _, ok := e.(LateOutDirEngine); !ok {
+		t.Error("the real engine does not read the folder chosen in the offer dialog")
 	}
 }
 
