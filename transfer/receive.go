@@ -111,9 +111,6 @@ func Receive(ctx context.Context, conn Conn, opts ReceiveOptions) (Stats, error)
 	defer r.prog.stop()
 
 	if err := r.run(ctx, conn); err != nil {
-		if k := KindOf(err); k == KindDiskFull || k == KindBadPath {
-			_ = writeControlJSON(ctl, frameError, errorMsg{Kind: k, Message: err.Error()})
-		}
 		return Stats{}, err
 	}
 	r.prog.finish()
@@ -152,29 +149,46 @@ type receiver struct {
 	skipped  int64
 
 	mu      sync.Mutex
-	missing []int             // per file: chunks not yet verified
-	claimed map[chunkRef]bool // chunks being written or written this run
+	missing []int                 // per file: chunks not yet verified
+	counted [][]bool              // per file and chunk: already counted for this entry
+	writing map[contentChunk]bool // content chunks being written or written this run
 }
 
-// claim reserves chunk ci of file fi for writing; false if it is already
-// held (from an earlier run) or claimed by another stream.
-func (r *receiver) claim(fi, ci int) bool {
+// contentChunk names a chunk by content: entries with identical content
+// share one partial file, so a chunk written for one is there for all.
+type contentChunk struct {
+	id    Hash
+	chunk int
+}
+
+// claim decides what to do with verified chunk ci of file fi: write it
+// (the first copy of this content), only count it for this entry (another
+// entry with the same content holds or is writing it), or drop it (this
+// entry already has it: a resend).
+func (r *receiver) claim(fi, ci int) (write, count bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ref := chunkRef{fi, ci}
-	if r.claimed[ref] || r.partials[fi].Have(ci) {
-		return false
+	if r.counted[fi][ci] {
+		return false, false
 	}
-	r.claimed[ref] = true
-	return true
+	r.counted[fi][ci] = true
+	key := contentChunk{r.m.Files[fi].ContentID(), ci}
+	if r.writing[key] || r.partials[fi].Have(ci) {
+		return false, true
+	}
+	r.writing[key] = true
+	return true, true
 }
 
-// unclaim releases a chunk whose write failed verification later.
+// unclaim forgets chunks that whole-file verification found bad, so they
+// are written and counted again when they arrive.
 func (r *receiver) unclaim(fi int, cs []int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	id := r.m.Files[fi].ContentID()
 	for _, c := range cs {
-		delete(r.claimed, chunkRef{fi, c})
+		r.counted[fi][c] = false
+		delete(r.writing, contentChunk{id, c})
 	}
 }
 
@@ -195,7 +209,8 @@ func (r *receiver) prepare() error {
 	n := len(r.m.Files)
 	r.partials = make([]*PartialFile, n)
 	r.missing = make([]int, n)
-	r.claimed = make(map[chunkRef]bool)
+	r.counted = make([][]bool, n)
+	r.writing = make(map[contentChunk]bool)
 	for i := range r.m.Files {
 		fe := &r.m.Files[i]
 		if fe.Dir || fe.Size == 0 {
@@ -208,6 +223,10 @@ func (r *receiver) prepare() error {
 		r.partials[i] = p
 		r.skipped += p.HaveBytes()
 		r.missing[i] = fe.ChunkCount(r.m.ChunkSize) - p.HaveCount()
+		r.counted[i] = make([]bool, fe.ChunkCount(r.m.ChunkSize))
+		for c := range r.counted[i] {
+			r.counted[i][c] = p.Have(c)
+		}
 	}
 	if free, err := FreeSpace(out); err == nil && free >= 0 {
 		if need := r.m.TotalSize() - r.skipped + freeSpaceMargin; free < need {
@@ -286,7 +305,20 @@ type sentMsg struct {
 
 // run receives chunks until every file is in place, asking again for any
 // chunk that fails verification.
-func (r *receiver) run(ctx context.Context, conn Conn) error {
+func (r *receiver) run(ctx context.Context, conn Conn) (err error) {
+	// Files already complete from an earlier run, listed before any
+	// goroutine can change r.missing.
+	var ready []int
+	for i := range r.m.Files {
+		if r.missing[i] == 0 && !r.m.Files[i].Dir && r.m.Files[i].Size > 0 {
+			ready = append(ready, i)
+		}
+	}
+	for i, f := range r.m.Files {
+		if !f.Dir && f.Size == 0 {
+			ready = append(ready, i)
+		}
+	}
 	events := make(chan recvEvent, 64)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -350,11 +382,16 @@ func (r *receiver) run(ctx context.Context, conn Conn) error {
 		}
 	})
 	defer close(finalize)
-
-	for i := range r.m.Files {
-		if r.missing[i] == 0 && !r.m.Files[i].Dir {
-			finalize <- i
+	// Registered last, so it runs first: the sender hears why before its
+	// data streams are cancelled under it.
+	defer func() {
+		if k := KindOf(err); err != nil && k != KindPeerGone && k != KindCanceled {
+			_ = writeControlJSON(r.ctl, frameError, errorMsg{Kind: k, Message: err.Error()})
 		}
+	}()
+
+	for _, i := range ready {
+		finalize <- i
 	}
 	streamsDone, streamsSent := 0, -1
 	need := map[int][]int{}
@@ -487,16 +524,19 @@ func (r *receiver) readStream(ctx context.Context, st *quic.Stream, events chan<
 			continue
 		}
 		pf := r.partials[fi]
-		if !r.claim(fi, ci) {
-			continue // a duplicate from a resend: already being written
+		write, count := r.claim(fi, ci)
+		if !count {
+			continue // a resend of a chunk this entry already has
 		}
-		if err := pf.WriteChunk(ci, data); err != nil {
-			sendEvent(ctx, events, recvEvent{err: err})
-			return
-		}
-		if err := pf.MarkVerified(ci); err != nil {
-			sendEvent(ctx, events, recvEvent{err: err})
-			return
+		if write {
+			if err := pf.WriteChunk(ci, data); err != nil {
+				sendEvent(ctx, events, recvEvent{err: err})
+				return
+			}
+			if err := pf.MarkVerified(ci); err != nil {
+				sendEvent(ctx, events, recvEvent{err: err})
+				return
+			}
 		}
 		r.prog.add(int64(len(data)), fe.Path)
 		r.mu.Lock()
@@ -560,7 +600,6 @@ func (r *receiver) complete(ctx context.Context, events <-chan recvEvent) error 
 		_ = os.Chtimes(r.dest[i], mt, mt)
 	}
 	r.closePartials()
-	r.partials = make([]*PartialFile, len(r.partials))
 	_ = r.store.Remove()
 	if err := writeControl(r.ctl, frameDone, nil); err != nil {
 		return peerGone(err)

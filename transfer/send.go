@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/quic-go/quic-go"
 )
@@ -93,7 +95,7 @@ func Send(ctx context.Context, conn Conn, opts SendOptions) (Stats, error) {
 	case frameDecline:
 		var d declineMsg
 		_ = json.Unmarshal(f.payload, &d)
-		return Stats{}, Errorf(KindDeclined, "", "the receiver declined the transfer%s", reasonSuffix(d.Reason))
+		return Stats{}, Errorf(KindDeclined, "", "the receiver declined the transfer%s", reasonSuffix(cleanPeerText(d.Reason)))
 	case frameError:
 		return Stats{}, peerError(f.payload)
 	case frameAccept:
@@ -150,6 +152,16 @@ func Send(ctx context.Context, conn Conn, opts SendOptions) (Stats, error) {
 	for {
 		if len(jobs) > 0 {
 			if err := s.sendChunks(ctx, jobs); err != nil {
+				// A receiver that stops (a full disk) says why on the
+				// control stream while its data streams fail under us.
+				select {
+				case f := <-ctlFrames:
+					if f.typ == frameError {
+						return Stats{}, peerError(f.payload)
+					}
+				case <-time.After(time.Second):
+				case <-ctx.Done():
+				}
 				return Stats{}, err
 			}
 			jobs = nil
@@ -328,13 +340,43 @@ func reasonSuffix(r string) string {
 	return ": " + r
 }
 
-// peerError turns a peer's ERROR frame into an *Error of its kind.
+// peerError turns a peer's ERROR frame into an *Error of its kind. The
+// peer's words are shown to the user, so they are cleaned first.
 func peerError(payload []byte) error {
 	var e errorMsg
 	if err := json.Unmarshal(payload, &e); err != nil || e.Kind == "" {
 		return Errorf(KindPeerGone, "", "the other side stopped with an unreadable error")
 	}
-	return Errorf(e.Kind, "", "the other side stopped: %s", e.Message)
+	kind := e.Kind
+	if !knownKinds[kind] {
+		kind = KindInternal
+	}
+	return Errorf(kind, "", "the other side stopped: %s", cleanPeerText(e.Message))
+}
+
+// knownKinds are the error kinds a peer may report.
+var knownKinds = map[ErrorKind]bool{
+	KindCodeMismatch: true, KindDeclined: true, KindPeerGone: true, KindDiskFull: true,
+	KindBadPath: true, KindTimeout: true, KindNotFound: true, KindTampered: true,
+	KindNoPath: true, KindCanceled: true, KindInternal: true,
+}
+
+// maxPeerText bounds text from the peer shown to the user.
+const maxPeerText = 300
+
+// cleanPeerText drops control characters (no terminal escapes from a
+// hostile peer) and bounds the length.
+func cleanPeerText(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || (r >= 0x7f && r < 0xa0) || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > maxPeerText {
+		s = s[:maxPeerText] + "..."
+	}
+	return strings.ToValidUTF8(s, "")
 }
 
 // peerGone classifies a stream or connection failure.
