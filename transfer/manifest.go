@@ -1,11 +1,13 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -172,14 +174,93 @@ func UnmarshalManifest(b []byte, lim Limits) (*Manifest, error) {
 	if len(b) > lim.MaxBytes {
 		return nil, Errorf(KindBadPath, badManifestHint, "manifest is %d bytes, more than the limit of %d", len(b), lim.MaxBytes)
 	}
-	var m Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, Errorf(KindBadPath, badManifestHint, "malformed manifest: %w", err)
-	}
-	if err := validateManifest(&m, lim); err != nil {
+	m, err := decodeManifest(b, lim)
+	if err != nil {
 		return nil, err
 	}
+	if err := validateManifest(m, lim); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// decodeManifest decodes the manifest entry by entry, so a hostile one
+// with millions of tiny entries is refused at the count limit instead of
+// being materialised whole first.
+func decodeManifest(b []byte, lim Limits) (*Manifest, error) {
+	malformed := func(err error) error {
+		return Errorf(KindBadPath, badManifestHint, "malformed manifest: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var m Manifest
+	if tok, err := dec.Token(); err != nil {
+		return nil, malformed(err)
+	} else if tok == nil {
+		return &m, nil // null: as json.Unmarshal, an empty manifest (validation says why)
+	} else if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, malformed(fmt.Errorf("expected an object, found %v", tok))
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, malformed(err)
+		}
+		key, _ := tok.(string)
+		switch key {
+		case "v":
+			err = dec.Decode(&m.Version)
+		case "hash":
+			err = dec.Decode(&m.Hash)
+		case "chunk_size":
+			err = dec.Decode(&m.ChunkSize)
+		case "files":
+			tok, err := dec.Token()
+			if err != nil {
+				return nil, malformed(err)
+			}
+			if tok == nil {
+				continue // null: no files (validation says so)
+			}
+			if d, ok := tok.(json.Delim); !ok || d != '[' {
+				return nil, malformed(fmt.Errorf("files: expected a list, found %v", tok))
+			}
+			for dec.More() {
+				if len(m.Files) >= lim.MaxFiles {
+					return nil, Errorf(KindBadPath, badManifestHint, "invalid manifest: at least %d entries, more than the limit of %d", lim.MaxFiles+1, lim.MaxFiles)
+				}
+				var f FileEntry
+				if err := dec.Decode(&f); err != nil {
+					return nil, malformed(err)
+				}
+				m.Files = append(m.Files, f)
+			}
+			err = expectDelim(dec, ']')
+		default:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			return nil, malformed(err)
+		}
+	}
+	if err := expectDelim(dec, '}'); err != nil {
+		return nil, malformed(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, malformed(errors.New("data after the manifest"))
+	}
 	return &m, nil
+}
+
+func expectDelim(dec *json.Decoder, want json.Delim) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != want {
+		return fmt.Errorf("expected %q, found %v", want, tok)
+	}
+	return nil
 }
 
 // validateManifest checks everything UnmarshalManifest promises.
