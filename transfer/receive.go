@@ -151,6 +151,7 @@ type receiver struct {
 	mu      sync.Mutex
 	missing []int                 // per file: chunks not yet verified
 	counted [][]bool              // per file and chunk: already counted for this entry
+	content []Hash                // per file: ContentID, computed once
 	writing map[contentChunk]bool // content chunks being written or written this run
 }
 
@@ -172,7 +173,7 @@ func (r *receiver) claim(fi, ci int) (write, count bool) {
 		return false, false
 	}
 	r.counted[fi][ci] = true
-	key := contentChunk{r.m.Files[fi].ContentID(), ci}
+	key := contentChunk{r.content[fi], ci}
 	if r.writing[key] || r.partials[fi].Have(ci) {
 		return false, true
 	}
@@ -185,7 +186,7 @@ func (r *receiver) claim(fi, ci int) (write, count bool) {
 func (r *receiver) unclaim(fi int, cs []int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	id := r.m.Files[fi].ContentID()
+	id := r.content[fi]
 	for _, c := range cs {
 		r.counted[fi][c] = false
 		delete(r.writing, contentChunk{id, c})
@@ -210,6 +211,7 @@ func (r *receiver) prepare() error {
 	r.partials = make([]*PartialFile, n)
 	r.missing = make([]int, n)
 	r.counted = make([][]bool, n)
+	r.content = make([]Hash, n)
 	r.writing = make(map[contentChunk]bool)
 	for i := range r.m.Files {
 		fe := &r.m.Files[i]
@@ -223,6 +225,7 @@ func (r *receiver) prepare() error {
 		r.partials[i] = p
 		r.skipped += p.HaveBytes()
 		r.missing[i] = fe.ChunkCount(r.m.ChunkSize) - p.HaveCount()
+		r.content[i] = fe.ContentID()
 		r.counted[i] = make([]bool, fe.ChunkCount(r.m.ChunkSize))
 		for c := range r.counted[i] {
 			r.counted[i][c] = p.Have(c)
