@@ -2,6 +2,7 @@ package mailbox
 
 import (
 	"context"
+	"ferry/internal/fdlimit"
 	"fmt"
 	"runtime"
 	"sync"
@@ -18,7 +19,7 @@ import (
 func BenchmarkPairings(b *testing.B) {
 	const pairings = 2000
 	// 4000 client and 4000 server sockets, plus slack.
-	raiseFileLimit(b, 4*pairings+1000)
+	fdlimit.Raise(b, 4*pairings+1000)
 	ts := startServer(b, ServerConfig{MaxNameplatesPerIP: -1})
 
 	var peakHeap, peakSys atomic.Uint64

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"ferry/internal/fdlimit"
 	"fmt"
 	"net"
 	"runtime"
@@ -420,7 +421,7 @@ func TestListenAndServe(t *testing.T) {
 
 func TestManyIdleConnections(t *testing.T) {
 	const idle = 3000
-	raiseFileLimit(t, 2*idle+500)
+	fdlimit.Raise(t, 2*idle+500)
 	ts := startServer(t, ServerConfig{})
 	conns := make([]net.Conn, 0, idle)
 	defer func() {

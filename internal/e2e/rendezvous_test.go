@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"ferry/internal/fdlimit"
 	"fmt"
 	"io"
 	"log/slog"
@@ -192,7 +193,7 @@ func TestRendezvousUsageErrors(t *testing.T) {
 // because every client shares 127.0.0.1.
 func BenchmarkRendezvousPairings(b *testing.B) {
 	const pairings = 2000
-	raiseFileLimit(b, 4*pairings+1000)
+	fdlimit.Raise(b, 4*pairings+1000)
 	addr, cmd, logs := startRendezvousProcess(b, "--max-nameplates-per-ip", "-1")
 	b.ResetTimer()
 	start := time.Now()
@@ -240,23 +241,4 @@ func peakRSS(pid int) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
-}
-
-// raiseFileLimit lets the benchmark hold need file descriptors, or skips it.
-func raiseFileLimit(tb testing.TB, need uint64) {
-	tb.Helper()
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		tb.Skipf("getrlimit: %v", err)
-	}
-	if lim.Cur >= need {
-		return
-	}
-	if lim.Max < need {
-		tb.Skipf("RLIMIT_NOFILE hard limit %d < %d needed", lim.Max, need)
-	}
-	lim.Cur = lim.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		tb.Skipf("cannot raise RLIMIT_NOFILE: %v", err)
-	}
 }

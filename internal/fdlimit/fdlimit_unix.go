@@ -1,15 +1,17 @@
 //go:build unix
 
-package mailbox
+// Package fdlimit lets tests that open thousands of connections raise the
+// process's file-descriptor limit, or skip when they cannot. Test-only.
+package fdlimit
 
 import (
 	"syscall"
 	"testing"
 )
 
-// raiseFileLimit makes sure the process may hold need file descriptors,
-// skipping the test when it cannot.
-func raiseFileLimit(tb testing.TB, need uint64) {
+// Raise makes sure the process may hold need file descriptors, skipping tb
+// when the hard limit is lower or cannot be raised.
+func Raise(tb testing.TB, need uint64) {
 	tb.Helper()
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
