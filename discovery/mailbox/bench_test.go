@@ -2,13 +2,14 @@ package mailbox
 
 import (
 	"context"
-	"ferry/internal/fdlimit"
 	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"ferry/internal/fdlimit"
 )
 
 // BenchmarkPairings runs batches of 2000 concurrent pairings against one

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
-	"ferry/internal/fdlimit"
 	"fmt"
 	"net"
 	"runtime"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"ferry/internal/fdlimit"
 )
 
 func TestRawProtocolExchange(t *testing.T) {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"ferry/internal/fdlimit"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +21,7 @@ import (
 	"github.com/google/uuid"
 
 	"ferry/discovery"
+	"ferry/internal/fdlimit"
 	"ferry/transport"
 )
 
