@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -452,6 +453,10 @@ func (r *receiver) run(ctx context.Context, conn Conn) (err error) {
 		// Everything the sender sent has been read: ask for what is still
 		// missing (chunks that failed verification).
 		if streamsSent >= 0 && streamsDone >= streamsSent && len(need) > 0 {
+			for fi, cs := range need {
+				slices.Sort(cs)
+				need[fi] = slices.Compact(cs) // a chunk that failed twice is asked for once
+			}
 			if err := writeControlJSON(r.ctl, frameNeed, needMsg{Need: need}); err != nil {
 				return peerGone(err)
 			}
