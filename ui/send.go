@@ -72,7 +72,6 @@ func newSendView(w *MainWindow) *sendView {
 	v.another.Hide()
 
 	caption := widget.NewLabelWithStyle("Share code — type it on the other computer", fyne.TextAlignCenter, fyne.TextStyle{})
-	caption.Importance = widget.LowImportance
 	v.card = container.NewVBox(
 		widget.NewSeparator(),
 		caption,
