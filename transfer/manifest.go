@@ -600,3 +600,21 @@ func openSource(path string, size int64) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// TopNames lists the distinct top-level names of the manifest in order, at
+// most max of them (all when max <= 0): what an offer shows a person.
+func (m *Manifest) TopNames(max int) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, f := range m.Files {
+		top, _, _ := strings.Cut(f.Path, "/")
+		if !seen[top] {
+			seen[top] = true
+			out = append(out, top)
+			if len(out) == max {
+				break
+			}
+		}
+	}
+	return out
+}

@@ -71,7 +71,7 @@ func Receive(ctx context.Context, conn Conn, opts ReceiveOptions) (Stats, error)
 		awaitHangup(ctl)
 		return Stats{}, err
 	}
-	emit(Event{Kind: EventOffer, Files: m.FileCount(), Bytes: m.TotalSize(), Names: topNames(m, 5), Dest: opts.OutDir})
+	emit(Event{Kind: EventOffer, Files: m.FileCount(), Bytes: m.TotalSize(), Names: m.TopNames(5), Dest: opts.OutDir})
 	if opts.Accept != nil {
 		emit(Event{Kind: EventState, State: StateOffered})
 		ok, err := opts.Accept(ctx, m)
@@ -117,23 +117,6 @@ func Receive(ctx context.Context, conn Conn, opts ReceiveOptions) (Stats, error)
 	r.prog.finish()
 	emit(Event{Kind: EventState, State: StateDone})
 	return Stats{Files: m.FileCount(), Bytes: m.TotalSize(), Moved: r.prog.moved.Load(), Skipped: r.skipped, WireBytes: wire.Load(), Elapsed: time.Since(start)}, nil
-}
-
-// topNames lists up to n top-level names of the manifest.
-func topNames(m *Manifest, n int) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, f := range m.Files {
-		top, _, _ := strings.Cut(f.Path, "/")
-		if !seen[top] {
-			seen[top] = true
-			out = append(out, top)
-			if len(out) == n {
-				break
-			}
-		}
-	}
-	return out
 }
 
 type receiver struct {

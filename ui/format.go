@@ -140,20 +140,6 @@ func baseNames(paths []string) []string {
 	return out
 }
 
-// topNames lists the distinct top-level names of a manifest, in order.
-func topNames(m *transfer.Manifest) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, f := range m.Files {
-		top, _, _ := strings.Cut(f.Path, "/")
-		if !seen[top] {
-			seen[top] = true
-			out = append(out, top)
-		}
-	}
-	return out
-}
-
 // capitalize upper-cases the first letter of s.
 func capitalize(s string) string {
 	r, n := utf8.DecodeRuneInString(s)

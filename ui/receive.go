@@ -183,7 +183,7 @@ func (w *MainWindow) showOffer(j *job, m *transfer.Manifest, answer chan<- bool,
 		answer <- false
 		return
 	}
-	names := topNames(m)
+	names := m.TopNames(0)
 	files, size := m.FileCount(), m.TotalSize()
 	j.setNames(names, files, size)
 	j.dirty.Store(true)

@@ -140,7 +140,7 @@ func Send(ctx context.Context, args []string, env Env) int {
 	_, err := transfer.SendFiles(ctx, c.config(env), paths, sink)
 	finish()
 	if err != nil {
-		return failWith(sink, env, err)
+		return failWith(sink, err)
 	}
 	return ExitOK
 }
@@ -201,7 +201,7 @@ func Receive(ctx context.Context, args []string, env Env) int {
 	_, err = transfer.ReceiveFiles(ctx, c.config(env), sc, opts)
 	finish()
 	if err != nil {
-		return failWith(sink, env, err)
+		return failWith(sink, err)
 	}
 	return ExitOK
 }
@@ -216,14 +216,14 @@ func usageExit(err error) int {
 // fail reports an error before any sink exists.
 func fail(env Env, c *common, err error) int {
 	if c.json {
-		return failWith(NewJSONSink(env.Stdout), env, err)
+		return failWith(NewJSONSink(env.Stdout), err)
 	}
 	fmt.Fprintf(env.Stderr, "Error: %v\n", err)
 	return ExitFailure
 }
 
 // failWith reports err as an error event and returns the failure status.
-func failWith(sink transfer.Sink, _ Env, err error) int {
+func failWith(sink transfer.Sink, err error) int {
 	sink(transfer.Event{Kind: transfer.EventError, ErrKind: transfer.KindOf(err), Message: err.Error()})
 	return ExitFailure
 }
