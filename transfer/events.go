@@ -43,8 +43,11 @@ const (
 	StateSending    State = "sending"
 	StateReceiving  State = "receiving"
 	StateVerifying  State = "verifying"
-	StateDone       State = "done"
-	StateFailed     State = "failed"
+	// StateReconnecting: the connection was lost mid-transfer; the peers
+	// are trying to reach each other again and will resume.
+	StateReconnecting State = "reconnecting"
+	StateDone         State = "done"
+	StateFailed       State = "failed"
 )
 
 // PathLabel is how the CLI and GUI name a path ("lan", "direct-udp",

@@ -1,11 +1,13 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -32,6 +34,9 @@ type ReceiveOptions struct {
 	OutDirAfterAccept func() string
 	Sink              Sink
 	Limits            Limits
+	// Reconnect, when set, is called after the connection is lost
+	// mid-transfer; the transfer then resumes on the connection it returns.
+	Reconnect Reconnector
 }
 
 // freeSpaceMargin is kept free on the receiving disk beyond the transfer.
@@ -39,37 +44,69 @@ const freeSpaceMargin = 16 << 20
 
 // Receive takes an offer on conn and, if accepted, receives every file into
 // opts.OutDir: chunks are verified on arrival, written to resumable partial
-// files, and each file is verified whole before it is moved into place.
+// files, and each file is verified whole before it is moved into place. A
+// lost connection is replaced through opts.Reconnect and the transfer
+// resumes without asking the user again.
 func Receive(ctx context.Context, conn Conn, opts ReceiveOptions) (Stats, error) {
 	emit := safeSink(opts.Sink)
+	opts.Sink = emit
 	start := time.Now()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	var wire atomic.Int64
+	r, err := takeOffer(ctx, conn, opts, &wire)
+	if err != nil {
+		return Stats{}, err
+	}
+	defer r.closePartials()
+	if r.skipped > 0 {
+		emit(Event{Kind: EventResumed, SkippedBytes: r.skipped})
+	}
+	for {
+		err := r.attempt(ctx, conn)
+		if err == nil {
+			break
+		}
+		for mayReconnect(opts.Reconnect, err) {
+			if conn, err = reconnect(ctx, opts.Reconnect, emit); err != nil {
+				return Stats{}, err
+			}
+			err = r.retakeOffer(ctx, conn) // lost again before the offer: wait again
+		}
+		if err != nil {
+			return Stats{}, err
+		}
+	}
+	emit(Event{Kind: EventState, State: StateDone})
+	return Stats{Files: r.m.FileCount(), Bytes: r.m.TotalSize(), Moved: r.moved, Skipped: r.skipped, WireBytes: wire.Load(), Elapsed: time.Since(start)}, nil
+}
 
+// takeOffer reads the sender's offer, asks the user, prepares the partial
+// state and accepts. It returns the receiver ready to run.
+func takeOffer(ctx context.Context, conn Conn, opts ReceiveOptions, wire *atomic.Int64) (*receiver, error) {
+	emit := opts.Sink
 	ctl, err := conn.AcceptStream(ctx)
 	if err != nil {
-		return Stats{}, peerGone(err)
+		return nil, peerGone(err)
 	}
-	defer cancelWithContext(ctx, ctl)()
-	var wire atomic.Int64
+	stopCancel := cancelWithContext(ctx, ctl)
+	defer stopCancel()
 	f, err := readControl(ctl)
 	if err != nil {
-		return Stats{}, peerGone(err)
+		return nil, peerGone(err)
 	}
 	wire.Add(int64(len(f.payload)) + 5)
 	if f.typ != frameHello || len(f.payload) < 1 {
-		return Stats{}, fmt.Errorf("transfer: the sender did not start with an offer")
+		return nil, fmt.Errorf("transfer: the sender did not start with an offer")
 	}
 	if f.payload[0] != protocolVersion {
 		err := Errorf(KindInternal, "use the same ferry version on both sides", "the sender speaks transfer protocol %d, this ferry speaks %d", f.payload[0], protocolVersion)
 		_ = writeControlJSON(ctl, frameError, errorMsg{Kind: KindInternal, Message: err.Error()})
-		return Stats{}, err
+		return nil, err
 	}
 	m, err := UnmarshalManifest(f.payload[1:], opts.Limits)
 	if err != nil {
 		_ = writeControlJSON(ctl, frameError, errorMsg{Kind: KindOf(err), Message: "the receiver rejected the offer: " + err.Error()})
 		awaitHangup(ctl)
-		return Stats{}, err
+		return nil, err
 	}
 	emit(Event{Kind: EventOffer, Files: m.FileCount(), Bytes: m.TotalSize(), Names: m.TopNames(5), Dest: opts.OutDir})
 	if opts.Accept != nil {
@@ -78,12 +115,12 @@ func Receive(ctx context.Context, conn Conn, opts ReceiveOptions) (Stats, error)
 		if err != nil {
 			_ = writeControlJSON(ctl, frameDecline, declineMsg{Reason: "the receiver could not decide"})
 			awaitHangup(ctl)
-			return Stats{}, err
+			return nil, err
 		}
 		if !ok {
 			_ = writeControlJSON(ctl, frameDecline, declineMsg{Reason: "the receiver said no"})
 			awaitHangup(ctl)
-			return Stats{}, Errorf(KindDeclined, "", "you declined the transfer")
+			return nil, Errorf(KindDeclined, "", "you declined the transfer")
 		}
 	}
 
@@ -92,40 +129,75 @@ func Receive(ctx context.Context, conn Conn, opts ReceiveOptions) (Stats, error)
 			opts.OutDir = dir
 		}
 	}
-	r := &receiver{m: m, opts: opts, ctl: ctl, wire: &wire, emit: emit}
+	r := &receiver{m: m, hello: f.payload, opts: opts, ctl: ctl, wire: wire, emit: emit}
 	if err := r.prepare(); err != nil {
-		_ = writeControlJSON(ctl, frameError, errorMsg{Kind: KindOf(err), Message: err.Error()})
+		_ = writeControlJSON(ctl, frameError, errorMsg{Kind: KindOf(err), Message: r.forPeer(err)})
 		r.closePartials()
 		awaitHangup(ctl)
-		return Stats{}, err
-	}
-	defer r.closePartials()
-	if r.skipped > 0 {
-		emit(Event{Kind: EventResumed, SkippedBytes: r.skipped})
+		return nil, err
 	}
 	if err := writeControlJSON(ctl, frameAccept, r.acceptMsg()); err != nil {
-		return Stats{}, peerGone(err)
+		r.closePartials()
+		return nil, peerGone(err)
 	}
-	emit(Event{Kind: EventState, State: StateReceiving})
-	r.prog = newProgress(emit, m.TotalSize(), r.skipped)
+	return r, nil
+}
+
+// retakeOffer reads the sender's offer again on a new connection after a
+// reconnect: it must be the offer already accepted, which is accepted again
+// with what is held now.
+func (r *receiver) retakeOffer(ctx context.Context, conn Conn) error {
+	ctl, err := conn.AcceptStream(ctx)
+	if err != nil {
+		return peerGone(err)
+	}
+	stopCancel := cancelWithContext(ctx, ctl)
+	defer stopCancel()
+	f, err := readControl(ctl)
+	if err != nil {
+		return peerGone(err)
+	}
+	r.wire.Add(int64(len(f.payload)) + 5)
+	if f.typ != frameHello || !bytes.Equal(f.payload, r.hello) {
+		err := Errorf(KindTampered, "run ferry again on both sides", "after reconnecting, the sender offered different files")
+		_ = writeControlJSON(ctl, frameError, errorMsg{Kind: KindTampered, Message: err.Error()})
+		awaitHangup(ctl)
+		return err
+	}
+	r.ctl = ctl
+	if err := writeControlJSON(ctl, frameAccept, r.acceptMsg()); err != nil {
+		return peerGone(err)
+	}
+	return nil
+}
+
+// attempt receives on conn (whose offer was just accepted) until every file
+// is in place or the attempt fails.
+func (r *receiver) attempt(ctx context.Context, conn Conn) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer cancelWithContext(ctx, r.ctl)()
+	r.emit(Event{Kind: EventState, State: StateReceiving})
+	r.prog = newProgress(r.emit, r.m.TotalSize(), r.heldBytes())
 	r.prog.start(ctx)
 	defer r.prog.stop()
-
+	defer func() { r.moved += r.prog.moved.Load() }()
 	if err := r.run(ctx, conn); err != nil {
-		return Stats{}, err
+		return err
 	}
 	r.prog.finish()
-	emit(Event{Kind: EventState, State: StateDone})
-	return Stats{Files: m.FileCount(), Bytes: m.TotalSize(), Moved: r.prog.moved.Load(), Skipped: r.skipped, WireBytes: wire.Load(), Elapsed: time.Since(start)}, nil
+	return nil
 }
 
 type receiver struct {
-	m    *Manifest
-	opts ReceiveOptions
-	ctl  *quic.Stream
-	wire *atomic.Int64
-	emit Sink
-	prog *progress
+	m     *Manifest
+	hello []byte // the accepted offer, as the sender sent it
+	opts  ReceiveOptions
+	ctl   *quic.Stream // of the current attempt
+	wire  *atomic.Int64
+	emit  Sink
+	prog  *progress // of the current attempt
+	moved int64     // by earlier attempts
 
 	store    *PartialStore
 	partials []*PartialFile // per file index; nil for dirs and empty files
@@ -137,6 +209,7 @@ type receiver struct {
 	counted [][]bool              // per file and chunk: already counted for this entry
 	content []Hash                // per file: ContentID, computed once
 	writing map[contentChunk]bool // content chunks being written or written this run
+	placed  []bool                // per file: finalized, in place
 }
 
 // contentChunk names a chunk by content: entries with identical content
@@ -197,6 +270,7 @@ func (r *receiver) prepare() error {
 	r.counted = make([][]bool, n)
 	r.content = make([]Hash, n)
 	r.writing = make(map[contentChunk]bool)
+	r.placed = make([]bool, n)
 	for i := range r.m.Files {
 		fe := &r.m.Files[i]
 		if fe.Dir || fe.Size == 0 {
@@ -257,22 +331,70 @@ func (r *receiver) pickDestinations(out string) error {
 	return nil
 }
 
+// forPeer is err's message for the sender. The receiver's folders are its
+// own business: a failed file operation is told without its path, and the
+// download folder's path is replaced by words elsewhere.
+func (r *receiver) forPeer(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		msg := "the receiver could not save the files: " + pe.Err.Error()
+		if KindOf(err) == KindDiskFull {
+			msg += "; the received data is kept: once the receiver frees some space, run the same commands again to resume"
+		}
+		return msg
+	}
+	msg := err.Error()
+	out, aerr := filepath.Abs(r.opts.OutDir)
+	if aerr != nil || out == string(filepath.Separator) {
+		return msg
+	}
+	return strings.ReplaceAll(msg, out, "the download folder")
+}
+
+// acceptMsg lists, per file, the chunks the receiver holds: verified in a
+// partial file (from an earlier run or attempt) or already in place.
 func (r *receiver) acceptMsg() acceptMsg {
 	msg := acceptMsg{Have: map[int][]byte{}}
-	for i, p := range r.partials {
-		if p == nil || p.HaveCount() == 0 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, fe := range r.m.Files {
+		if fe.Dir || fe.Size == 0 {
 			continue
 		}
-		n := r.m.Files[i].ChunkCount(r.m.ChunkSize)
-		bm := make([]byte, (n+7)/8)
+		n := fe.ChunkCount(r.m.ChunkSize)
+		var bm []byte
 		for c := range n {
-			if p.Have(c) {
+			if r.placed[i] || r.counted[i][c] {
+				if bm == nil {
+					bm = make([]byte, (n+7)/8)
+				}
 				bitmapSet(bm, c)
 			}
 		}
-		msg.Have[i] = bm
+		if bm != nil {
+			msg.Have[i] = bm
+		}
 	}
 	return msg
+}
+
+// heldBytes is how much of the transfer the receiver holds now.
+func (r *receiver) heldBytes() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var held int64
+	for i := range r.m.Files {
+		fe := &r.m.Files[i]
+		if fe.Dir || fe.Size == 0 {
+			continue
+		}
+		for c := range fe.ChunkCount(r.m.ChunkSize) {
+			if r.placed[i] || r.counted[i][c] {
+				held += int64(fe.ChunkLen(c, r.m.ChunkSize))
+			}
+		}
+	}
+	return held
 }
 
 func (r *receiver) closePartials() {
@@ -296,13 +418,20 @@ func (r *receiver) run(ctx context.Context, conn Conn) (err error) {
 	// Files already complete from an earlier run, listed before any
 	// goroutine can change r.missing.
 	var ready []int
-	for i := range r.m.Files {
-		if r.missing[i] == 0 && !r.m.Files[i].Dir && r.m.Files[i].Size > 0 {
+	pendingFinal := 0
+	r.mu.Lock()
+	for i, f := range r.m.Files {
+		if f.Dir || r.placed[i] {
+			continue
+		}
+		pendingFinal++
+		if r.missing[i] == 0 && f.Size > 0 {
 			ready = append(ready, i)
 		}
 	}
+	r.mu.Unlock()
 	for i, f := range r.m.Files {
-		if !f.Dir && f.Size == 0 {
+		if !f.Dir && f.Size == 0 && !r.placed[i] {
 			ready = append(ready, i)
 		}
 	}
@@ -373,7 +502,7 @@ func (r *receiver) run(ctx context.Context, conn Conn) (err error) {
 	// data streams are cancelled under it.
 	defer func() {
 		if k := KindOf(err); err != nil && k != KindPeerGone && k != KindCanceled {
-			_ = writeControlJSON(r.ctl, frameError, errorMsg{Kind: k, Message: err.Error()})
+			_ = writeControlJSON(r.ctl, frameError, errorMsg{Kind: k, Message: r.forPeer(err)})
 		}
 	}()
 
@@ -382,7 +511,6 @@ func (r *receiver) run(ctx context.Context, conn Conn) (err error) {
 	}
 	streamsDone, streamsSent := 0, -1
 	need := map[int][]int{}
-	pendingFinal := r.m.FileCount()
 	if pendingFinal == 0 {
 		return r.complete(ctx, events)
 	}
@@ -398,10 +526,6 @@ func (r *receiver) run(ctx context.Context, conn Conn) (err error) {
 			var bad *BadChunksError
 			switch {
 			case errors.As(ev.err, &bad):
-				r.unclaim(ev.finalized, bad.Indices)
-				r.mu.Lock()
-				r.missing[ev.finalized] += len(bad.Indices)
-				r.mu.Unlock()
 				need[ev.finalized] = append(need[ev.finalized], bad.Indices...)
 			case ev.err != nil:
 				return ev.err
@@ -540,9 +664,29 @@ func (r *receiver) readStream(ctx context.Context, st *quic.Stream, events chan<
 	}
 }
 
-// finalize verifies file i whole and moves it into place (empty files are
-// created directly).
+// finalize verifies file i whole and moves it into place, recording the
+// outcome in the receiver's state: the file is placed, or its bad chunks
+// are missing again.
 func (r *receiver) finalize(i int) error {
+	err := r.place(i)
+	var bad *BadChunksError
+	switch {
+	case err == nil:
+		r.mu.Lock()
+		r.placed[i] = true
+		r.mu.Unlock()
+	case errors.As(err, &bad):
+		r.unclaim(i, bad.Indices)
+		r.mu.Lock()
+		r.missing[i] += len(bad.Indices)
+		r.mu.Unlock()
+	}
+	return err
+}
+
+// place verifies file i whole and moves it into place (empty files are
+// created directly).
+func (r *receiver) place(i int) error {
 	fe := &r.m.Files[i]
 	dest := r.dest[i]
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {

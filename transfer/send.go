@@ -47,6 +47,9 @@ type SendOptions struct {
 	Sources []string
 	Streams int
 	Sink    Sink
+	// Reconnect, when set, is called after the connection is lost
+	// mid-transfer; the transfer then resumes on the connection it returns.
+	Reconnect Reconnector
 }
 
 // streamError codes on the QUIC streams.
@@ -55,7 +58,9 @@ const (
 )
 
 // Send offers the manifest on conn and sends what the receiver asks for,
-// until it reports every file verified and in place.
+// until it reports every file verified and in place. A lost connection is
+// replaced through opts.Reconnect and the transfer resumes where the
+// receiver stands.
 func Send(ctx context.Context, conn Conn, opts SendOptions) (Stats, error) {
 	m := opts.Manifest
 	if len(opts.Sources) != len(m.Files) {
@@ -65,49 +70,80 @@ func Send(ctx context.Context, conn Conn, opts SendOptions) (Stats, error) {
 		opts.Streams = DefaultStreams
 	}
 	emit := safeSink(opts.Sink)
-	start := time.Now()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	ctl, err := conn.OpenStream(ctx)
-	if err != nil {
-		return Stats{}, peerGone(err)
-	}
-	defer ctl.CancelRead(codeCanceled)
-	defer cancelWithContext(ctx, ctl)()
-	var wire atomic.Int64
+	opts.Sink = emit
 	body, err := MarshalManifest(m)
 	if err != nil {
 		return Stats{}, err
 	}
 	hello := append([]byte{protocolVersion}, body...)
+	comp := newFileCompressibility(len(m.Files))
+	start := time.Now()
+	total := Stats{Files: m.FileCount(), Bytes: m.TotalSize()}
+	for attempt := 0; ; attempt++ {
+		st, err := sendOnce(ctx, conn, opts, hello, comp, attempt)
+		total.Moved += st.Moved
+		total.WireBytes += st.WireBytes
+		if attempt == 0 {
+			total.Skipped = st.Skipped
+		}
+		if err == nil {
+			total.Elapsed = time.Since(start)
+			return total, nil
+		}
+		if !mayReconnect(opts.Reconnect, err) {
+			return Stats{}, err
+		}
+		if conn, err = reconnect(ctx, opts.Reconnect, emit); err != nil {
+			return Stats{}, err
+		}
+	}
+}
+
+// sendOnce runs the protocol once on conn: offer, accept, chunks, until
+// DONE. Its stats count what this attempt moved, also when it fails.
+func sendOnce(ctx context.Context, conn Conn, opts SendOptions, hello []byte, comp *fileCompressibility, attempt int) (Stats, error) {
+	m := opts.Manifest
+	emit := opts.Sink
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wire atomic.Int64
+	stats := func() Stats { return Stats{WireBytes: wire.Load()} }
+
+	ctl, err := conn.OpenStream(ctx)
+	if err != nil {
+		return stats(), peerGone(err)
+	}
+	defer ctl.CancelRead(codeCanceled)
+	defer cancelWithContext(ctx, ctl)()
 	if err := writeControl(ctl, frameHello, hello); err != nil {
-		return Stats{}, peerGone(err)
+		return stats(), peerGone(err)
 	}
 	wire.Add(int64(len(hello)) + 5)
-	emit(Event{Kind: EventState, State: StateOffered})
+	if attempt == 0 {
+		emit(Event{Kind: EventState, State: StateOffered})
+	}
 
 	f, err := readControl(ctl)
 	if err != nil {
-		return Stats{}, peerGone(err)
+		return stats(), peerGone(err)
 	}
 	switch f.typ {
 	case frameDecline:
 		var d declineMsg
 		_ = json.Unmarshal(f.payload, &d)
-		return Stats{}, Errorf(KindDeclined, "", "the receiver declined the transfer%s", reasonSuffix(cleanPeerText(d.Reason)))
+		return stats(), Errorf(KindDeclined, "", "the receiver declined the transfer%s", reasonSuffix(cleanPeerText(d.Reason)))
 	case frameError:
-		return Stats{}, peerError(f.payload)
+		return stats(), peerError(f.payload)
 	case frameAccept:
 	default:
-		return Stats{}, fmt.Errorf("transfer: unexpected control frame %d before accept", f.typ)
+		return stats(), fmt.Errorf("transfer: unexpected control frame %d before accept", f.typ)
 	}
 	var acc acceptMsg
 	if err := json.Unmarshal(f.payload, &acc); err != nil {
-		return Stats{}, fmt.Errorf("transfer: bad accept message: %w", err)
+		return stats(), fmt.Errorf("transfer: bad accept message: %w", err)
 	}
 
-	s := &sender{conn: conn, m: m, sources: opts.Sources, streams: opts.Streams, wire: &wire, comp: newFileCompressibility(len(m.Files))}
+	s := &sender{conn: conn, m: m, sources: opts.Sources, streams: opts.Streams, wire: &wire, comp: comp}
 	var jobs []chunkRef
 	var skipped int64
 	for i := range m.Files {
@@ -121,7 +157,7 @@ func Send(ctx context.Context, conn Conn, opts SendOptions) (Stats, error) {
 			jobs = append(jobs, chunkRef{i, c})
 		}
 	}
-	if skipped > 0 {
+	if skipped > 0 && attempt == 0 {
 		emit(Event{Kind: EventResumed, SkippedBytes: skipped})
 	}
 	emit(Event{Kind: EventState, State: StateSending})
@@ -129,6 +165,7 @@ func Send(ctx context.Context, conn Conn, opts SendOptions) (Stats, error) {
 	prog.start(ctx)
 	defer prog.stop()
 	s.prog = prog
+	stats = func() Stats { return Stats{Moved: prog.moved.Load(), Skipped: skipped, WireBytes: wire.Load()} }
 
 	// The receiver's control frames arrive while data flows.
 	ctlFrames := make(chan controlFrame, 8)
@@ -157,51 +194,50 @@ func Send(ctx context.Context, conn Conn, opts SendOptions) (Stats, error) {
 				select {
 				case f := <-ctlFrames:
 					if f.typ == frameError {
-						return Stats{}, peerError(f.payload)
+						return stats(), peerError(f.payload)
 					}
 				case <-time.After(time.Second):
 				case <-ctx.Done():
 				}
-				return Stats{}, err
+				return stats(), err
 			}
 			jobs = nil
 		}
 		if err := writeControlJSON(ctl, frameSent, sentMsg{Streams: int(s.opened.Load())}); err != nil {
-			return Stats{}, peerGone(err)
+			return stats(), peerGone(err)
 		}
 		select {
 		case f := <-ctlFrames:
 			switch f.typ {
 			case frameDone:
 				prog.finish()
-				st := Stats{Files: m.FileCount(), Bytes: m.TotalSize(), Moved: prog.moved.Load(), Skipped: skipped, WireBytes: wire.Load(), Elapsed: time.Since(start)}
 				_ = ctl.Close()
-				return st, nil
+				return stats(), nil
 			case frameNeed:
 				var n needMsg
 				if err := json.Unmarshal(f.payload, &n); err != nil {
-					return Stats{}, fmt.Errorf("transfer: bad need message: %w", err)
+					return stats(), fmt.Errorf("transfer: bad need message: %w", err)
 				}
 				if resends++; resends > maxResends {
-					return Stats{}, Errorf(KindInternal, "make sure the files are not being changed while sending, then try again", "chunks still failed verification after %d attempts", maxResends)
+					return stats(), Errorf(KindInternal, "make sure the files are not being changed while sending, then try again", "chunks still failed verification after %d attempts", maxResends)
 				}
 				for fi, cs := range n.Need {
 					for _, c := range cs {
 						if fi < 0 || fi >= len(m.Files) || c < 0 || c >= m.Files[fi].ChunkCount(m.ChunkSize) {
-							return Stats{}, fmt.Errorf("transfer: receiver asked for unknown chunk %d of file %d", c, fi)
+							return stats(), fmt.Errorf("transfer: receiver asked for unknown chunk %d of file %d", c, fi)
 						}
 						jobs = append(jobs, chunkRef{fi, c})
 					}
 				}
 			case frameError:
-				return Stats{}, peerError(f.payload)
+				return stats(), peerError(f.payload)
 			default:
-				return Stats{}, fmt.Errorf("transfer: unexpected control frame %d", f.typ)
+				return stats(), fmt.Errorf("transfer: unexpected control frame %d", f.typ)
 			}
 		case err := <-ctlErr:
-			return Stats{}, peerGone(err)
+			return stats(), peerGone(err)
 		case <-ctx.Done():
-			return Stats{}, ctx.Err()
+			return stats(), ctx.Err()
 		}
 	}
 }

@@ -38,7 +38,12 @@ type Config struct {
 	ChunkSize int64
 	// ConnectTimeout bounds finding a path after pairing; default 30 s.
 	ConnectTimeout time.Duration
-	Logger         *slog.Logger
+	// ReconnectTimeout bounds waiting for the peer after the connection is
+	// lost mid-transfer (a network outage longer than the transport's idle
+	// timeout, a laptop asleep); the transfer then resumes by itself.
+	// Default DefaultReconnectTimeout; negative turns reconnecting off.
+	ReconnectTimeout time.Duration
+	Logger           *slog.Logger
 	// Transport tunes the transport (tests); ListenAddr and Logger are
 	// filled in from this Config.
 	Transport transport.Config
@@ -54,8 +59,15 @@ func (c Config) withDefaults() Config {
 	if c.ChunkSize == 0 {
 		c.ChunkSize = DefaultChunkSize
 	}
+	if c.ReconnectTimeout == 0 {
+		c.ReconnectTimeout = DefaultReconnectTimeout
+	}
 	return c
 }
+
+// DefaultReconnectTimeout is how long a session waits for a lost peer to
+// come back before it gives up (the partial data stays for a rerun).
+const DefaultReconnectTimeout = 2 * time.Minute
 
 func (c Config) discovery() discovery.Config {
 	return discovery.Config{Rendezvous: c.Rendezvous, NoLAN: c.NoLAN, Logger: c.Logger}
@@ -114,19 +126,37 @@ func (p *peer) candidates(ctx context.Context) []netip.AddrPort {
 	return out
 }
 
-// connect runs the transport handshake with the paired peer and reports
-// the path, then follows path changes until ctx ends.
-func (p *peer) connect(ctx context.Context, res *discovery.Result, wg *sync.WaitGroup) (*transport.Conn, error) {
-	p.emit(Event{Kind: EventState, State: StateConnecting})
-	cctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
-	defer cancel()
-	conn, err := p.sock.Connect(cctx, transport.Peer{
+// transportPeer is what the transport needs to know of the paired peer.
+func (p *peer) transportPeer(res *discovery.Result) transport.Peer {
+	return transport.Peer{
 		Role:            res.TransportRole(),
 		Key:             res.TransportKey,
 		Certificate:     p.cert,
 		PeerFingerprint: res.PeerFingerprint,
 		Candidates:      res.PeerCandidates,
-	})
+	}
+}
+
+// link is a session's connection to its paired peer: the current
+// transport connection, replaced when it is lost.
+type link struct {
+	p    *peer
+	peer transport.Peer
+	wg   *sync.WaitGroup // owns the path followers
+
+	mu   sync.Mutex
+	conn *transport.Conn
+}
+
+// connect runs the transport handshake with the paired peer and reports
+// the path, then follows path changes until ctx ends or the connection
+// closes.
+func (p *peer) connect(ctx context.Context, tp transport.Peer, wg *sync.WaitGroup) (*link, error) {
+	l := &link{p: p, wg: wg, peer: tp}
+	p.emit(Event{Kind: EventState, State: StateConnecting})
+	cctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
+	defer cancel()
+	conn, err := p.sock.Connect(cctx, l.peer)
 	if err != nil {
 		if errors.Is(err, transport.ErrNoPath) {
 			return nil, &Error{Kind: KindNoPath, Err: err, Hint: "the two computers could not reach each other; try a rendezvous server both can reach (--rendezvous)"}
@@ -138,8 +168,17 @@ func (p *peer) connect(ctx context.Context, res *discovery.Result, wg *sync.Wait
 	}
 	info := conn.Path()
 	p.emit(Event{Kind: EventConnected, Path: pathLabel(info), Peer: info.Remote.String()})
+	l.use(ctx, conn)
+	return l, nil
+}
+
+// use makes conn the link's connection and follows its path changes.
+func (l *link) use(ctx context.Context, conn *transport.Conn) {
+	l.mu.Lock()
+	l.conn = conn
+	l.mu.Unlock()
 	sub, stop := conn.SubscribePath()
-	wg.Go(func() {
+	l.wg.Go(func() {
 		defer stop()
 		for {
 			select {
@@ -149,11 +188,67 @@ func (p *peer) connect(ctx context.Context, res *discovery.Result, wg *sync.Wait
 				if !ok {
 					return
 				}
-				p.emit(Event{Kind: EventPath, Path: pathLabel(info), Peer: info.Remote.String(), Reason: pathReason(info.Reason)})
+				l.p.emit(Event{Kind: EventPath, Path: pathLabel(info), Peer: info.Remote.String(), Reason: pathReason(info.Reason)})
 			}
 		}
 	})
-	return conn, nil
+}
+
+// current is the link's connection now.
+func (l *link) current() *transport.Conn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.conn
+}
+
+// close closes the current connection.
+func (l *link) close() { _ = l.current().Close() }
+
+// closeWithError closes the current connection, telling the peer why.
+func (l *link) closeWithError(code uint64, reason string) {
+	_ = l.current().CloseWithError(code, reason)
+}
+
+// reconnector returns the engine's Reconnector for this link, or nil when
+// reconnecting is off. ctx is the session's: path followers end with it.
+func (l *link) reconnector(ctx context.Context) Reconnector {
+	if l.p.cfg.ReconnectTimeout < 0 {
+		return nil
+	}
+	return func(rctx context.Context) (Conn, error) {
+		return l.reconnect(ctx, rctx)
+	}
+}
+
+// reconnectRetry spaces connection attempts that fail at once.
+const reconnectRetry = 500 * time.Millisecond
+
+// reconnect closes the lost connection and connects to the same peer again
+// (the same keys, certificates and candidates), retrying until
+// ReconnectTimeout. The new path is reported with reason "reconnected".
+func (l *link) reconnect(ctx, rctx context.Context) (*transport.Conn, error) {
+	l.close()
+	l.p.cfg.Logger.Info("connection lost; reconnecting", "timeout", l.p.cfg.ReconnectTimeout)
+	rctx, cancel := context.WithTimeout(rctx, l.p.cfg.ReconnectTimeout)
+	defer cancel()
+	for {
+		conn, err := l.p.sock.Connect(rctx, l.peer)
+		if err == nil {
+			info := conn.Path()
+			l.p.emit(Event{Kind: EventPath, Path: pathLabel(info), Peer: info.Remote.String(), Reason: "reconnected"})
+			l.use(ctx, conn)
+			return conn, nil
+		}
+		if errors.Is(err, transport.ErrPeerCertificate) {
+			return nil, &Error{Kind: KindTampered, Err: err, Hint: "someone may be interfering; pair again with a new code"}
+		}
+		l.p.cfg.Logger.Debug("reconnect attempt failed", "err", err)
+		select {
+		case <-rctx.Done():
+			return nil, fmt.Errorf("no answer within %v: %w", l.p.cfg.ReconnectTimeout, err)
+		case <-time.After(reconnectRetry):
+		}
+	}
 }
 
 func pathLabel(info transport.PathInfo) PathLabel {
@@ -237,17 +332,17 @@ func SendFiles(ctx context.Context, cfg Config, paths []string, sink Sink) (Stat
 	if err != nil {
 		return Stats{}, pairingError(err)
 	}
-	conn, err := p.connect(ctx, res, &wg)
+	l, err := p.connect(ctx, p.transportPeer(res), &wg)
 	if err != nil {
 		return Stats{}, err
 	}
-	defer conn.Close()
+	defer l.close()
 	b := <-manifest
 	if b.err != nil {
-		_ = conn.CloseWithError(1, "the sender could not read its files")
+		l.closeWithError(1, "the sender could not read its files")
 		return Stats{}, b.err
 	}
-	st, err := Send(ctx, conn, SendOptions{Manifest: b.m, Sources: b.sources, Streams: cfg.Streams, Sink: emit})
+	st, err := Send(ctx, l.current(), SendOptions{Manifest: b.m, Sources: b.sources, Streams: cfg.Streams, Sink: emit, Reconnect: l.reconnector(ctx)})
 	if err != nil {
 		return st, err
 	}
@@ -278,12 +373,13 @@ func ReceiveFiles(ctx context.Context, cfg Config, c code.Code, opts ReceiveOpti
 	if err != nil {
 		return Stats{}, pairingError(err)
 	}
-	conn, err := p.connect(ctx, res, &wg)
+	l, err := p.connect(ctx, p.transportPeer(res), &wg)
 	if err != nil {
 		return Stats{}, err
 	}
-	defer conn.Close()
-	st, err := Receive(ctx, conn, opts)
+	defer l.close()
+	opts.Reconnect = l.reconnector(ctx)
+	st, err := Receive(ctx, l.current(), opts)
 	if err != nil {
 		return st, err
 	}

@@ -26,6 +26,7 @@ const (
 	textReceiving     = "Receiving"
 	textVerifying     = "Verifying"
 	textNetChanged    = "Network changed — reconnecting"
+	textReconnecting  = "Connection lost — reconnecting"
 	textDone          = "Done"
 	textCanceled      = "Canceled"
 	textDeclined      = "Declined"
@@ -66,6 +67,8 @@ func stateWords(st transfer.State, dir direction) string {
 		return textReceiving
 	case transfer.StateVerifying:
 		return textVerifying
+	case transfer.StateReconnecting:
+		return textReconnecting
 	case transfer.StateDone:
 		return textDone
 	case transfer.StateFailed:

@@ -154,6 +154,8 @@ func stateMessage(st transfer.State) string {
 		return "Receiving..."
 	case transfer.StateVerifying:
 		return "Verifying..."
+	case transfer.StateReconnecting:
+		return "Connection lost; waiting for the other computer to come back (the transfer resumes by itself)..."
 	case transfer.StateOffered, transfer.StateDone, transfer.StateFailed, "":
 		return ""
 	}
@@ -183,6 +185,10 @@ func (s *humanSink) handle(e transfer.Event) {
 			s.println(fmt.Sprintf("Connected (%s, %s)", PathWords(e.Path), e.Peer))
 		}
 	case transfer.EventPath:
+		if e.Reason == "reconnected" {
+			s.println(fmt.Sprintf("Reconnected (%s, %s)", PathWords(e.Path), e.Peer))
+			return
+		}
 		if e.Peer == "" {
 			s.println(fmt.Sprintf("Network changed: now %s", PathWords(e.Path)))
 		} else {
