@@ -124,6 +124,9 @@ func TestDiskFullBeforeAccept(t *testing.T) {
 	if !strings.Contains(fmt.Sprint(s.err), need) {
 		t.Errorf("Send error does not pass on how much space is needed: %v", s.err)
 	}
+	if strings.Contains(fmt.Sprint(s.err), out) {
+		t.Errorf("the receiver told the sender its local path %s: %v", out, s.err)
+	}
 	t.Logf("sender: %v", s.err)
 	// Refused before accepting: no data moved either way.
 	if recvStates.saw(StateReceiving) || sendStates.saw(StateSending) {
@@ -223,6 +226,9 @@ func TestDiskFullMidTransfer(t *testing.T) {
 	if k := KindOf(s.err); k != KindDiskFull {
 		t.Logf("NOTE: the sender reports kind %q, not %q: %v", k, KindDiskFull, s.err)
 	} else {
+		if strings.Contains(fmt.Sprint(s.err), out) || strings.Contains(fmt.Sprint(s.err), PartialDirName) {
+			t.Errorf("the receiver told the sender its local paths: %v", s.err)
+		}
 		t.Logf("sender: %v", s.err)
 	}
 	if _, err := os.Lstat(filepath.Join(out, "data.bin")); !errors.Is(err, os.ErrNotExist) {
