@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"container/list"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -38,21 +39,42 @@ const (
 
 const diskFullHint = "free some space and run the same command again: received data is kept and will be resumed"
 
+// defaultMaxOpen bounds the part states of a store whose files are open at
+// once (two descriptors each).
+const defaultMaxOpen = 64
+
 // PartialStore holds the receiver's resumable state in
 // <download folder>/.ferry-partial: for each file being received,
 // "<ContentID hex>.part" (the data, preallocated to the file's size, written
 // at chunk offsets) and "<ContentID hex>.journal" (which chunks are
 // verified). Files are named by content, so a transfer resumes whatever the
 // files are called, and entries with identical content share one part file.
+//
+// Nothing is created on disk for a file until its first chunk is written,
+// and at most a bounded number of part states keep their files open at a
+// time (see partial_fds.go): the others are dormant, keep what they know in
+// memory and reopen their files when needed, so a folder of any number of
+// files can be received under an ordinary descriptor limit.
 type PartialStore struct {
 	dir string
 	// batch and interval are the journal sync policy (journalBatch and
 	// journalInterval; tests change them).
 	batch    int
 	interval time.Duration
+	// maxOpen bounds the states whose files are open at once
+	// (defaultMaxOpen; tests change it before the first Open).
+	maxOpen int
+	// timerFlushed, when set (tests), is called after every flush started
+	// by the idle timer, with its result.
+	timerFlushed func(error)
 
 	mu   sync.Mutex
 	open map[Hash]*partState // states with open handles
+
+	// lru guards resident and every state's elem, pins and gone. It is the
+	// last lock in the order: nothing is acquired while it is held.
+	lru      sync.Mutex
+	resident list.List // *partState with open (or opening) files, most recently used first
 }
 
 // OpenPartialStore opens the partial store of outDir, which must exist,
@@ -79,7 +101,7 @@ func OpenPartialStore(outDir string) (*PartialStore, error) {
 	if !fi.IsDir() { // also refuses a symbolic link
 		return nil, Errorf(KindBadPath, "remove or rename it", "%q is not a folder", dir)
 	}
-	return &PartialStore{dir: dir, open: map[Hash]*partState{}, batch: journalBatch, interval: journalInterval}, nil
+	return &PartialStore{dir: dir, open: map[Hash]*partState{}, batch: journalBatch, interval: journalInterval, maxOpen: defaultMaxOpen}, nil
 }
 
 // Remove removes the store's folder if it is empty; partial data that is
@@ -103,12 +125,16 @@ func (s *PartialStore) Remove() error {
 	return nil
 }
 
-// Open opens the partial state of f for chunks of chunkSize bytes, creating
-// it if there is none. A journal whose header does not match f (content id,
-// chunk size, chunk count), or whose part file is missing or has the wrong
-// size, is discarded and the file restarted from nothing. Opening a file
-// with the same content as one already open returns another handle on the
-// same state (see Finalize). Every handle must be closed.
+// Open opens the partial state of f for chunks of chunkSize bytes. When
+// there is none, the new state lives in memory only: its part file and
+// journal are created by the first WriteChunk (or Finalize), so opening and
+// closing a file that receives nothing leaves nothing behind. An existing
+// journal is read (its files are not kept open). A journal whose header
+// does not match f (content id, chunk size, chunk count), or whose part
+// file is missing or has the wrong size, is discarded and the file
+// restarted from nothing. Opening a file with the same content as one
+// already open returns another handle on the same state (see Finalize).
+// Every handle must be closed.
 func (s *PartialStore) Open(f *FileEntry, chunkSize int64) (*PartialFile, error) {
 	switch {
 	case f.Dir:
@@ -144,12 +170,15 @@ func (s *PartialStore) Open(f *FileEntry, chunkSize int64) (*PartialFile, error)
 	return p, nil
 }
 
-// load opens or creates the part and journal files of content id.
+// load reads the journal of content id, if there is one, and leaves the
+// state dormant (files closed); with no journal the state is new and
+// nothing is created on disk yet.
 func (s *PartialStore) load(id Hash, f *FileEntry, chunkSize int64) (*partState, error) {
 	n := len(f.Chunks)
 	st := &partState{
 		store:     s,
 		id:        id,
+		name:      f.Path,
 		size:      f.Size,
 		chunkSize: chunkSize,
 		chunks:    f.Chunks,
@@ -160,7 +189,10 @@ func (s *PartialStore) load(id Hash, f *FileEntry, chunkSize int64) (*partState,
 		refs:      1,
 		active:    1,
 	}
-	j, err := os.OpenFile(st.jPath, os.O_RDWR|os.O_CREATE, 0o600)
+	j, err := os.OpenFile(st.jPath, os.O_RDWR, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, nil // created on the first write
+	}
 	if err != nil {
 		return nil, ioErr("opening", st.jPath, err)
 	}
@@ -171,11 +203,21 @@ func (s *PartialStore) load(id Hash, f *FileEntry, chunkSize int64) (*partState,
 		return nil, ioErr("opening", st.partPath, err)
 	}
 	st.journal, st.data = j, data
-	if err := st.loadJournal(); err != nil {
-		j.Close()
-		data.Close()
+	err = st.loadJournal()
+	if err == nil {
+		err = st.noteFiles()
+	}
+	if e := data.Close(); err == nil && e != nil {
+		err = ioErr("closing", st.partPath, e)
+	}
+	if e := j.Close(); err == nil && e != nil {
+		err = ioErr("closing", st.jPath, e)
+	}
+	st.journal, st.data = nil, nil
+	if err != nil {
 		return nil, err
 	}
+	st.created = true
 	return st, nil
 }
 
@@ -231,9 +273,14 @@ func (st *partState) loadJournal() error {
 }
 
 // partState is the shared state of one part file and its journal.
+//
+// A state is new (nothing on disk: created false), resident (its files
+// open, in store.resident) or dormant (created, files closed); its in-memory
+// bitmap and counters are kept in every case. See partial_fds.go.
 type partState struct {
 	store     *PartialStore // nil for empty files
 	id        Hash
+	name      string // the path of the entry that opened it, for messages
 	size      int64
 	chunkSize int64
 	chunks    []Hash
@@ -241,12 +288,17 @@ type partState struct {
 	jPath     string
 
 	// life is held for reading while the files are used and for writing
-	// while they are closed, moved or verified. Lock order: store.mu,
-	// life, io, mu.
+	// while they are opened, closed, moved or verified. Lock order:
+	// store.mu, life, io, mu, store.lru. No goroutine holds the life locks
+	// of two states at once.
 	life    sync.RWMutex
-	closed  bool     // files closed (set under life and mu)
-	data    *os.File // the part file
+	closed  bool     // released for good (set under life and mu)
+	created bool     // the files exist on disk; under life
+	data    *os.File // the part file; nil unless resident; under life
 	journal *os.File
+	// dataFI and jFI are the files as first opened, to recognise them when
+	// a dormant state reopens them; under life.
+	dataFI, jFI os.FileInfo
 
 	io   sync.Mutex // serializes journal writes and syncs
 	jlen int64      // journal length; under io (or life held for writing)
@@ -256,12 +308,18 @@ type partState struct {
 	count     int
 	haveBytes int64
 	pending   []uint32 // verified, not yet in the journal
+	dirty     bool     // data written since the data file was last synced
 	lastSync  time.Time
 	timer     *time.Timer
 	err       error // sticky: a failed sync makes the state unusable
 
 	refs   int // open handles; under store.mu
 	active int // open handles not yet finalized; under store.mu
+
+	// Residency, under store.lru.
+	elem *list.Element // in store.resident
+	pins int           // operations using the files: not evicted while > 0
+	gone bool          // closed: never made resident again
 }
 
 func (st *partState) n() int { return len(st.chunks) }
@@ -280,10 +338,11 @@ func (st *partState) header() []byte {
 	return h
 }
 
-// flush makes pending journal records durable: the data file is synced
-// first, so a record never claims data that is not on disk. With force the
-// files are synced even when nothing is pending. The caller holds life (for
-// reading or writing) and io, or life for writing.
+// flushLocked makes pending journal records durable: the data file is
+// synced first, so a record never claims data that is not on disk. With
+// force, data written since the last sync is synced even when no record is
+// pending. The caller holds life (for reading or writing) and io, or life
+// for writing, and the files are open.
 func (st *partState) flushLocked(force bool) error {
 	st.mu.Lock()
 	if st.err != nil {
@@ -291,12 +350,14 @@ func (st *partState) flushLocked(force bool) error {
 		st.mu.Unlock()
 		return err
 	}
-	recs := st.pending
-	st.pending = nil
-	st.mu.Unlock()
-	if len(recs) == 0 && !force {
+	if len(st.pending) == 0 && !(force && st.dirty) {
+		st.mu.Unlock()
 		return nil
 	}
+	recs := st.pending
+	st.pending = nil
+	st.dirty = false
+	st.mu.Unlock()
 	err := st.data.Sync()
 	if err == nil && len(recs) > 0 {
 		buf := make([]byte, journalRecLen*len(recs))
@@ -305,9 +366,9 @@ func (st *partState) flushLocked(force bool) error {
 		}
 		_, err = st.journal.WriteAt(buf, st.jlen)
 		st.jlen += int64(len(buf))
-	}
-	if err == nil {
-		err = st.journal.Sync()
+		if err == nil {
+			err = st.journal.Sync()
+		}
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -319,8 +380,29 @@ func (st *partState) flushLocked(force bool) error {
 	return nil
 }
 
-// flush is flushLocked for callers holding no lock.
+// flush is flushLocked for callers holding no lock but, possibly,
+// store.mu. A state with nothing to flush (new, or dormant: eviction
+// flushed it) is left alone; otherwise its files are reopened if needed.
 func (st *partState) flush(force bool) error {
+	st.mu.Lock()
+	closed, err := st.closed, st.err
+	need := len(st.pending) > 0 || force && st.dirty
+	st.mu.Unlock()
+	switch {
+	case closed:
+		return nil
+	case err != nil:
+		return err
+	case !need:
+		return nil
+	}
+	if err := st.pin(); err != nil {
+		if errors.Is(err, errPartialClosed) {
+			return nil
+		}
+		return err
+	}
+	defer st.unpin()
 	st.life.RLock()
 	defer st.life.RUnlock()
 	if st.closed {
@@ -332,11 +414,12 @@ func (st *partState) flush(force bool) error {
 }
 
 // rewriteJournalLocked replaces the journal records with the chunks now in
-// st.have. The caller holds life for writing. Dropping records is always
-// safe, so the journal is rewritten in place.
+// st.have. The caller holds life for writing and the files are open.
+// Dropping records is always safe, so the journal is rewritten in place.
 func (st *partState) rewriteJournalLocked() error {
 	st.mu.Lock()
 	st.pending = nil
+	st.dirty = false
 	recs := make([]byte, 0, st.count*journalRecLen)
 	for i, ok := range st.have {
 		if ok {
@@ -364,29 +447,53 @@ func (st *partState) rewriteJournalLocked() error {
 	return nil
 }
 
-// closeFilesLocked flushes and closes the files. The caller holds store.mu
-// and life for writing.
+// closeFilesLocked flushes and closes the files for good: the state is
+// closed and leaves the resident list. A dormant state with records still
+// pending reopens its files to write them (outside the resident bound;
+// store.mu makes that one state at a time). The caller holds store.mu and
+// life for writing.
 func (st *partState) closeFilesLocked() error {
 	if st.closed || st.store == nil {
 		return nil
 	}
 	st.mu.Lock()
+	st.stopTimerLocked()
+	need := st.data == nil && len(st.pending) > 0 && st.err == nil
+	st.mu.Unlock()
+	var err error
+	if need {
+		err = st.openLocked()
+	}
+	if err == nil {
+		err = st.releaseFilesLocked(false)
+	}
+	st.setClosedLocked(true)
+	return err
+}
+
+// setClosedLocked marks the state closed (or usable again after a failed
+// move) and, when closed, takes it off the resident list. The caller holds
+// life for writing.
+func (st *partState) setClosedLocked(closed bool) {
+	st.mu.Lock()
+	st.closed = closed
+	st.mu.Unlock()
+	s := st.store
+	s.lru.Lock()
+	st.gone = closed
+	if closed && st.elem != nil {
+		s.resident.Remove(st.elem)
+		st.elem = nil
+	}
+	s.lru.Unlock()
+}
+
+// stopTimerLocked stops the idle flush timer. The caller holds mu.
+func (st *partState) stopTimerLocked() {
 	if st.timer != nil {
 		st.timer.Stop()
 		st.timer = nil
 	}
-	st.mu.Unlock()
-	err := st.flushLocked(false)
-	if e := st.data.Close(); err == nil && e != nil {
-		err = ioErr("closing", st.partPath, e)
-	}
-	if e := st.journal.Close(); err == nil && e != nil {
-		err = ioErr("closing", st.jPath, e)
-	}
-	st.mu.Lock()
-	st.closed = true
-	st.mu.Unlock()
-	return err
 }
 
 // PartialFile is a handle on the partial state of one file being received.
@@ -444,9 +551,12 @@ func (p *PartialFile) Complete() bool {
 }
 
 // WriteChunk writes chunk i (which must have exactly its chunk's length) at
-// its offset in the part file. It does not mark the chunk verified; call
-// MarkVerified once its hash has been checked. A full disk or exhausted
-// quota is an *Error of kind KindDiskFull wrapping the OS error.
+// its offset in the part file, creating the part file and journal on the
+// first write and reopening them if they were closed to save descriptors
+// (an error if they were removed or changed meanwhile). It does not mark
+// the chunk verified; call MarkVerified once its hash has been checked. A
+// full disk or exhausted quota is an *Error of kind KindDiskFull wrapping
+// the OS error.
 func (p *PartialFile) WriteChunk(i int, data []byte) error {
 	if err := p.usable(); err != nil {
 		return err
@@ -458,6 +568,10 @@ func (p *PartialFile) WriteChunk(i int, data []byte) error {
 	if len(data) != st.chunkLen(i) {
 		return Errorf(KindInternal, "", "chunk %d is %d bytes, want %d", i, len(data), st.chunkLen(i))
 	}
+	if err := st.pin(); err != nil { // creates or reopens the files
+		return err
+	}
+	defer st.unpin()
 	st.life.RLock()
 	defer st.life.RUnlock()
 	if st.closed {
@@ -466,6 +580,9 @@ func (p *PartialFile) WriteChunk(i int, data []byte) error {
 	if _, err := st.data.WriteAt(data, int64(i)*st.chunkSize); err != nil {
 		return ioErr("writing", st.partPath, err)
 	}
+	st.mu.Lock()
+	st.dirty = true
+	st.mu.Unlock()
 	startWriteback(st.data, int64(i)*st.chunkSize, int64(len(data)))
 	return nil
 }
@@ -504,12 +621,20 @@ func (p *PartialFile) MarkVerified(i int) error {
 		st.timer = nil
 	}
 	if !now && st.timer == nil {
-		st.timer = time.AfterFunc(st.store.interval, func() {
+		// The timer flushes a dormant state too (reopening its files).
+		var t *time.Timer
+		t = time.AfterFunc(st.store.interval, func() {
 			st.mu.Lock()
-			st.timer = nil
+			if st.timer == t {
+				st.timer = nil
+			}
 			st.mu.Unlock()
-			_ = st.flush(false) // a failure is sticky and reported by the next call
+			err := st.flush(false) // a failure is sticky and reported by the next call
+			if hook := st.store.timerFlushed; hook != nil {
+				hook(err)
+			}
 		})
+		st.timer = t
 	}
 	st.mu.Unlock()
 	if now {
@@ -519,7 +644,8 @@ func (p *PartialFile) MarkVerified(i int) error {
 }
 
 // Sync makes everything written and marked so far durable now: the data
-// file is synced, then the journal.
+// file is synced, then the journal. It does nothing when nothing was
+// written or marked since the last sync.
 func (p *PartialFile) Sync() error {
 	if p.closed.Load() || p.st.store == nil {
 		return nil
@@ -564,6 +690,8 @@ func (e *BadChunksError) Error() string {
 // When other open handles share this content and have not been finalized
 // yet, dest receives a copy and the part file stays for them; the last one
 // moves it. An empty file needs no part file: dest is created exclusively.
+// A file never written has its part file created here, so that its chunks
+// are verified like any other's.
 func (p *PartialFile) Finalize(dest string) error {
 	if err := p.usable(); err != nil {
 		return err
@@ -581,6 +709,12 @@ func (p *PartialFile) Finalize(dest string) error {
 	if err := noFileAt(dest); err != nil {
 		return err
 	}
+	// Pinned, the files stay open until Finalize returns (a new state's
+	// files are created: a chunk of zeros may match without being written).
+	if err := st.pin(); err != nil {
+		return err
+	}
+	defer st.unpin() // after the locks below are released
 	if err := p.verify(); err != nil {
 		return err
 	}
@@ -608,28 +742,20 @@ func (p *PartialFile) Finalize(dest string) error {
 	if err := st.closeFilesLocked(); err != nil {
 		return err
 	}
-	reopen := func() error { // keep the state usable after a failed move
+	// keep leaves the state usable (dormant) after a failed move: the
+	// files reopen on the next use, and are checked now.
+	keep := func() error {
 		_ = os.Chmod(st.partPath, 0o600) // undo a read-only perm
-		d, err1 := os.OpenFile(st.partPath, os.O_RDWR, 0)
-		j, err2 := os.OpenFile(st.jPath, os.O_RDWR, 0)
-		if err := errors.Join(err1, err2); err != nil {
-			if d != nil {
-				d.Close()
-			}
-			if j != nil {
-				j.Close()
-			}
+		if err := st.checkFiles(); err != nil {
 			delete(s.open, st.id)
-			return ioErr("reopening", st.partPath, err)
+			return err
 		}
-		st.mu.Lock()
-		st.data, st.journal, st.closed = d, j, false
-		st.mu.Unlock()
+		st.setClosedLocked(false)
 		return nil
 	}
 	failed := func(err error) error {
-		if rerr := reopen(); rerr != nil {
-			return errors.Join(err, rerr)
+		if kerr := keep(); kerr != nil {
+			return errors.Join(err, kerr)
 		}
 		return err
 	}
@@ -662,7 +788,7 @@ func (p *PartialFile) Finalize(dest string) error {
 }
 
 // verify re-hashes every chunk of the part file, unmarking chunks that do
-// not match and marking those that do.
+// not match and marking those that do. The caller has pinned the state.
 func (p *PartialFile) verify() error {
 	st := p.st
 	st.life.Lock()
@@ -713,7 +839,8 @@ func (p *PartialFile) verify() error {
 }
 
 // Close flushes the journal and releases the handle. Partial data stays on
-// disk to be resumed. Closing twice is harmless.
+// disk to be resumed; a file that was never written leaves nothing. Closing
+// twice is harmless.
 func (p *PartialFile) Close() error {
 	if p.closed.Swap(true) {
 		return nil
