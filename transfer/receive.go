@@ -133,6 +133,9 @@ func takeOffer(ctx context.Context, conn Conn, opts ReceiveOptions, wire *atomic
 	if err := r.prepare(); err != nil {
 		_ = writeControlJSON(ctl, frameError, errorMsg{Kind: KindOf(err), Message: r.forPeer(err)})
 		r.closePartials()
+		if r.store != nil {
+			_ = r.store.Remove() // nothing was written: leave no trace
+		}
 		awaitHangup(ctl)
 		return nil, err
 	}
