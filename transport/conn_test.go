@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"io"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -54,5 +55,48 @@ func TestConnectLoopbackStreams(t *testing.T) {
 	}
 	if !bytes.Equal(got, payload) {
 		t.Fatalf("received %d bytes, differing from the %d sent", len(got), len(payload))
+	}
+}
+
+// TestConnectDialerChoosesPath gives each side a candidate of the other in
+// a different address family on loopback: the acceptor's probe is answered
+// over IPv6 while the dialer's is answered, and its QUIC handshake sent,
+// over IPv4. The acceptor must follow the path the dialer chose instead of
+// settling on the first probe answered to it, or the handshake goes to an
+// address it no longer routes (this failed ferry transfers between two
+// processes on one machine with IPv6 configured).
+func TestConnectDialerChoosesPath(t *testing.T) {
+	probe, err := net.ListenPacket("udp6", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	probe.Close()
+	open := func() *Socket {
+		cfg := fastConfig()
+		cfg.ListenAddr = "[::]:0" // dual-stack; the test sends only to loopback
+		s, err := NewSocket(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	for i := range 5 {
+		a, b := open(), open()
+		v6 := netip.AddrPortFrom(netip.IPv6Loopback(), a.LocalAddr().Port())
+		v4 := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), b.LocalAddr().Port())
+		ca, cb := connectPair(t, a, b, []netip.AddrPort{v6}, []netip.AddrPort{v4})
+		// Either family may win; both sides must be on the same one.
+		da, ab := ca.Path().Remote, cb.Path().Remote
+		if da.Addr().Is4() != ab.Addr().Is4() || da.Port() != b.LocalAddr().Port() || ab.Port() != a.LocalAddr().Port() {
+			t.Fatalf("run %d: the dialer uses %v, the acceptor %v", i, da, ab)
+		}
+		roundTrip(t, ca, cb, 64<<10)
+		// Agreeing from the start: no side had to move its path.
+		for side, st := range map[string]Stats{"dialer": ca.Stats(), "acceptor": cb.Stats()} {
+			if st.PathChanges != 0 || st.ChallengesSent != 0 {
+				t.Fatalf("run %d: the %s moved its path after connecting: %+v", i, side, st)
+			}
+		}
 	}
 }

@@ -58,9 +58,13 @@ type endpoint struct {
 	path     atomic.Pointer[path]
 	counters endpointCounters
 
-	mu          sync.Mutex
-	state       State
-	candidates  map[netip.AddrPort]time.Time // connecting: address -> next probe time
+	mu         sync.Mutex
+	state      State
+	candidates map[netip.AddrPort]time.Time // connecting: address -> next probe time
+	// peerAddrs (acceptor, connecting) are addresses the dialer proved with
+	// an authenticated control packet: its QUIC packets from one of them
+	// establish the path.
+	peerAddrs   map[netip.AddrPort]bool
 	probeGap    time.Duration
 	validations map[netip.AddrPort]*validation
 	holdDown    map[netip.AddrPort]time.Time
@@ -106,6 +110,7 @@ func newEndpoint(s *Socket, tag routerTag, keys peerKeys, role Role, candidates 
 		role:        role,
 		log:         s.log.With("peer", tag, "role", role.String()),
 		candidates:  make(map[netip.AddrPort]time.Time),
+		peerAddrs:   make(map[netip.AddrPort]bool),
 		probeGap:    s.cfg.ProbeInterval,
 		validations: make(map[netip.AddrPort]*validation),
 		holdDown:    make(map[netip.AddrPort]time.Time),
@@ -180,7 +185,13 @@ func (e *endpoint) tick(now time.Time) {
 // packet itself is handed to quic-go either way (QUIC authenticates it).
 func (e *endpoint) receiveQUIC(pb *pktBuf, from netip.AddrPort) {
 	e.counters.quicIn.Add(1)
-	if p := e.path.Load(); p != nil && p.remote != from {
+	p := e.path.Load()
+	if p == nil && e.role == RoleAcceptor {
+		e.mu.Lock()
+		e.maybeFollowDialerLocked(from)
+		e.mu.Unlock()
+	}
+	if p != nil && p.remote != from {
 		e.mu.Lock()
 		e.maybeStartPassiveLocked(from)
 		e.mu.Unlock()
@@ -234,6 +245,7 @@ func (e *endpoint) handleControl(p *ControlPacket, from netip.AddrPort, c Carrie
 		e.sendControlLocked(c, from, &ControlPacket{Type: CtrlPong, Data: p.Data, Observed: from})
 		if e.state == StateConnecting {
 			e.addPeerReflexiveLocked(from)
+			e.peerAddrs[from] = true
 		}
 	case CtrlPong:
 		e.handlePongLocked(p, from, c)
@@ -270,15 +282,16 @@ func (e *endpoint) handlePongLocked(p *ControlPacket, from netip.AddrPort, c Car
 	e.rtt = time.Since(probe.sent)
 	switch probe.purpose {
 	case pingConnect:
-		if e.state == StateConnecting {
-			e.setPathLocked(c, from, ReasonEstablished)
-			e.state = StateEstablished
-			e.nextKeep = time.Now().Add(e.s.cfg.KeepAlive)
-			clear(e.candidates)
-			e.s.router.retainAddrs(e.tag, from)
-			close(e.established)
-			e.flushPendingLocked()
+		if e.state != StateConnecting {
+			break
 		}
+		if e.role == RoleAcceptor {
+			// The dialer picks the path; this address is one it may pick.
+			e.peerAddrs[from] = true
+			e.s.router.addAddr(from, e.tag)
+			break
+		}
+		e.establishLocked(c, from)
 	case pingRebind:
 		if e.rebind != nil && e.rebind.carrier == c {
 			cur := e.path.Load()
@@ -288,6 +301,31 @@ func (e *endpoint) handlePongLocked(p *ControlPacket, from netip.AddrPort, c Car
 			e.rebind = nil
 			e.s.carrierReleased()
 		}
+	}
+}
+
+// establishLocked makes (c, from) the first path and releases Connect.
+func (e *endpoint) establishLocked(c Carrier, from netip.AddrPort) {
+	e.setPathLocked(c, from, ReasonEstablished)
+	e.state = StateEstablished
+	e.nextKeep = time.Now().Add(e.s.cfg.KeepAlive)
+	clear(e.candidates)
+	clear(e.peerAddrs)
+	e.s.router.retainAddrs(e.tag, from)
+	close(e.established)
+	e.flushPendingLocked()
+}
+
+// maybeFollowDialerLocked establishes the acceptor's path on the first QUIC
+// packet of the dialer, from the address the dialer's packets come from.
+// Only the dialer chooses among the candidate pairs that answered: if each
+// side took the first pair answering it, they could choose different
+// address families or interfaces, and the QUIC handshake would go to an
+// address the other side no longer routes. The address must have proven
+// itself with an authenticated control packet.
+func (e *endpoint) maybeFollowDialerLocked(from netip.AddrPort) {
+	if e.state == StateConnecting && e.peerAddrs[from] {
+		e.establishLocked(e.s.primaryCarrier(), from)
 	}
 }
 
