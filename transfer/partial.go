@@ -577,13 +577,18 @@ func (p *PartialFile) WriteChunk(i int, data []byte) error {
 	if st.closed {
 		return errPartialClosed
 	}
-	if _, err := st.data.WriteAt(data, int64(i)*st.chunkSize); err != nil {
-		return ioErr("writing", st.partPath, err)
+	off := int64(i) * st.chunkSize
+	// A chunk of zeros (disk images, preallocated files) becomes a hole:
+	// no disk space, no write; the file stays sparse.
+	if !isZero(data) || punchHole(st.data, off, int64(len(data))) != nil {
+		if _, err := st.data.WriteAt(data, off); err != nil {
+			return ioErr("writing", st.partPath, err)
+		}
+		startWriteback(st.data, off, int64(len(data)))
 	}
 	st.mu.Lock()
 	st.dirty = true
 	st.mu.Unlock()
-	startWriteback(st.data, int64(i)*st.chunkSize, int64(len(data)))
 	return nil
 }
 

@@ -167,15 +167,6 @@ func TestPartialResume(t *testing.T) {
 	p.Close()
 }
 
-func isZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 func TestPartialFinalize(t *testing.T) {
 	out := t.TempDir()
 	s, err := OpenPartialStore(out)
