@@ -10,11 +10,14 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/big"
 	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -28,7 +31,8 @@ const benchSize = 1 << 30
 // BenchmarkLoopback1GiB moves 1 GiB file to file over loopback, all in one
 // run: a plain TCP copy (the machine's practical ceiling), bare quic-go on
 // UDP sockets, and the real ferry binary (send and receive processes with
-// a rendezvous process) on random and on text-like data. Every variant
+// a rendezvous process) on random data, word-salad text, real text (Go
+// sources) and a sparse-like disk image. Every variant
 // reads the source file and writes and fsyncs the destination. Run with
 //
 //	go test -run XXX -bench Loopback1GiB -benchtime 1x ./internal/e2e/
@@ -36,8 +40,12 @@ func BenchmarkLoopback1GiB(b *testing.B) {
 	dir := b.TempDir()
 	random := filepath.Join(dir, "random.bin")
 	text := filepath.Join(dir, "text.txt")
+	code := filepath.Join(dir, "code.txt")
+	sparse := filepath.Join(dir, "sparse.img")
 	writeRandomFile(b, random, benchSize)
 	writeTextLike(b, text, benchSize)
+	writeSourceText(b, code, benchSize)
+	writeSparseLike(b, sparse, benchSize)
 
 	b.Run("tcp-copy", func(b *testing.B) {
 		b.SetBytes(benchSize)
@@ -51,7 +59,7 @@ func BenchmarkLoopback1GiB(b *testing.B) {
 			quicCopy(b, random, filepath.Join(dir, "quic.out"))
 		}
 	})
-	for _, src := range []string{random, text} {
+	for _, src := range []string{random, text, code, sparse} {
 		b.Run("ferry-"+filepath.Base(src), func(b *testing.B) {
 			addr, _, _ := startRendezvousProcess(b)
 			b.SetBytes(benchSize)
@@ -115,6 +123,46 @@ func writeTextLike(tb testing.TB, path string, n int64) {
 		if written < n {
 			k, _ = bw.WriteString(sep[:min(len(sep), int(n-written))])
 			written += int64(k)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// writeSourceText writes n bytes of real text: the Go standard library's
+// source files (from GOROOT), concatenated and repeated as needed.
+func writeSourceText(tb testing.TB, path string, n int64) {
+	tb.Helper()
+	var srcs []string
+	root := filepath.Join(runtime.GOROOT(), "src")
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".go") {
+			srcs = append(srcs, p)
+		}
+		return nil
+	})
+	if len(srcs) == 0 {
+		tb.Skipf("no Go sources under %s for text-like data", root)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	var written int64
+	for written < n {
+		for _, p := range srcs {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				continue
+			}
+			b = b[:min(int64(len(b)), n-written)]
+			bw.Write(b)
+			if written += int64(len(b)); written == n {
+				break
+			}
 		}
 	}
 	if err := bw.Flush(); err != nil {

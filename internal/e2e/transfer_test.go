@@ -224,7 +224,7 @@ func writeRandom(t *testing.T, path string, n int64) {
 
 // writeSparseLike writes n bytes that are mostly zeros with a few random
 // islands, like a disk image.
-func writeSparseLike(t *testing.T, path string, n int64) {
+func writeSparseLike(t testing.TB, path string, n int64) {
 	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {
