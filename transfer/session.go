@@ -126,6 +126,12 @@ func (p *peer) candidates(ctx context.Context) []netip.AddrPort {
 	return out
 }
 
+// tamperedPeer classifies a peer whose certificate does not match the one
+// pinned by pairing.
+func tamperedPeer(err error) error {
+	return &Error{Kind: KindTampered, Err: err, Hint: "someone may be interfering; pair again with a new code"}
+}
+
 // transportPeer is what the transport needs to know of the paired peer.
 func (p *peer) transportPeer(res *discovery.Result) transport.Peer {
 	return transport.Peer{
@@ -162,7 +168,7 @@ func (p *peer) connect(ctx context.Context, tp transport.Peer, wg *sync.WaitGrou
 			return nil, &Error{Kind: KindNoPath, Err: err, Hint: "the two computers could not reach each other; try a rendezvous server both can reach (--rendezvous)"}
 		}
 		if errors.Is(err, transport.ErrPeerCertificate) {
-			return nil, &Error{Kind: KindTampered, Err: err, Hint: "someone may be interfering; pair again with a new code"}
+			return nil, tamperedPeer(err)
 		}
 		return nil, peerGone(err)
 	}
@@ -240,7 +246,7 @@ func (l *link) reconnect(ctx, rctx context.Context) (*transport.Conn, error) {
 			return conn, nil
 		}
 		if errors.Is(err, transport.ErrPeerCertificate) {
-			return nil, &Error{Kind: KindTampered, Err: err, Hint: "someone may be interfering; pair again with a new code"}
+			return nil, tamperedPeer(err)
 		}
 		l.p.cfg.Logger.Debug("reconnect attempt failed", "err", err)
 		select {
