@@ -32,7 +32,7 @@ const benchSize = 1 << 30
 // run: a plain TCP copy (the machine's practical ceiling), bare quic-go on
 // UDP sockets, and the real ferry binary (send and receive processes with
 // a rendezvous process) on random data, word-salad text, real text (Go
-// sources) and a sparse-like disk image. Every variant
+// sources), web-server access logs and a sparse-like disk image. Every variant
 // reads the source file and writes and fsyncs the destination. Run with
 //
 //	go test -run XXX -bench Loopback1GiB -benchtime 1x ./internal/e2e/
@@ -41,10 +41,12 @@ func BenchmarkLoopback1GiB(b *testing.B) {
 	random := filepath.Join(dir, "random.bin")
 	text := filepath.Join(dir, "text.txt")
 	code := filepath.Join(dir, "code.txt")
+	logs := filepath.Join(dir, "logs.txt")
 	sparse := filepath.Join(dir, "sparse.img")
 	writeRandomFile(b, random, benchSize)
 	writeTextLike(b, text, benchSize)
 	writeSourceText(b, code, benchSize)
+	writeLogLike(b, logs, benchSize)
 	writeSparseLike(b, sparse, benchSize)
 
 	b.Run("tcp-copy", func(b *testing.B) {
@@ -59,7 +61,7 @@ func BenchmarkLoopback1GiB(b *testing.B) {
 			quicCopy(b, random, filepath.Join(dir, "quic.out"))
 		}
 	})
-	for _, src := range []string{random, text, code, sparse} {
+	for _, src := range []string{random, text, code, logs, sparse} {
 		b.Run("ferry-"+filepath.Base(src), func(b *testing.B) {
 			addr, _, _ := startRendezvousProcess(b)
 			b.SetBytes(benchSize)
@@ -164,6 +166,56 @@ func writeSourceText(tb testing.TB, path string, n int64) {
 				break
 			}
 		}
+	}
+	if err := bw.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// writeLogLike writes n bytes of web-server access log, one request a line
+// (the last line cut short at n): random client addresses, increasing
+// timestamps, a handful of paths with random ids, and a few methods,
+// statuses and user agents. Like real logs it compresses well but not
+// trivially, and it is the same for every run.
+func writeLogLike(tb testing.TB, path string, n int64) {
+	tb.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	rng := rand.New(rand.NewPCG(3, 4))
+	paths := []string{
+		"/api/v1/users/%d/orders",
+		"/api/v1/users/%d",
+		"/api/v1/products/%d/reviews",
+		"/api/v1/search?q=item%d&page=2",
+		"/static/img/%d.jpg",
+		"/index.html?ref=%d",
+	}
+	methods := []string{"GET", "GET", "GET", "GET", "GET", "POST", "POST", "PUT", "DELETE"}
+	statuses := []int{200, 200, 200, 200, 200, 200, 201, 204, 301, 304, 304, 400, 404, 404, 500}
+	agents := []string{
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/129.0.0.0 Safari/537.36",
+		"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Safari/605.1.15",
+		"Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0",
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1",
+		"curl/8.5.0",
+		"Go-http-client/1.1",
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	var line []byte
+	var written int64
+	ts := int64(1760000000)
+	for written < n {
+		ts += int64(rng.IntN(3))
+		p := fmt.Sprintf(paths[rng.IntN(len(paths))], rng.IntN(100000))
+		line = fmt.Appendf(line[:0], "10.%d.%d.%d - - [%d] \"%s %s HTTP/1.1\" %d %d %.3f \"-\" \"%s\"\n",
+			rng.IntN(256), rng.IntN(256), rng.IntN(256), ts,
+			methods[rng.IntN(len(methods))], p, statuses[rng.IntN(len(statuses))],
+			rng.IntN(200000), rng.Float64()*2, agents[rng.IntN(len(agents))])
+		k, _ := bw.Write(line[:min(int64(len(line)), n-written)])
+		written += int64(k)
 	}
 	if err := bw.Flush(); err != nil {
 		tb.Fatal(err)

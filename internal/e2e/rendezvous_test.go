@@ -63,6 +63,16 @@ var listeningRE = regexp.MustCompile(`tcp=(127\.0\.0\.1:\d+)`)
 func startRendezvousProcess(t testing.TB, extra ...string) (string, *exec.Cmd, *safeBuffer) {
 	t.Helper()
 	cmd := exec.Command(ferryBinary, append([]string{"rendezvous", "--listen", "127.0.0.1:0"}, extra...)...)
+	addr, logs := startRendezvousCmd(t, cmd, listeningRE)
+	return addr, cmd, logs
+}
+
+// startRendezvousCmd starts cmd, a `ferry rendezvous` the caller built (on
+// loopback, or inside a network namespace), kills it at cleanup, and
+// returns the address in the first group of listening, matched against
+// its "mailbox server listening" log line, and its logs so far and to come.
+func startRendezvousCmd(t testing.TB, cmd *exec.Cmd, listening *regexp.Regexp) (string, *safeBuffer) {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +87,7 @@ func startRendezvousProcess(t testing.TB, extra ...string) (string, *exec.Cmd, *
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			logs.WriteString(sc.Text() + "\n")
-			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
 				select {
 				case addr <- m[1]:
 				default:
@@ -87,11 +97,11 @@ func startRendezvousProcess(t testing.TB, extra ...string) (string, *exec.Cmd, *
 	}()
 	select {
 	case a := <-addr:
-		return a, cmd, logs
+		return a, logs
 	case <-time.After(10 * time.Second):
 		t.Fatalf("rendezvous server did not report its address:\n%s", logs.String())
 	}
-	return "", nil, nil
+	return "", nil
 }
 
 type safeBuffer struct {

@@ -51,7 +51,15 @@ type ferryProc struct {
 func startFerry(t testing.TB, rendezvous string, args ...string) *ferryProc {
 	t.Helper()
 	full := append([]string{args[0], "--json", "--no-lan", "--rendezvous", rendezvous, "--listen", "127.0.0.1:0"}, args[1:]...)
-	p := &ferryProc{cmd: exec.Command(ferryBinary, full...), notify: make(chan jsonEvent, 1024), done: make(chan struct{})}
+	return startFerryCmd(t, exec.Command(ferryBinary, full...))
+}
+
+// startFerryCmd starts cmd, a `ferry send|receive --json` the caller built
+// (for example inside a network namespace), collects its events as they
+// arrive, and kills it at cleanup.
+func startFerryCmd(t testing.TB, cmd *exec.Cmd) *ferryProc {
+	t.Helper()
+	p := &ferryProc{cmd: cmd, notify: make(chan jsonEvent, 1024), done: make(chan struct{})}
 	p.cmd.Stderr = &p.stderr
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
