@@ -185,7 +185,6 @@ func (s *PartialStore) load(id Hash, f *FileEntry, chunkSize int64) (*partState,
 		partPath:  filepath.Join(s.dir, id.String()+".part"),
 		jPath:     filepath.Join(s.dir, id.String()+".journal"),
 		have:      make([]bool, n),
-		lastSync:  time.Now(),
 		refs:      1,
 		active:    1,
 	}
@@ -309,7 +308,6 @@ type partState struct {
 	haveBytes int64
 	pending   []uint32 // verified, not yet in the journal
 	dirty     bool     // data written since the data file was last synced
-	lastSync  time.Time
 	timer     *time.Timer
 	err       error // sticky: a failed sync makes the state unusable
 
@@ -376,7 +374,6 @@ func (st *partState) flushLocked(force bool) error {
 		st.err = ioErr("saving", st.partPath, err)
 		return st.err
 	}
-	st.lastSync = time.Now()
 	return nil
 }
 
@@ -593,8 +590,8 @@ func (p *PartialFile) WriteChunk(i int, data []byte) error {
 }
 
 // MarkVerified records that chunk i, already written, matched its hash.
-// Records reach the journal in batches, after 16 records or when 250 ms have
-// passed since the last sync (also with no further calls), and each batch
+// Records reach the journal in batches, after 16 records or 250 ms after
+// the first record of the batch (also with no further calls), and each batch
 // is preceded by an fsync of the data file, so the journal never claims
 // data that is not on disk. Marking a chunk twice is harmless.
 func (p *PartialFile) MarkVerified(i int) error {
@@ -619,7 +616,7 @@ func (p *PartialFile) MarkVerified(i int) error {
 	st.count++
 	st.haveBytes += int64(st.chunkLen(i))
 	st.pending = append(st.pending, uint32(i))
-	now := len(st.pending) >= st.store.batch || time.Since(st.lastSync) >= st.store.interval
+	now := len(st.pending) >= st.store.batch
 	if now && st.timer != nil {
 		// This sync covers what the idle timer was waiting for.
 		st.timer.Stop()
@@ -698,6 +695,19 @@ func (e *BadChunksError) Error() string {
 // A file never written has its part file created here, so that its chunks
 // are verified like any other's.
 func (p *PartialFile) Finalize(dest string) error {
+	moved := false
+	err := p.finalize(dest, &moved)
+	if moved {
+		// Outside the store's lock, so that files being finalized at
+		// once sync their folders in parallel.
+		syncDir(filepath.Dir(dest))
+	}
+	return err
+}
+
+// finalize is Finalize but for the folder's sync, and sets *moved when the
+// part file was moved to dest.
+func (p *PartialFile) finalize(dest string, moved *bool) error {
 	if err := p.usable(); err != nil {
 		return err
 	}
@@ -744,6 +754,13 @@ func (p *PartialFile) Finalize(dest string) error {
 	if err := st.data.Chmod(perm); err != nil {
 		return ioErr("finishing", st.partPath, err)
 	}
+	// verify synced the data; the journal is removed once the file is in
+	// place, so its pending records are not written (two fsyncs saved per
+	// file) unless the move fails.
+	st.mu.Lock()
+	moot := st.pending
+	st.pending, st.dirty = nil, false
+	st.mu.Unlock()
 	if err := st.closeFilesLocked(); err != nil {
 		return err
 	}
@@ -755,6 +772,9 @@ func (p *PartialFile) Finalize(dest string) error {
 			delete(s.open, st.id)
 			return err
 		}
+		st.mu.Lock()
+		st.pending = append(moot, st.pending...)
+		st.mu.Unlock()
 		st.setClosedLocked(false)
 		return nil
 	}
@@ -784,11 +804,11 @@ func (p *PartialFile) Finalize(dest string) error {
 			return failed(err)
 		}
 	}
-	syncDir(filepath.Dir(dest))
 	_ = os.Remove(st.jPath)
 	st.active--
 	delete(s.open, st.id)
 	p.finalized.Store(true)
+	*moved = true
 	return nil
 }
 
@@ -801,7 +821,13 @@ func (p *PartialFile) verify() error {
 	if st.closed {
 		return errPartialClosed
 	}
-	if err := st.flushLocked(false); err != nil {
+	// No journal flush first: the data is synced below, and records still
+	// pending are either made moot by the move or written by the journal
+	// rewrite (bad chunks) or a later flush (failed move).
+	st.mu.Lock()
+	err := st.err
+	st.mu.Unlock()
+	if err != nil {
 		return err
 	}
 	var bad []int
