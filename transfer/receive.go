@@ -213,6 +213,12 @@ type receiver struct {
 	content []Hash                // per file: ContentID, computed once
 	writing map[contentChunk]bool // content chunks being written or written this run
 	placed  []bool                // per file: finalized, in place
+	// unsynced: folders that received files placed directly, to be synced
+	// before DONE.
+	unsynced map[string]bool
+
+	direct   []bool      // per file: placed directly (direct.go); set by prepare
+	noDirect atomic.Bool // the system cannot: use the partial store
 }
 
 // contentChunk names a chunk by content: entries with identical content
@@ -292,6 +298,8 @@ func (r *receiver) prepare() error {
 			r.counted[i][c] = p.Have(c)
 		}
 	}
+	r.direct = directEligible(r.m, r.partials, r.content)
+	r.unsynced = map[string]bool{}
 	if free, err := FreeSpace(out); err == nil && free >= 0 {
 		if need := r.m.TotalSize() - r.skipped + freeSpaceMargin; free < need {
 			return Errorf(KindDiskFull, "free some space or choose another folder with --out",
@@ -493,13 +501,17 @@ func (r *receiver) run(ctx context.Context, conn Conn) (err error) {
 			})
 		}
 	})
-	// Finalizing (whole-file verification) runs beside receiving.
+	// Finalizing (whole-file verification, fsync, move) runs beside
+	// receiving, several files at once: for a folder of small files the
+	// fsyncs dominate, and concurrent ones share the filesystem's commits.
 	finalize := make(chan int, len(r.m.Files))
-	wg.Go(func() {
-		for i := range finalize {
-			sendEvent(ctx, events, recvEvent{finalized: i, err: r.finalize(i), isFinal: true})
-		}
-	})
+	for range finalizers {
+		wg.Go(func() {
+			for i := range finalize {
+				sendEvent(ctx, events, recvEvent{finalized: i, err: r.finalize(i), isFinal: true})
+			}
+		})
+	}
 	defer close(finalize)
 	// Registered last, so it runs first: the sender hears why before its
 	// data streams are cancelled under it.
@@ -646,7 +658,14 @@ func (r *receiver) readStream(ctx context.Context, st *quic.Stream, events chan<
 		if !count {
 			continue // a resend of a chunk this entry already has
 		}
-		if write {
+		placed := false
+		if write && r.direct[fi] && !r.noDirect.Load() {
+			if placed, err = r.placeDirect(fi, data); err != nil {
+				sendEvent(ctx, events, recvEvent{err: err})
+				return
+			}
+		}
+		if write && !placed {
 			if err := pf.WriteChunk(ci, data); err != nil {
 				sendEvent(ctx, events, recvEvent{err: err})
 				return
@@ -687,20 +706,40 @@ func (r *receiver) finalize(i int) error {
 	return err
 }
 
-// place verifies file i whole and moves it into place (empty files are
-// created directly).
-func (r *receiver) place(i int) error {
+// placeDirect writes one-chunk file i, whose verified data is data, into
+// place without the partial store. It reports false where the system
+// cannot, and then never tries again.
+func (r *receiver) placeDirect(i int, data []byte) (bool, error) {
 	fe := &r.m.Files[i]
 	dest := r.dest[i]
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
-		return fmt.Errorf("transfer: create folder for %s: %w", fe.Path, err)
+	if err := prepareDest(dest, r.opts.Overwrite); err != nil {
+		return false, err
 	}
-	if r.opts.Overwrite {
-		if st, err := os.Lstat(dest); err == nil && !st.IsDir() {
-			if err := os.Remove(dest); err != nil {
-				return fmt.Errorf("transfer: replace %s: %w", dest, err)
-			}
-		}
+	ok, err := placeDirect(directFile{dest: dest, perm: fs.FileMode(fe.Mode&0o777) &^ 0o022, mtime: time.Unix(0, fe.ModTime), data: data})
+	if err != nil || !ok {
+		r.noDirect.Store(!ok && err == nil)
+		return false, err
+	}
+	r.mu.Lock()
+	r.placed[i] = true
+	r.unsynced[filepath.Dir(dest)] = true
+	r.mu.Unlock()
+	return true, nil
+}
+
+// place verifies file i whole and moves it into place (empty files are
+// created directly). A file placed directly is already there.
+func (r *receiver) place(i int) error {
+	r.mu.Lock()
+	done := r.placed[i]
+	r.mu.Unlock()
+	if done {
+		return nil
+	}
+	fe := &r.m.Files[i]
+	dest := r.dest[i]
+	if err := prepareDest(dest, r.opts.Overwrite); err != nil {
+		return err
 	}
 	if fe.Size == 0 {
 		f, err := os.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, os.FileMode(fe.Mode&0o777))
@@ -739,6 +778,10 @@ func (r *receiver) complete(ctx context.Context, events <-chan recvEvent) error 
 	}
 	r.closePartials()
 	_ = r.store.Remove()
+	// Files placed directly are synced; their names become durable here.
+	for dir := range r.unsynced {
+		syncDir(dir)
+	}
 	if err := writeControl(r.ctl, frameDone, nil); err != nil {
 		return peerGone(err)
 	}
@@ -773,3 +816,6 @@ const doneGrace = 5 * time.Second
 
 // maxReadStreams bounds the data streams read at once.
 const maxReadStreams = 16
+
+// finalizers is how many files are verified and moved into place at once.
+const finalizers = 8

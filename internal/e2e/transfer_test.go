@@ -178,6 +178,18 @@ func sameTree(t *testing.T, want, got string) {
 			if err := sameFile(p, q); err != nil {
 				return fmt.Errorf("%s: %w", rel, err)
 			}
+			// Mode (less group and other write) and modification time
+			// travel with the file.
+			src, err := d.Info()
+			if err != nil {
+				return err
+			}
+			if w := src.Mode().Perm() &^ 0o022; st.Mode().Perm() != w {
+				return fmt.Errorf("%s: mode %v, want %v", rel, st.Mode().Perm(), w)
+			}
+			if !st.ModTime().Equal(src.ModTime()) {
+				return fmt.Errorf("%s: modified %v, want %v", rel, st.ModTime(), src.ModTime())
+			}
 		}
 		return nil
 	})
