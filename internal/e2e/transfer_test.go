@@ -157,7 +157,7 @@ func transferCLI(t *testing.T, rendezvous, out string, paths ...string) (*ferryP
 }
 
 // sameTree compares two trees byte for byte, including empty folders.
-func sameTree(t *testing.T, want, got string) {
+func sameTree(t testing.TB, want, got string) {
 	t.Helper()
 	seen := 0
 	err := filepath.WalkDir(want, func(p string, d fs.DirEntry, err error) error {
