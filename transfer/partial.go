@@ -104,6 +104,20 @@ func OpenPartialStore(outDir string) (*PartialStore, error) {
 	return &PartialStore{dir: dir, open: map[Hash]*partState{}, batch: journalBatch, interval: journalInterval, maxOpen: defaultMaxOpen}, nil
 }
 
+// Discard deletes the partial data of content id from disk unless a
+// handle on it is open: for content that is no longer needed (every entry
+// with it is in place).
+func (s *PartialStore) Discard(id Hash) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, open := s.open[id]; open {
+		return
+	}
+	// The journal goes first: a part file without one claims nothing.
+	_ = os.Remove(filepath.Join(s.dir, id.String()+".journal"))
+	_ = os.Remove(filepath.Join(s.dir, id.String()+".part"))
+}
+
 // Remove removes the store's folder if it is empty; partial data that is
 // still there (to be resumed later) is kept, and that is not an error.
 func (s *PartialStore) Remove() error {
@@ -935,9 +949,19 @@ func moveNoReplace(src, dst string) error {
 
 // copyNoReplace copies size bytes of src to a new file at dst with the
 // given permissions and modification time, without replacing anything at
-// dst. The copy is written to a temporary file beside dst first, so dst
-// never appears half-written.
+// dst. The copy is written to an unnamed file (createLinked) or, where
+// there are none, a temporary file beside dst first, so dst never appears
+// half-written.
 func copyNoReplace(src *os.File, size int64, dst string, perm fs.FileMode, mtime time.Time) error {
+	// Where it can, through an unnamed file: nothing is left beside dst
+	// if the process dies halfway.
+	ok, err := createLinked(dst, perm, mtime, func(w *os.File) error {
+		_, err := io.Copy(w, io.NewSectionReader(src, 0, size))
+		return err
+	})
+	if ok || err != nil {
+		return err
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(dst), ".ferry-tmp-*")
 	if err != nil {
 		return ioErr("creating a file beside", dst, err)

@@ -300,20 +300,29 @@ func (r *receiver) prepare() error {
 	}
 	r.direct = directEligible(r.m, r.partials, r.content)
 	r.unsynced = map[string]bool{}
+	if err := r.pickDestinations(out); err != nil {
+		return err
+	}
 	if free, err := FreeSpace(out); err == nil && free >= 0 {
 		if need := r.m.TotalSize() - r.skipped + freeSpaceMargin; free < need {
 			return Errorf(KindDiskFull, "free some space or choose another folder with --out",
 				"not enough space in %s: the transfer needs %d more bytes, %d are free", out, need-freeSpaceMargin, free)
 		}
 	}
-	return r.pickDestinations(out)
+	return nil
 }
 
 // pickDestinations maps every entry to its final path. An existing
 // top-level file or folder is kept and the new one saved beside it as
-// "name (1)", unless Overwrite is set.
+// "name (1)", unless Overwrite is set or the offer continues an earlier
+// transfer into it (existing.go): then entries already in place are not
+// received again, and other files in the way are kept, the new ones saved
+// beside them.
 func (r *receiver) pickDestinations(out string) error {
 	rename := map[string]string{}
+	found := map[int]bool{}
+	taken := map[string]bool{}
+	isTaken := func(p string) bool { return taken[p] }
 	r.dest = make([]string, len(r.m.Files))
 	for i, fe := range r.m.Files {
 		top, rest, nested := strings.Cut(fe.Path, "/")
@@ -323,9 +332,11 @@ func (r *receiver) pickDestinations(out string) error {
 			if err != nil {
 				return err
 			}
-			if !r.opts.Overwrite {
-				p = UniqueName(p)
+			// Also with Overwrite: what is in place is not received again.
+			if cont := r.continuesTop(out, top, found); !cont && !r.opts.Overwrite {
+				p = uniqueName(p, isTaken)
 			}
+			taken[p] = true
 			final = filepath.Base(p)
 			rename[top] = final
 		}
@@ -337,6 +348,14 @@ func (r *receiver) pickDestinations(out string) error {
 		if err != nil {
 			return err
 		}
+		switch {
+		case found[i]:
+			r.markInPlace(i)
+		case nested && !fe.Dir && !r.opts.Overwrite:
+			// Inside a continued folder: keep what is in the way.
+			p = uniqueName(p, isTaken)
+		}
+		taken[p] = true
 		r.dest[i] = p
 	}
 	return nil
@@ -777,6 +796,11 @@ func (r *receiver) complete(ctx context.Context, events <-chan recvEvent) error 
 		_ = os.Chtimes(r.dest[i], mt, mt)
 	}
 	r.closePartials()
+	for _, id := range r.content {
+		if id != (Hash{}) {
+			r.store.Discard(id) // all in place: leftovers of earlier runs
+		}
+	}
 	_ = r.store.Remove()
 	// Files placed directly are synced; their names become durable here.
 	for dir := range r.unsynced {

@@ -167,11 +167,19 @@ func SafeJoin(root, rel string) (string, error) {
 // ".bashrc (1)", and a folder "folder" becomes "folder (1)". Only the final
 // component changes. The answer can be outdated as soon as it is returned,
 // so callers must still create the name exclusively.
-func UniqueName(path string) string {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
+func UniqueName(path string) string { return uniqueName(path, nil) }
+
+// uniqueName is UniqueName, also passing over the names taken reports
+// true for (given to other entries of the same offer).
+func uniqueName(path string, taken func(string) bool) string {
+	free := func(p string) bool {
+		_, err := os.Lstat(p)
+		return errors.Is(err, fs.ErrNotExist) && (taken == nil || !taken(p))
+	}
+	if free(path) {
 		return path
 	}
+	fi, err := os.Lstat(path)
 	dir, base := filepath.Split(path)
 	stem, ext := base, ""
 	if err != nil || !fi.IsDir() {
@@ -185,7 +193,7 @@ func UniqueName(path string) string {
 			s = truncateUTF8(s, len(s)-over)
 		}
 		cand = dir + s + suffix + ext
-		if _, err := os.Lstat(cand); errors.Is(err, fs.ErrNotExist) {
+		if free(cand) {
 			return cand
 		}
 	}

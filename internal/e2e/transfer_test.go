@@ -300,7 +300,21 @@ func TestSendReceiveFolder(t *testing.T) {
 		t.Fatalf("partial state left behind after a complete transfer: %v", err)
 	}
 
-	// The same again: nothing is overwritten, the new copy gets a new name.
+	// The same again: it is already there, so nothing is sent and no copy
+	// is made.
+	send2, recv2 := transferCLI(t, addr, out, single)
+	if r, ok := recv2.find("resumed"); !ok || r.SkippedBytes != 123457 {
+		t.Fatalf("resending a file already in place: resumed %+v (found %v), want all 123457 bytes", r, ok)
+	}
+	if d, _ := send2.find("done"); d.WireBytes >= 123457 {
+		t.Fatalf("resending a file already in place sent %d wire bytes", d.WireBytes)
+	}
+	if _, err := os.Stat(filepath.Join(out, "single (1).bin")); !os.IsNotExist(err) {
+		t.Fatalf("a copy of a file already in place was made: %v", err)
+	}
+	// Another file of the same name: nothing is overwritten, the new one
+	// gets a new name.
+	writeRandom(t, single, 1000)
 	transferCLI(t, addr, out, single)
 	if err := sameFile(single, filepath.Join(out, "single (1).bin")); err != nil {
 		t.Fatal(err)
@@ -398,6 +412,63 @@ func TestResumeAfterKill(t *testing.T) {
 			t.Logf("kill %s: resumed %d bytes, second run sent %d wire bytes (%.0f%% of the file)", victim, r.SkippedBytes, d.WireBytes, 100*float64(d.WireBytes)/size)
 		})
 	}
+}
+
+// TestResumeFolderAfterKill kills the receiver half way through a folder
+// of many small files and a few large ones, then runs both again: the
+// second run continues into the same folder (no "folder (1)"), does not
+// send again the files already in place nor the verified chunks of the
+// others, and leaves the folder identical to the source with no partial
+// data behind.
+func TestResumeFolderAfterKill(t *testing.T) {
+	addr, _, _ := startRendezvousProcess(t)
+	src := filepath.Join(t.TempDir(), "album")
+	var size int64
+	for i := range 300 {
+		p := filepath.Join(src, fmt.Sprintf("part%d", i%7), fmt.Sprintf("small-%03d.bin", i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeRandom(t, p, 64<<10+int64(i))
+		size += 64<<10 + int64(i)
+	}
+	for i := range 3 {
+		writeRandom(t, filepath.Join(src, fmt.Sprintf("large-%d.bin", i)), 24<<20)
+		size += 24 << 20
+	}
+	out := t.TempDir()
+
+	send := startFerry(t, addr, "send", src)
+	c := send.waitEvent(t, "the code", func(e jsonEvent) bool { return e.Event == "code" })
+	recv := startFerry(t, addr, "receive", "--yes", "--out", out, c.Code)
+	recv.waitEvent(t, "half way", func(e jsonEvent) bool { return e.Event == "progress" && e.Bytes >= size/2 })
+	recv.cmd.Process.Signal(syscall.SIGKILL)
+	recv.wait(t)
+	send.cmd.Process.Signal(os.Interrupt)
+	send.wait(t)
+
+	send2, recv2 := transferCLI(t, addr, out, src)
+	sameTree(t, src, filepath.Join(out, "album"))
+	ents, err := os.ReadDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("download folder holds %q, want only album", names)
+	}
+	r, ok := recv2.find("resumed")
+	if !ok || r.SkippedBytes <= 0 {
+		t.Fatalf("second run did not resume: %+v", recv2.events)
+	}
+	d, _ := send2.find("done")
+	if d.WireBytes >= size*6/10 {
+		t.Fatalf("second run sent %d wire bytes, want under 60%% of %d", d.WireBytes, size)
+	}
+	t.Logf("resumed %d of %d bytes, second run sent %d wire bytes (%.0f%%)", r.SkippedBytes, size, d.WireBytes, 100*float64(d.WireBytes)/float64(size))
 }
 
 func TestWrongCodeCLI(t *testing.T) {
