@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
-	"golang.org/x/sys/unix"
 )
 
 // PacketConn is the datagram socket a UDP carrier is built on: a *net.UDPConn
@@ -21,19 +20,21 @@ type PacketConn interface {
 	Close() error
 }
 
-// udpCarrier carries datagrams over one UDP socket. On a *net.UDPConn it
-// reads in batches (recvmmsg) and passes UDP segmentation offload through to
-// the kernel; on any other PacketConn it reads one datagram at a time and
-// splits offload batches itself.
+// udpCarrier carries datagrams over one UDP socket. On a *net.UDPConn on
+// Linux it reads in batches (recvmmsg) and passes UDP segmentation offload
+// through to the kernel; on other systems, and on any other PacketConn, it
+// reads one datagram at a time and splits offload batches itself.
 type udpCarrier struct {
 	conn  PacketConn
 	udp   *net.UDPConn     // nil unless conn is a real UDP socket
-	batch *ipv4.PacketConn // recvmmsg reader for udp
+	batch *ipv4.PacketConn // recvmmsg reader for udp; nil where batch reads do not exist (batchread_*.go)
 	msgs  []ipv4.Message   // reused by ReadBatch; only the reading goroutine touches it
-	gso   bool
+	gso   bool             // udp accepts UDP_SEGMENT (gso_*.go)
 	local netip.AddrPort
 }
 
+// newUDPCarrier wraps conn; a real *net.UDPConn also gets the platform's
+// fast paths (batch reads, segmentation offload) and large socket buffers.
 func newUDPCarrier(conn PacketConn) *udpCarrier {
 	c := &udpCarrier{conn: conn}
 	if ua, ok := conn.LocalAddr().(*net.UDPAddr); ok {
@@ -41,7 +42,7 @@ func newUDPCarrier(conn PacketConn) *udpCarrier {
 	}
 	if udp, ok := conn.(*net.UDPConn); ok {
 		c.udp = udp
-		c.batch = ipv4.NewPacketConn(udp)
+		c.batch = newBatchReader(udp)
 		c.gso = gsoSupported(udp)
 		setSocketBuffers(udp)
 	}
@@ -52,6 +53,8 @@ func (c *udpCarrier) Kind() PathKind            { return PathDirectUDP }
 func (c *udpCarrier) LocalAddr() netip.AddrPort { return c.local }
 func (c *udpCarrier) Close() error              { return c.conn.Close() }
 
+// ReadBatch reads one datagram, or as many as recvmmsg returns at once where
+// the carrier has a batch reader.
 func (c *udpCarrier) ReadBatch(ds []Datagram) (int, error) {
 	if c.batch == nil || len(ds) == 1 {
 		n, from, err := c.conn.ReadFromUDPAddrPort(ds[0].Buf)
@@ -85,12 +88,11 @@ func (c *udpCarrier) ReadBatch(ds []Datagram) (int, error) {
 	return n, nil
 }
 
+// WriteTo sends b to to, as one offloaded send when b is a batch and the
+// socket accepts UDP_SEGMENT, otherwise one datagram at a time.
 func (c *udpCarrier) WriteTo(b []byte, segSize int, to netip.AddrPort) error {
 	if segSize > 0 && segSize < len(b) && c.gso {
-		var oob [32]byte
-		n := putSegmentSizeCmsg(oob[:], uint16(segSize))
-		_, _, err := c.udp.WriteMsgUDPAddrPort(b, oob[:n], to)
-		return err
+		return writeGSO(c.udp, b, segSize, to)
 	}
 	return splitSegments(b, segSize, func(d []byte) error {
 		_, err := c.conn.WriteToUDPAddrPort(d, to)
@@ -98,37 +100,12 @@ func (c *udpCarrier) WriteTo(b []byte, segSize int, to netip.AddrPort) error {
 	})
 }
 
-// gsoSupported asks the kernel whether this socket accepts UDP_SEGMENT.
-func gsoSupported(udp *net.UDPConn) bool {
-	rc, err := udp.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		_, serr = unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT)
-	}); err != nil {
-		return false
-	}
-	return serr == nil
-}
-
-// socketBufferSize is what ferry asks for on its UDP sockets, as quic-go does.
+// socketBufferSize is what ferry asks for on its UDP sockets, as quic-go
+// does; setSocketBuffers (sockbuf_*.go) applies it.
 const socketBufferSize = 7 << 20
 
-// setSocketBuffers raises the socket buffers; as root it may exceed the
-// system maximum (SO_RCVBUFFORCE). Failure only costs throughput.
-func setSocketBuffers(udp *net.UDPConn) {
-	_ = udp.SetReadBuffer(socketBufferSize)
-	_ = udp.SetWriteBuffer(socketBufferSize)
-	if rc, err := udp.SyscallConn(); err == nil {
-		_ = rc.Control(func(fd uintptr) {
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBufferSize)
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBufferSize)
-		})
-	}
-}
-
+// unmapAddrPort turns an IPv4-mapped IPv6 address (from a dual-stack socket)
+// back into plain IPv4, so one peer has one address form.
 func unmapAddrPort(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }

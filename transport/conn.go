@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 
@@ -72,10 +71,7 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 	}
 
 	c := &Conn{ep: e}
-	var pconn net.PacketConn = e.vc
-	if s.raw != nil {
-		pconn = &oobVconn{vconn: e.vc, raw: s.raw}
-	}
+	pconn := quicPacketConn(e.vc, s.raw)
 	c.tr = &quic.Transport{
 		Conn:                  pconn,
 		ConnectionIDGenerator: cidGenerator{tag: e.tag},

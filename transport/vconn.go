@@ -1,16 +1,11 @@
 package transport
 
 import (
-	"errors"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-
-	"golang.org/x/net/ipv4"
-	"golang.org/x/sys/unix"
 )
 
 // Every endpoint gets its own quic.Transport over its own vconn, so the
@@ -177,57 +172,3 @@ func (v *vconn) SetReadBuffer(int) error { return nil }
 
 // SetWriteBuffer is accepted and ignored, like SetReadBuffer.
 func (v *vconn) SetWriteBuffer(int) error { return nil }
-
-// oobVconn is a vconn that also offers quic-go's OOB-capable interface, so
-// quic-go reads in batches and hands whole GSO batches to WriteMsgUDP. It is
-// used when the Socket's carriers are real UDP sockets.
-type oobVconn struct {
-	*vconn
-	raw syscall.RawConn // the first real socket, for quic-go's capability checks
-}
-
-func (v *oobVconn) SyscallConn() (syscall.RawConn, error) { return v.raw, nil }
-
-// ReadBatch fills ms with queued packets: it blocks for the first and takes
-// whatever else is already waiting.
-func (v *oobVconn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
-	pb, err := v.next()
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for {
-		m := &ms[n]
-		m.N = copy(m.Buffers[0], pb.b[:pb.n])
-		m.NN, m.Flags, m.Addr = 0, 0, virtualPeerAddr
-		v.pool.put(pb)
-		n++
-		if n == len(ms) {
-			return n, nil
-		}
-		select {
-		case pb = <-v.queue:
-		default:
-			return n, nil
-		}
-	}
-}
-
-func (v *oobVconn) ReadMsgUDP(b, _ []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
-	n, _, err = v.ReadFrom(b)
-	return n, 0, 0, virtualPeerAddr, err
-}
-
-func (v *oobVconn) WriteMsgUDP(b, oob []byte, _ *net.UDPAddr) (n, oobn int, err error) {
-	if err := v.ep.send(b, segmentSize(oob)); err != nil {
-		return 0, 0, err
-	}
-	return len(b), len(oob), nil
-}
-
-// isGSOError reports the kernel's refusal of segmentation offload, which
-// quic-go must see so it can fall back to single datagrams.
-func isGSOError(err error) bool {
-	var serr *os.SyscallError
-	return errors.As(err, &serr) && serr.Err == unix.EIO
-}

@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -366,11 +365,4 @@ func ferryCopy(b *testing.B, rendezvous, src, out string) (sendKiB, recvKiB, wir
 	}
 	d, _ := send.find("done")
 	return maxRSS(send), maxRSS(recv), d.WireBytes
-}
-
-func maxRSS(p *ferryProc) int64 {
-	if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss
-	}
-	return 0
 }

@@ -1,8 +1,8 @@
 // Package netlab builds isolated network namespaces for tests that need a
 // real kernel network: multicast between processes, NATs made with
 // nftables. Every namespace is created by the test, never linked to the
-// host's own namespace, and deleted when the test ends. It needs root and
-// the ip command; tests skip with a message otherwise.
+// host's own namespace, and deleted when the test ends. It needs Linux, root
+// and the ip command; tests skip with a message otherwise.
 package netlab
 
 import (
@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -20,9 +21,13 @@ type Namespace struct {
 	Name string
 }
 
-// RequireRoot skips t unless the process is root and the ip command exists.
+// RequireRoot skips t unless this is Linux (network namespaces exist only
+// there), the process is root and the ip command exists.
 func RequireRoot(t testing.TB) {
 	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("needs Linux network namespaces")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create network namespaces (runs in CI, where tests run as root)")
 	}

@@ -7,14 +7,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Socket control messages are built and parsed here with encoding/binary
-// rather than x/sys's pointer casts, which read past a short buffer.
+// Socket control messages for UDP segmentation offload (UDP_SEGMENT) are
+// built and parsed here with encoding/binary rather than x/sys's pointer
+// casts, which read past a short buffer. Only Linux has UDP_SEGMENT, so only
+// Linux builds this file: elsewhere quic-go never asks for segmentation
+// offload and the carrier never offers it.
 
+// cmsgAlignTo is the alignment of control messages and their payloads (the
+// size of a long), and cmsgHdrLen the size of struct cmsghdr.
 const (
 	cmsgAlignTo = int(unsafe.Sizeof(uintptr(0)))
 	cmsgHdrLen  = unix.SizeofCmsghdr
 )
 
+// cmsgAlign rounds n up to the control-message alignment (CMSG_ALIGN).
 func cmsgAlign(n int) int { return (n + cmsgAlignTo - 1) &^ (cmsgAlignTo - 1) }
 
 // putSegmentSizeCmsg writes a UDP_SEGMENT control message into b (at least
@@ -27,6 +33,8 @@ func putSegmentSizeCmsg(b []byte, size uint16) int {
 	return n
 }
 
+// putCmsgHeader writes a struct cmsghdr (length, level, type) at the start
+// of b in the kernel's layout for this architecture.
 func putCmsgHeader(b []byte, length int, level, typ int32) {
 	if cmsgHdrLen == 16 {
 		binary.NativeEndian.PutUint64(b[0:8], uint64(length))

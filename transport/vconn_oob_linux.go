@@ -1,0 +1,71 @@
+package transport
+
+import (
+	"net"
+	"syscall"
+
+	"golang.org/x/net/ipv4"
+)
+
+// quicPacketConn returns the net.PacketConn an endpoint's quic.Transport
+// runs over: on Linux, with a real UDP socket (raw non-nil), the vconn plus
+// quic-go's OOB-capable interface, so quic-go keeps batch reads and GSO;
+// otherwise the plain vconn.
+func quicPacketConn(vc *vconn, raw syscall.RawConn) net.PacketConn {
+	if raw == nil {
+		return vc
+	}
+	return &oobVconn{vconn: vc, raw: raw}
+}
+
+// oobVconn is a vconn that also offers quic-go's OOB-capable interface, so
+// quic-go reads in batches and hands whole GSO batches to WriteMsgUDP. It is
+// used on Linux when the Socket's carriers are real UDP sockets.
+type oobVconn struct {
+	*vconn
+	raw syscall.RawConn // the first real socket, for quic-go's capability checks
+}
+
+// SyscallConn returns the first real socket, on which quic-go checks buffer
+// sizes, sets DF and asks whether GSO is available.
+func (v *oobVconn) SyscallConn() (syscall.RawConn, error) { return v.raw, nil }
+
+// ReadBatch fills ms with queued packets: it blocks for the first and takes
+// whatever else is already waiting.
+func (v *oobVconn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
+	pb, err := v.next()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for {
+		m := &ms[n]
+		m.N = copy(m.Buffers[0], pb.b[:pb.n])
+		m.NN, m.Flags, m.Addr = 0, 0, virtualPeerAddr
+		v.pool.put(pb)
+		n++
+		if n == len(ms) {
+			return n, nil
+		}
+		select {
+		case pb = <-v.queue:
+		default:
+			return n, nil
+		}
+	}
+}
+
+// ReadMsgUDP reads one queued packet, with no control messages.
+func (v *oobVconn) ReadMsgUDP(b, _ []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
+	n, _, err = v.ReadFrom(b)
+	return n, 0, 0, virtualPeerAddr, err
+}
+
+// WriteMsgUDP sends a packet or a GSO batch on the active path; of the
+// control messages only the segment size is kept (ECN marks are dropped).
+func (v *oobVconn) WriteMsgUDP(b, oob []byte, _ *net.UDPAddr) (n, oobn int, err error) {
+	if err := v.ep.send(b, segmentSize(oob)); err != nil {
+		return 0, 0, err
+	}
+	return len(b), len(oob), nil
+}
