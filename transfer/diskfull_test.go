@@ -1,3 +1,5 @@
+//go:build linux
+
 package transfer
 
 // A full download disk, on a small tmpfs the test mounts itself (root only;
