@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -614,4 +615,77 @@ func TestPartialFinalizeFailedMoveKeepsState(t *testing.T) {
 	if b, _ := os.ReadFile(dest); string(b) != string(data) {
 		t.Fatal("content differs")
 	}
+}
+
+// FuzzJournal loads arbitrary bytes as a file's resume journal (a crash, a
+// full disk or a curious user can leave anything there): opening must not
+// fail or panic, must claim only chunks that exist, and a journal that is
+// not exactly ferry's own for this content must claim nothing.
+func FuzzJournal(f *testing.F) {
+	data := randBytes(11, 3*testChunk+5) // 4 chunks
+	entry := testFile("a.bin", data, 0o644, time.Unix(1, 0))
+	id := entry.ContentID()
+
+	// Seeds: a real journal with chunks 0 and 3, torn, and foreign.
+	seedDir := f.TempDir()
+	s, err := OpenPartialStore(seedDir)
+	if err != nil {
+		f.Fatal(err)
+	}
+	p, err := s.Open(entry, testChunk)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, i := range []int{0, 3} {
+		if err := p.WriteChunk(i, chunkOf(data, i)); err != nil {
+			f.Fatal(err)
+		}
+		if err := p.MarkVerified(i); err != nil {
+			f.Fatal(err)
+		}
+	}
+	if err := p.Close(); err != nil {
+		f.Fatal(err)
+	}
+	real, err := os.ReadFile(filepath.Join(seedDir, PartialDirName, id.String()+".journal"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(real)
+	f.Add(real[:len(real)-1])
+	f.Add(append(append([]byte(nil), real...), 0xff, 0xff, 0xff, 0x7f))
+	f.Add(real[:journalHeaderLen])
+	f.Add([]byte("not a journal"))
+
+	f.Fuzz(func(t *testing.T, journal []byte) {
+		out := t.TempDir()
+		dir := filepath.Join(out, PartialDirName)
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, id.String()+".journal"), journal, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, id.String()+".part"), make([]byte, len(data)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s, err := OpenPartialStore(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := s.Open(entry, testChunk)
+		if err != nil {
+			t.Fatalf("opening with a journal of %d bytes: %v", len(journal), err)
+		}
+		defer p.Close()
+		n := len(entry.Chunks)
+		if c := p.HaveCount(); c < 0 || c > n || len(haveList(p, n)) != c {
+			t.Fatalf("journal claims %d chunks of %d (%v)", c, n, haveList(p, n))
+		}
+		if len(journal) < journalHeaderLen || !bytes.Equal(journal[:journalHeaderLen], real[:journalHeaderLen]) {
+			if c := p.HaveCount(); c != 0 {
+				t.Fatalf("a foreign journal claims %d chunks", c)
+			}
+		}
+	})
 }
