@@ -203,9 +203,16 @@ func sendOnce(ctx context.Context, conn Conn, opts SendOptions, hello []byte, co
 			}
 			jobs = nil
 		}
-		if err := writeControlJSON(ctl, frameSent, sentMsg{Streams: int(s.opened.Load())}); err != nil {
+		sent, err := json.Marshal(sentMsg{Streams: int(s.opened.Load())})
+		if err != nil {
+			return stats(), fmt.Errorf("transfer: encoding SENT: %w", err)
+		}
+		if err := writeControl(ctl, frameSent, sent); err != nil {
 			return stats(), peerGone(err)
 		}
+		// Both sides count what flows from sender to receiver, control
+		// frames included, so their wire_bytes agree.
+		wire.Add(int64(len(sent)) + 5)
 		select {
 		case f := <-ctlFrames:
 			switch f.typ {

@@ -344,12 +344,16 @@ func TestSendReceiveLargeFiles(t *testing.T) {
 	writeSparseLike(t, filepath.Join(src, "disk.img"), 1<<30)
 	for _, name := range []string{"random.bin", "disk.img"} {
 		out := t.TempDir()
-		send, _ := transferCLI(t, addr, out, filepath.Join(src, name))
+		send, recv := transferCLI(t, addr, out, filepath.Join(src, name))
 		if err := sameFile(filepath.Join(src, name), filepath.Join(out, name)); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		d, _ := send.find("done")
 		t.Logf("%s: %d bytes, %d on the wire", name, d.Bytes, d.WireBytes)
+		// With nothing lost, both sides count the same bytes.
+		if rd, _ := recv.find("done"); rd.WireBytes != d.WireBytes {
+			t.Errorf("%s: sender reports %d wire bytes, receiver %d", name, d.WireBytes, rd.WireBytes)
+		}
 		if name == "disk.img" && d.WireBytes > d.Bytes/10 {
 			t.Fatalf("sparse-like file: %d wire bytes for %d bytes: compression did not work", d.WireBytes, d.Bytes)
 		}
