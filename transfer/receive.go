@@ -50,7 +50,6 @@ const freeSpaceMargin = 16 << 20
 func Receive(ctx context.Context, conn Conn, opts ReceiveOptions) (Stats, error) {
 	emit := safeSink(opts.Sink)
 	opts.Sink = emit
-	start := time.Now()
 	var wire atomic.Int64
 	r, err := takeOffer(ctx, conn, opts, &wire)
 	if err != nil {
@@ -76,7 +75,7 @@ func Receive(ctx context.Context, conn Conn, opts ReceiveOptions) (Stats, error)
 		}
 	}
 	emit(Event{Kind: EventState, State: StateDone})
-	return Stats{Files: r.m.FileCount(), Bytes: r.m.TotalSize(), Moved: r.moved, Skipped: r.skipped, WireBytes: wire.Load(), Elapsed: time.Since(start)}, nil
+	return Stats{Files: r.m.FileCount(), Bytes: r.m.TotalSize(), Moved: r.moved, Skipped: r.skipped, WireBytes: wire.Load(), Elapsed: time.Since(r.accepted)}, nil
 }
 
 // takeOffer reads the sender's offer, asks the user, prepares the partial
@@ -129,7 +128,7 @@ func takeOffer(ctx context.Context, conn Conn, opts ReceiveOptions, wire *atomic
 			opts.OutDir = dir
 		}
 	}
-	r := &receiver{m: m, hello: f.payload, opts: opts, ctl: ctl, wire: wire, emit: emit}
+	r := &receiver{m: m, hello: f.payload, opts: opts, ctl: ctl, wire: wire, emit: emit, accepted: time.Now()}
 	if err := r.prepare(); err != nil {
 		_ = writeControlJSON(ctl, frameError, errorMsg{Kind: KindOf(err), Message: r.forPeer(err)})
 		r.closePartials()
@@ -201,6 +200,9 @@ type receiver struct {
 	emit  Sink
 	prog  *progress // of the current attempt
 	moved int64     // by earlier attempts
+	// accepted is when the user accepted the offer: Stats.Elapsed runs
+	// from there, so time spent deciding does not lower the rate.
+	accepted time.Time
 
 	store    *PartialStore
 	partials []*PartialFile // per file index; nil for dirs and empty files

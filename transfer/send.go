@@ -37,7 +37,9 @@ type Stats struct {
 	// WireBytes counts payload bytes on the network this run (chunk payloads
 	// after compression, plus control frames).
 	WireBytes int64
-	Elapsed   time.Duration
+	// Elapsed runs from the receiver's acceptance of the offer (time spent
+	// pairing or deciding is not counted) to the end.
+	Elapsed time.Duration
 }
 
 // SendOptions configure Send.
@@ -77,17 +79,17 @@ func Send(ctx context.Context, conn Conn, opts SendOptions) (Stats, error) {
 	}
 	hello := append([]byte{protocolVersion}, body...)
 	comp := newFileCompressibility(len(m.Files))
-	start := time.Now()
+	var accepted time.Time // set by the first attempt that is accepted
 	total := Stats{Files: m.FileCount(), Bytes: m.TotalSize()}
 	for attempt := 0; ; attempt++ {
-		st, err := sendOnce(ctx, conn, opts, hello, comp, attempt)
+		st, err := sendOnce(ctx, conn, opts, hello, comp, attempt, &accepted)
 		total.Moved += st.Moved
 		total.WireBytes += st.WireBytes
 		if attempt == 0 {
 			total.Skipped = st.Skipped
 		}
 		if err == nil {
-			total.Elapsed = time.Since(start)
+			total.Elapsed = time.Since(accepted)
 			return total, nil
 		}
 		if !mayReconnect(opts.Reconnect, err) {
@@ -101,7 +103,7 @@ func Send(ctx context.Context, conn Conn, opts SendOptions) (Stats, error) {
 
 // sendOnce runs the protocol once on conn: offer, accept, chunks, until
 // DONE. Its stats count what this attempt moved, also when it fails.
-func sendOnce(ctx context.Context, conn Conn, opts SendOptions, hello []byte, comp *fileCompressibility, attempt int) (Stats, error) {
+func sendOnce(ctx context.Context, conn Conn, opts SendOptions, hello []byte, comp *fileCompressibility, attempt int, accepted *time.Time) (Stats, error) {
 	m := opts.Manifest
 	emit := opts.Sink
 	ctx, cancel := context.WithCancel(ctx)
@@ -141,6 +143,9 @@ func sendOnce(ctx context.Context, conn Conn, opts SendOptions, hello []byte, co
 	var acc acceptMsg
 	if err := json.Unmarshal(f.payload, &acc); err != nil {
 		return stats(), fmt.Errorf("transfer: bad accept message: %w", err)
+	}
+	if accepted.IsZero() {
+		*accepted = time.Now()
 	}
 
 	s := &sender{conn: conn, m: m, sources: opts.Sources, streams: opts.Streams, wire: &wire, comp: comp}

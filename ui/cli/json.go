@@ -94,6 +94,8 @@ type jsonSink struct {
 //	{"event":"done","bytes":N,"files":N,"elapsed_ms":N,"wire_bytes":N}
 //	{"event":"error","kind":"code_mismatch|...","message":"..."}
 //
+// elapsed_ms runs from the receiver's acceptance of the offer; wire_bytes
+// counts what this run moved from sender to receiver on the network.
 // Event kinds it does not know are written as {"event":"KIND"}.
 //
 // Progress lines are limited to four per second: a progress event within
