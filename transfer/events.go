@@ -28,6 +28,9 @@ const (
 	EventDone EventKind = "done"
 	// EventError: the transfer failed (ErrKind, Message).
 	EventError EventKind = "error"
+	// EventSkipped: the sender left an entry out of what it offers (File,
+	// Reason: a SkipReason).
+	EventSkipped EventKind = "skipped"
 )
 
 // State is a coarse phase of a transfer, for status lines.
@@ -77,7 +80,9 @@ type Event struct {
 
 	Path   PathLabel // EventConnected, EventPath
 	Peer   string    // EventConnected, EventPath: IP:PORT
-	Reason string    // EventPath: migrated|upgraded|fallback|reconnected
+	Reason string    // EventPath: migrated|upgraded|fallback|reconnected; EventSkipped: link|special|dangling|loop
+
+	File string // EventSkipped: the on-disk path left out
 
 	SkippedBytes int64 // EventResumed
 

@@ -36,6 +36,9 @@ type Config struct {
 	Streams int
 	// ChunkSize for sending; default DefaultChunkSize.
 	ChunkSize int64
+	// FollowLinks sends what symbolic links inside folders point to
+	// (BuildOptions.FollowLinks); by default they are left out.
+	FollowLinks bool
 	// ConnectTimeout bounds finding a path after pairing; default 30 s.
 	ConnectTimeout time.Duration
 	// ReconnectTimeout bounds waiting for the peer after the connection is
@@ -314,9 +317,9 @@ func SendFiles(ctx context.Context, cfg Config, paths []string, sink Sink) (Stat
 	manifest := make(chan built, 1)
 	emit(Event{Kind: EventState, State: StateHashing})
 	wg.Go(func() {
-		m, src, skipped, err := BuildManifest(ctx, paths, cfg.ChunkSize, nil)
+		m, src, skipped, err := BuildManifestWith(ctx, paths, BuildOptions{ChunkSize: cfg.ChunkSize, FollowLinks: cfg.FollowLinks})
 		for _, s := range skipped {
-			cfg.Logger.Warn("not sent (a link or special file)", "path", s)
+			emit(Event{Kind: EventSkipped, File: s.Path, Reason: string(s.Reason)})
 		}
 		manifest <- built{m, src, err}
 	})

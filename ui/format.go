@@ -28,6 +28,7 @@ const (
 	textNetChanged    = "Network changed — reconnecting"
 	textReconnecting  = "Connection lost — reconnecting"
 	textDone          = "Done"
+	textDoneSkipped   = "Done — %d not sent (links or special files)"
 	textCanceled      = "Canceled"
 	textDeclined      = "Declined"
 	textFailedPrefix  = "Failed: "

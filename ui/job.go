@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -76,6 +77,8 @@ type jobState struct {
 	files  int
 	size   int64
 	outDir string // receive: where files are saved
+
+	skipped int // send: links and special files left out
 
 	finished bool
 	done     bool // finished and verified
@@ -151,6 +154,8 @@ func (j *job) handle(e transfer.Event) {
 		if e.Elapsed > 0 {
 			j.rate.Store(math.Float64bits(float64(e.Bytes) / e.Elapsed.Seconds()))
 		}
+	case transfer.EventSkipped:
+		s.skipped++
 	case transfer.EventError:
 		s.errKind = e.ErrKind
 		if e.Message != "" {
@@ -253,6 +258,9 @@ func (s snapshot) stateText(dir direction) string {
 	if s.finished {
 		switch s.result() {
 		case ResultDone:
+			if s.skipped > 0 {
+				return fmt.Sprintf(textDoneSkipped, s.skipped)
+			}
 			return textDone
 		case ResultDeclined:
 			return textDeclined

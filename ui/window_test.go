@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -378,6 +379,20 @@ func TestOfferChangeFolderWithLateEngine(t *testing.T) {
 	if got := c.req.OutDirAfterAccept(); got != other {
 		t.Errorf("folder after accept %q, want %q", got, other)
 	}
+}
+
+// TestSendSkippedShownWhenDone: links and special files the sender left
+// out are counted in the finished row, not silently dropped.
+func TestSendSkippedShownWhenDone(t *testing.T) {
+	h := newHarness(t)
+	c := h.sendWithCode()
+	c.emit(
+		transfer.Event{Kind: transfer.EventSkipped, File: "/home/x/album/link", Reason: string(transfer.SkipLink)},
+		transfer.Event{Kind: transfer.EventSkipped, File: "/home/x/album/fifo", Reason: string(transfer.SkipSpecial)},
+		transfer.Event{Kind: transfer.EventDone, Files: 1, Bytes: 10, Elapsed: time.Second},
+	)
+	c.ret <- nil
+	h.waitEnd(fmt.Sprintf(textDoneSkipped, 2))
 }
 
 func TestProgressRowUpdates(t *testing.T) {

@@ -31,6 +31,8 @@ type jsonEvent struct {
 	WireBytes    int64  `json:"wire_bytes"`
 	Kind         string `json:"kind"`
 	Message      string `json:"message"`
+	File         string `json:"file"`
+	Reason       string `json:"reason"`
 }
 
 // ferryProc is a running `ferry send|receive --json` whose events are
@@ -329,6 +331,41 @@ func TestSendReceiveZeroByteFile(t *testing.T) {
 	transferCLI(t, addr, out, src)
 	if st, err := os.Stat(filepath.Join(out, "nothing")); err != nil || st.Size() != 0 {
 		t.Fatalf("zero-byte file: %v %v", st, err)
+	}
+}
+
+// TestSendFollowLinks: a symbolic link inside a folder is left out (and
+// said so) unless `ferry send --follow-links`, which sends what it points
+// to as a regular file.
+func TestSendFollowLinks(t *testing.T) {
+	addr, _, _ := startRendezvousProcess(t)
+	base := t.TempDir()
+	album := filepath.Join(base, "album")
+	os.MkdirAll(album, 0o755)
+	os.WriteFile(filepath.Join(album, "a.txt"), []byte("inside"), 0o644)
+	os.WriteFile(filepath.Join(base, "secret.txt"), []byte("outside the folder"), 0o644)
+	if err := os.Symlink(filepath.Join(base, "secret.txt"), filepath.Join(album, "link.txt")); err != nil {
+		t.Skipf("cannot make symbolic links here: %v", err)
+	}
+
+	out := t.TempDir()
+	send, _ := transferCLI(t, addr, out, album)
+	if _, err := os.Lstat(filepath.Join(out, "album", "link.txt")); err == nil {
+		t.Error("a link inside the folder was sent without --follow-links")
+	}
+	if e, ok := send.find("skipped"); !ok || e.File != filepath.Join(album, "link.txt") || e.Reason != "link" {
+		t.Errorf("the sender did not say the link was left out: %+v", send.events)
+	}
+
+	out = t.TempDir()
+	transferCLI(t, addr, out, "--follow-links", album)
+	got := filepath.Join(out, "album", "link.txt")
+	st, err := os.Lstat(got)
+	if err != nil || !st.Mode().IsRegular() {
+		t.Fatalf("with --follow-links, link.txt arrived as %v (%v)", st, err)
+	}
+	if b, _ := os.ReadFile(got); string(b) != "outside the folder" {
+		t.Errorf("with --follow-links, link.txt holds %q", b)
 	}
 }
 

@@ -136,6 +136,24 @@ func plural(n int, word string) string {
 	return fmt.Sprintf("%d %ss", n, word)
 }
 
+// skippedLine says what the sender left out and why.
+func skippedLine(e transfer.Event) string {
+	var why string
+	switch transfer.SkipReason(e.Reason) {
+	case transfer.SkipLink:
+		why = "a symbolic link; --follow-links sends what links point to"
+	case transfer.SkipSpecial:
+		why = "not a regular file or folder"
+	case transfer.SkipDangling:
+		why = "a link to nothing"
+	case transfer.SkipLoop:
+		why = "a link back into a folder it is in"
+	default:
+		why = e.Reason
+	}
+	return fmt.Sprintf("Not sent: %s (%s)", e.File, why)
+}
+
 // stateMessage is what a state change says; "" means nothing (the done and
 // error events, or the offer prompt, speak for those states).
 func stateMessage(st transfer.State) string {
@@ -210,6 +228,8 @@ func (s *humanSink) handle(e transfer.Event) {
 		if msg := stateMessage(e.State); msg != "" {
 			s.println(msg)
 		}
+	case transfer.EventSkipped:
+		s.println(skippedLine(e))
 	case transfer.EventDone:
 		s.endBar(true, e.Bytes)
 		s.println(doneLine(e))

@@ -142,6 +142,9 @@ func TestHumanSinkMessages(t *testing.T) {
 		{transfer.Event{Kind: transfer.EventDone, Files: 2, Bytes: 3_000_000_000, Elapsed: 125 * time.Second},
 			"Done: 2 files, 3.0 GB in 2m5s (24 MB/s)\n"},
 		{transfer.Event{Kind: transfer.EventError, ErrKind: transfer.KindTimeout}, "Error: timeout\n"},
+		{transfer.Event{Kind: transfer.EventSkipped, File: "/a/link", Reason: "link"},
+			"Not sent: /a/link (a symbolic link; --follow-links sends what links point to)\n"},
+		{transfer.Event{Kind: transfer.EventSkipped, File: "/a/up", Reason: "loop"}, "Not sent: /a/up (a link back into a folder it is in)\n"},
 		{transfer.Event{Kind: transfer.EventState, State: transfer.StateDone}, ""},
 		{transfer.Event{Kind: transfer.EventState, State: "weird"}, "State: weird\n"},
 	}

@@ -66,6 +66,11 @@ type (
 		Kind    string `json:"kind"`
 		Message string `json:"message"`
 	}
+	jsonSkipped struct {
+		Event  string `json:"event"`
+		File   string `json:"file"`
+		Reason string `json:"reason"`
+	}
 	jsonOther struct {
 		Event string `json:"event"`
 	}
@@ -93,6 +98,7 @@ type jsonSink struct {
 //	{"event":"state","state":"..."}
 //	{"event":"done","bytes":N,"files":N,"elapsed_ms":N,"wire_bytes":N}
 //	{"event":"error","kind":"code_mismatch|...","message":"..."}
+//	{"event":"skipped","file":"PATH","reason":"link|special|dangling|loop"}   (sender)
 //
 // elapsed_ms runs from the receiver's acceptance of the offer; wire_bytes
 // counts what this run moved from sender to receiver on the network.
@@ -179,6 +185,8 @@ func jsonObject(e transfer.Event) any {
 			msg = string(kind)
 		}
 		return jsonError{Event: ev, Kind: string(kind), Message: msg}
+	case transfer.EventSkipped:
+		return jsonSkipped{Event: ev, File: e.File, Reason: e.Reason}
 	}
 	return jsonOther{Event: ev}
 }

@@ -84,6 +84,12 @@ func TestJSONSinkObjects(t *testing.T) {
 			line: `{"event":"path","path":"lan","peer":"10.0.0.5:4000","reason":"upgraded"}`,
 		},
 		{
+			name: "skipped",
+			ev:   transfer.Event{Kind: transfer.EventSkipped, File: "/home/x/album/link", Reason: string(transfer.SkipLink)},
+			want: map[string]any{"event": "skipped", "file": "/home/x/album/link", "reason": "link"},
+			line: `{"event":"skipped","file":"/home/x/album/link","reason":"link"}`,
+		},
+		{
 			name: "resumed",
 			ev:   transfer.Event{Kind: transfer.EventResumed, SkippedBytes: 512000000},
 			want: map[string]any{"event": "resumed", "skipped_bytes": 512000000.0},

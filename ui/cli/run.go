@@ -118,6 +118,7 @@ func Send(ctx context.Context, args []string, env Env) int {
 	fs := newFlagSet("send", sendUsage, env)
 	var c common
 	c.register(fs, env)
+	follow := fs.Bool("follow-links", false, "send what symbolic links inside folders point to (default: leave links out)")
 	if err := fs.Parse(args); err != nil {
 		return usageExit(err)
 	}
@@ -137,7 +138,9 @@ func Send(ctx context.Context, args []string, env Env) int {
 		}
 	}
 	sink, finish := c.sink(env)
-	_, err := transfer.SendFiles(ctx, c.config(env), paths, sink)
+	cfg := c.config(env)
+	cfg.FollowLinks = *follow
+	_, err := transfer.SendFiles(ctx, cfg, paths, sink)
 	finish()
 	if err != nil {
 		return failWith(sink, err)
