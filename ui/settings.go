@@ -28,6 +28,7 @@ const (
 	prefRendezvous  = "rendezvous"
 	prefDownloadDir = "download_dir"
 	prefAllowRelay  = "allow_relay"
+	prefFollowLinks = "follow_links"
 	prefTheme       = "theme"
 )
 
@@ -43,6 +44,9 @@ type Settings struct {
 	AllowRelay bool
 	// Theme is ThemeSystem, ThemeLight or ThemeDark.
 	Theme string
+	// FollowLinks sends what symbolic links inside a dropped folder point
+	// to; by default links are left out (and counted when the send ends).
+	FollowLinks bool
 }
 
 // LoadSettings reads the settings from p, with defaults for what is unset.
@@ -52,6 +56,7 @@ func LoadSettings(p fyne.Preferences) Settings {
 		DownloadDir: p.StringWithFallback(prefDownloadDir, DefaultDownloadDir()),
 		AllowRelay:  p.BoolWithFallback(prefAllowRelay, true),
 		Theme:       p.StringWithFallback(prefTheme, ThemeSystem),
+		FollowLinks: p.Bool(prefFollowLinks),
 	}
 	if s.DownloadDir == "" {
 		s.DownloadDir = DefaultDownloadDir()
@@ -70,6 +75,7 @@ func SaveSettings(p fyne.Preferences, s Settings) {
 	p.SetString(prefDownloadDir, s.DownloadDir)
 	p.SetBool(prefAllowRelay, s.AllowRelay)
 	p.SetString(prefTheme, s.Theme)
+	p.SetBool(prefFollowLinks, s.FollowLinks)
 }
 
 // DefaultDownloadDir is ~/Downloads, or the home folder if there is none.
@@ -140,6 +146,7 @@ type settingsView struct {
 	folder     *widget.Label
 	change     *widget.Button
 	relay      *widget.Check
+	links      *widget.Check
 	theme      *widget.RadioGroup
 }
 
@@ -190,6 +197,12 @@ func newSettingsView(w *MainWindow) *settingsView {
 	})
 	v.relay.SetChecked(s.AllowRelay)
 
+	v.links = widget.NewCheck("Send what symbolic links in a folder point to", func(on bool) {
+		w.settings.FollowLinks = on
+		w.saveSettings()
+	})
+	v.links.SetChecked(s.FollowLinks)
+
 	v.theme = widget.NewRadioGroup(themeLabels, func(label string) {
 		w.settings.Theme = themeName(label)
 		w.saveSettings()
@@ -203,6 +216,7 @@ func newSettingsView(w *MainWindow) *settingsView {
 		widget.NewFormItem("Rendezvous server", container.NewVBox(v.rendezvous, v.rvError)),
 		widget.NewFormItem("Download folder", container.NewBorder(nil, nil, nil, v.change, v.folder)),
 		widget.NewFormItem("Relay", v.relay),
+		widget.NewFormItem("Links", v.links),
 		widget.NewFormItem("Theme", v.theme),
 	)
 	help := widget.NewLabel("Without a rendezvous server, both computers must be on the same local network. " +

@@ -610,11 +610,12 @@ func TestSettingsPersisted(t *testing.T) {
 		t.Errorf("message %q for a valid server", s.rvError.Text)
 	}
 	test.Tap(s.relay) // default on: now off
+	test.Tap(s.links) // default off: now on
 	s.theme.SetSelected("Dark")
 	other := t.TempDir()
 	h.w.setDownloadDir(other)
 
-	want := Settings{Rendezvous: "relay.example.org:7887", DownloadDir: other, AllowRelay: false, Theme: ThemeDark}
+	want := Settings{Rendezvous: "relay.example.org:7887", DownloadDir: other, AllowRelay: false, Theme: ThemeDark, FollowLinks: true}
 	if got := LoadSettings(h.app.Preferences()); got != want {
 		t.Errorf("saved %+v, want %+v", got, want)
 	}
@@ -624,7 +625,7 @@ func TestSettingsPersisted(t *testing.T) {
 
 	var got Settings
 	w2 := h.open(func(s Settings) Engine { got = s; return h.eng })
-	if w2.settingsTab.rendezvous.Text != want.Rendezvous || w2.settingsTab.relay.Checked || w2.settingsTab.theme.Selected != "Dark" {
+	if w2.settingsTab.rendezvous.Text != want.Rendezvous || w2.settingsTab.relay.Checked || !w2.settingsTab.links.Checked || w2.settingsTab.theme.Selected != "Dark" {
 		t.Error("a new window does not show the saved settings")
 	}
 	w2.StartReceive(testCode)
@@ -744,6 +745,20 @@ func TestRealEngineRefusesBadInput(t *testing.T) {
 	}
 	if _, ok := e.(LateOutDirEngine); !ok {
 		t.Error("the real engine does not read the folder chosen in the offer dialog")
+	}
+}
+
+// TestRealEngineSettings: the settings reach the engine's configuration.
+func TestRealEngineSettings(t *testing.T) {
+	e, ok := NewEngine(Settings{Rendezvous: " rv.example.org:7887 ", FollowLinks: true}).(*realEngine)
+	if !ok {
+		t.Fatal("NewEngine did not return the real engine")
+	}
+	if e.cfg.Rendezvous != "rv.example.org:7887" || !e.cfg.FollowLinks {
+		t.Errorf("engine config %+v", e.cfg)
+	}
+	if e, _ := NewEngine(Settings{}).(*realEngine); e.cfg.FollowLinks {
+		t.Error("links are followed by default")
 	}
 }
 
