@@ -100,9 +100,14 @@ func FuzzReadControl(f *testing.F) {
 			case frameAccept:
 				var a acceptMsg
 				if json.Unmarshal(fr.payload, &a) == nil {
-					for i, have := range a.Have {
-						bitmapHas(have, i) // any index, any bitmap: no panic
-						bitmapHas(have, -i)
+					// The sender asks about chunk indices 0..n-1 of a file
+					// whatever the bitmap's length: past its end is "no".
+					for _, have := range a.Have {
+						for c := range 8*len(have) + 9 {
+							if bitmapHas(have, c) && c >= 8*len(have) {
+								t.Fatalf("chunk %d reported held by a %d-byte bitmap", c, len(have))
+							}
+						}
 					}
 				}
 			case frameNeed:
