@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/quic-go/quic-go"
 )
@@ -49,6 +50,9 @@ const (
 	// maxControlPayload bounds a control frame (the manifest is the largest).
 	maxControlPayload = 64 << 20
 
+	// controlHeaderLen is a control frame's type and length fields.
+	controlHeaderLen = 5
+
 	chunkHeaderLen = 17
 	flagZstd       = 1
 )
@@ -60,7 +64,7 @@ type controlFrame struct {
 }
 
 func writeControl(w io.Writer, typ byte, payload []byte) error {
-	var hdr [5]byte
+	var hdr [controlHeaderLen]byte
 	hdr[0] = typ
 	binary.BigEndian.PutUint32(hdr[1:], uint32(len(payload)))
 	if _, err := w.Write(append(hdr[:], payload...)); err != nil {
@@ -80,7 +84,7 @@ func writeControlJSON(w io.Writer, typ byte, v any) error {
 // readControl reads one control frame, refusing unknown types and oversized
 // payloads before allocating them.
 func readControl(r io.Reader) (controlFrame, error) {
-	var hdr [5]byte
+	var hdr [controlHeaderLen]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return controlFrame{}, err
 	}
@@ -96,6 +100,18 @@ func readControl(r io.Reader) (controlFrame, error) {
 		return controlFrame{}, err
 	}
 	return controlFrame{typ: typ, payload: payload}, nil
+}
+
+// countingWriter adds every byte written through it to n.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(b []byte) (int, error) {
+	k, err := c.w.Write(b)
+	c.n.Add(int64(k))
+	return k, err
 }
 
 // acceptMsg tells the sender what the receiver already holds: per file

@@ -92,7 +92,7 @@ func takeOffer(ctx context.Context, conn Conn, opts ReceiveOptions, wire *atomic
 	if err != nil {
 		return nil, peerGone(err)
 	}
-	wire.Add(int64(len(f.payload)) + 5)
+	wire.Add(int64(len(f.payload)) + controlHeaderLen)
 	if f.typ != frameHello || len(f.payload) < 1 {
 		return nil, fmt.Errorf("transfer: the sender did not start with an offer")
 	}
@@ -159,7 +159,7 @@ func (r *receiver) retakeOffer(ctx context.Context, conn Conn) error {
 	if err != nil {
 		return peerGone(err)
 	}
-	r.wire.Add(int64(len(f.payload)) + 5)
+	r.wire.Add(int64(len(f.payload)) + controlHeaderLen)
 	if f.typ != frameHello || !bytes.Equal(f.payload, r.hello) {
 		err := Errorf(KindTampered, "run ferry again on both sides", "after reconnecting, the sender offered different files")
 		_ = writeControlJSON(ctl, frameError, errorMsg{Kind: KindTampered, Message: err.Error()})
@@ -481,7 +481,7 @@ func (r *receiver) run(ctx context.Context, conn Conn) (err error) {
 				sendEvent(ctx, events, recvEvent{err: peerGone(err), fromControl: true})
 				return
 			}
-			r.wire.Add(int64(len(f.payload)) + 5)
+			r.wire.Add(int64(len(f.payload)) + controlHeaderLen)
 			sendEvent(ctx, events, recvEvent{frame: &f})
 		}
 	})

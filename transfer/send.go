@@ -117,10 +117,12 @@ func sendOnce(ctx context.Context, conn Conn, opts SendOptions, hello []byte, co
 	}
 	defer ctl.CancelRead(codeCanceled)
 	defer cancelWithContext(ctx, ctl)()
-	if err := writeControl(ctl, frameHello, hello); err != nil {
+	// Every control frame the sender writes counts in wire_bytes, as the
+	// receiver counts every one it reads, so both sides agree.
+	out := countingWriter{w: ctl, n: &wire}
+	if err := writeControl(out, frameHello, hello); err != nil {
 		return stats(), peerGone(err)
 	}
-	wire.Add(int64(len(hello)) + 5)
 	if attempt == 0 {
 		emit(Event{Kind: EventState, State: StateOffered})
 	}
@@ -208,16 +210,9 @@ func sendOnce(ctx context.Context, conn Conn, opts SendOptions, hello []byte, co
 			}
 			jobs = nil
 		}
-		sent, err := json.Marshal(sentMsg{Streams: int(s.opened.Load())})
-		if err != nil {
-			return stats(), fmt.Errorf("transfer: encoding SENT: %w", err)
-		}
-		if err := writeControl(ctl, frameSent, sent); err != nil {
+		if err := writeControlJSON(out, frameSent, sentMsg{Streams: int(s.opened.Load())}); err != nil {
 			return stats(), peerGone(err)
 		}
-		// Both sides count what flows from sender to receiver, control
-		// frames included, so their wire_bytes agree.
-		wire.Add(int64(len(sent)) + 5)
 		select {
 		case f := <-ctlFrames:
 			switch f.typ {

@@ -81,7 +81,8 @@ func BuildManifestWith(ctx context.Context, paths []string, opts BuildOptions) (
 		return nil, nil, nil, Errorf(KindNotFound, "name at least one file or folder", "nothing to send")
 	}
 	m = &Manifest{Version: ManifestVersion, Hash: HashName, ChunkSize: chunkSize}
-	w := walker{ctx: ctx, m: m, follow: opts.FollowLinks, maxFiles: Limits{}.withDefaults().MaxFiles}
+	lim := Limits{}.withDefaults() // what the receiver accepts by default
+	w := walker{ctx: ctx, m: m, follow: opts.FollowLinks, maxFiles: lim.MaxFiles}
 	names := make(map[string]string) // folded base name -> argument
 	for _, p := range paths {
 		if err := ctx.Err(); err != nil {
@@ -123,7 +124,7 @@ func BuildManifestWith(ctx context.Context, paths []string, opts BuildOptions) (
 		return nil, nil, nil, Errorf(KindNotFound, "name regular files or folders",
 			"nothing to send: %q are not regular files or folders", left)
 	}
-	if err := validateManifest(m, Limits{}.withDefaults()); err != nil {
+	if err := validateManifest(m, lim); err != nil {
 		var e *Error
 		if errors.As(err, &e) {
 			e.Hint = "rename or leave out what is named above: the receiver would refuse it"

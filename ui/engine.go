@@ -44,7 +44,8 @@ type LateOutDirEngine interface {
 
 // NewEngine adapts the real engine (transfer.SendFiles/ReceiveFiles) with
 // the user's settings: the rendezvous server, or none for the local network
-// only, and whether to follow links when sending. Settings.AllowRelay is not used yet.
+// only, and whether to follow links when sending. Settings.AllowRelay is
+// not used yet.
 func NewEngine(s Settings) Engine {
 	return &realEngine{cfg: transfer.Config{
 		Rendezvous:  strings.TrimSpace(s.Rendezvous),
