@@ -37,8 +37,8 @@ type Config struct {
 	ProbeInterval, MaxProbeInterval time.Duration
 	// PingTimeout forgets unanswered PINGs; default 10 s.
 	PingTimeout time.Duration
-	// HoldDown keeps an address that just failed validation, answered as
-	// non-primary, or was just left from starting another validation;
+	// HoldDown keeps an address that just failed validation, answered from
+	// an inactive path, or was just left from starting another validation;
 	// default 1 s.
 	HoldDown time.Duration
 	// RebindTimeout bounds moving to a new local socket; default 10 s.
@@ -71,18 +71,18 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	def(&c.KeepAlive, 10*time.Second)
-	def(&c.IdleTimeout, 60*time.Second)
-	def(&c.ValidationTimeout, 3*time.Second)
-	def(&c.ValidationRetransmit, 200*time.Millisecond)
-	def(&c.ProbeInterval, 100*time.Millisecond)
-	def(&c.MaxProbeInterval, time.Second)
-	def(&c.PingTimeout, 10*time.Second)
-	def(&c.HoldDown, time.Second)
-	def(&c.RebindTimeout, 10*time.Second)
-	def(&c.RetireGrace, 2*time.Second)
-	def(&c.NetworkPollInterval, 2*time.Second)
-	c.tick = min(c.ValidationRetransmit/2, c.ProbeInterval/2, c.KeepAlive/2, 50*time.Millisecond)
+	def(&c.KeepAlive, DefaultKeepAlive)
+	def(&c.IdleTimeout, DefaultIdleTimeout)
+	def(&c.ValidationTimeout, DefaultValidationTimeout)
+	def(&c.ValidationRetransmit, DefaultValidationRetransmit)
+	def(&c.ProbeInterval, DefaultProbeInterval)
+	def(&c.MaxProbeInterval, DefaultMaxProbeInterval)
+	def(&c.PingTimeout, DefaultPingTimeout)
+	def(&c.HoldDown, DefaultHoldDown)
+	def(&c.RebindTimeout, DefaultRebindTimeout)
+	def(&c.RetireGrace, DefaultRetireGrace)
+	def(&c.NetworkPollInterval, DefaultNetworkPollInterval)
+	c.tick = min(c.ValidationRetransmit/2, c.ProbeInterval/2, c.KeepAlive/2, maxTick)
 	c.tick = max(c.tick, time.Millisecond)
 	return c
 }
@@ -91,19 +91,19 @@ func (c Config) withDefaults() Config {
 // control windows for bulk transfer (the defaults are far below a 1 Gbit/s x
 // 100 ms bandwidth-delay product), path MTU discovery off (the path can change
 // under quic-go, which only ever raises the packet size), keepalives at the
-// socket's interval.
+// fraction of the idle timeout (timing.go says why).
 func (c Config) quicConfig() *quic.Config {
 	if c.QUIC != nil {
 		q := c.QUIC.Clone()
 		if q.KeepAlivePeriod == 0 {
-			q.KeepAlivePeriod = c.KeepAlive
+			q.KeepAlivePeriod = c.IdleTimeout / quicKeepAliveFactor
 		}
 		return q
 	}
 	return &quic.Config{
-		HandshakeIdleTimeout:           10 * time.Second,
+		HandshakeIdleTimeout:           handshakeIdleTimeout,
 		MaxIdleTimeout:                 c.IdleTimeout,
-		KeepAlivePeriod:                c.KeepAlive,
+		KeepAlivePeriod:                c.IdleTimeout / quicKeepAliveFactor,
 		InitialStreamReceiveWindow:     8 << 20,
 		MaxStreamReceiveWindow:         32 << 20,
 		InitialConnectionReceiveWindow: 12 << 20,

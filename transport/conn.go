@@ -3,6 +3,8 @@ package transport
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -47,7 +49,7 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 	if p.Certificate == nil {
 		return nil, errors.New("transport: Connect needs this side's certificate")
 	}
-	keys, err := derivePeerKeys(p.Key)
+	keys, err := derivePairingKeys(p.Key, p.Role)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +64,7 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 	}()
 
 	select {
-	case <-e.established:
+	case <-e.up:
 	case <-ctx.Done():
 		e.close()
 		return nil, fmt.Errorf("%w: %w", ErrNoPath, ctx.Err())
@@ -71,7 +73,7 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 	}
 
 	c := &Conn{ep: e}
-	pconn := quicPacketConn(e.vc, s.raw)
+	pconn := quicPacketConn(e.vc, s.rawConn())
 	c.tr = &quic.Transport{
 		Conn:                  pconn,
 		ConnectionIDGenerator: cidGenerator{tag: e.tag},
@@ -85,12 +87,7 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 	if p.Role == RoleDialer {
 		c.qc, err = c.tr.Dial(ctx, virtualPeerAddr, tlsConf, qconf)
 	} else {
-		var ln *quic.Listener
-		ln, err = c.tr.Listen(tlsConf, qconf)
-		if err == nil {
-			c.qc, err = ln.Accept(ctx)
-			_ = ln.Close()
-		}
+		c.qc, err = accept(ctx, c.tr, tlsConf, qconf)
 	}
 	if err != nil {
 		_ = c.tr.Close()
@@ -109,6 +106,37 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 		_ = c.Close()
 	}()
 	return c, nil
+}
+
+// accept runs the acceptor's side of the handshake. quic-go's listener
+// drops a connection whose handshake failed without telling Accept, so a
+// dialer presenting the wrong certificate would only make Accept time out:
+// the pin check's failure ends the wait with ErrPeerCertificate instead,
+// the error the dialer gets for an impostor acceptor.
+func accept(ctx context.Context, tr *quic.Transport, tlsConf *tls.Config, qconf *quic.Config) (*quic.Conn, error) {
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	verify := tlsConf.VerifyPeerCertificate
+	tlsConf.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
+		err := verify(raw, chains)
+		if err != nil {
+			cancel(err)
+		}
+		return err
+	}
+	ln, err := tr.Listen(tlsConf, qconf)
+	if err != nil {
+		return nil, err
+	}
+	defer ln.Close()
+	qc, err := ln.Accept(actx)
+	if err != nil {
+		if cause := context.Cause(actx); errors.Is(cause, ErrPeerCertificate) {
+			return nil, cause
+		}
+		return nil, err
+	}
+	return qc, nil
 }
 
 // OpenStream opens a bidirectional stream, waiting for the peer's stream
@@ -170,8 +198,11 @@ func (c *Conn) Close() error { return c.CloseWithError(0, "") }
 type Stats struct {
 	QUICPacketsIn, ControlPacketsIn, QueueDrops, WriteErrors uint64
 	ChallengesSent, ValidationsFailed, PathChanges           uint64
-	// Reflected counts control packets that claimed to come from our own role.
-	Reflected uint64
+	// ControlDropped counts control packets that named this connection but
+	// failed authentication, belonged to another attempt, or were replays
+	// (our own packets reflected back fail authentication: keys differ by
+	// direction).
+	ControlDropped uint64
 }
 
 // Stats returns the connection's counters.
@@ -181,6 +212,6 @@ func (c *Conn) Stats() Stats {
 		QUICPacketsIn: k.quicIn.Load(), ControlPacketsIn: k.controlIn.Load(),
 		QueueDrops: k.queueDrops.Load(), WriteErrors: k.writeErrors.Load(),
 		ChallengesSent: k.challengesSent.Load(), ValidationsFailed: k.validationsFailed.Load(),
-		PathChanges: k.pathChanges.Load(), Reflected: k.reflected.Load(),
+		PathChanges: k.pathChanges.Load(), ControlDropped: k.controlDropped.Load(),
 	}
 }

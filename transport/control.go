@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/netip"
 )
 
 // ControlType is the kind of a ferry control packet. Its value is the packet's
@@ -14,13 +13,13 @@ import (
 // bit and away from STUN's 0x00-0x03.
 type ControlType byte
 
-// Control packet types.
+// Control packet types. HELLO and PROBE belong to connecting (they
+// carry both sides' attempt nonces); the others to an established connection.
 const (
 	// CtrlPing asks the peer for a CtrlPong on the same path: keepalive, RTT
-	// and reachability probe.
+	// and reachability probe of an established connection.
 	CtrlPing ControlType = 0x21
-	// CtrlPong answers a CtrlPing, echoing its data and the source address
-	// the ping was seen from.
+	// CtrlPong answers a CtrlPing, echoing its data.
 	CtrlPong ControlType = 0x22
 	// CtrlPathChallenge asks the peer to prove it receives on a path.
 	CtrlPathChallenge ControlType = 0x23
@@ -29,6 +28,17 @@ const (
 	CtrlPathResponse ControlType = 0x24
 	// CtrlPunch opens NAT mappings; it is answered like a ping.
 	CtrlPunch ControlType = 0x25
+	// CtrlHello starts a connection attempt: it carries the sender's fresh
+	// nonce and is authenticated with the pairing's hello key only, so it
+	// proves nothing about freshness: it is answered (by one CtrlProbe),
+	// never believed.
+	CtrlHello ControlType = 0x26
+	// CtrlProbe carries both attempt nonces under the attempt's keys (the
+	// receiver's own nonce in it proves it fresh), a challenge of the sender
+	// in Data and the answer to the receiver's challenge in Echo (either may
+	// be zero). Echoing a challenge from the address it was sent to proves
+	// that address for the attempt.
+	CtrlProbe ControlType = 0x27
 )
 
 func (t ControlType) String() string {
@@ -43,49 +53,66 @@ func (t ControlType) String() string {
 		return "PATH_RESPONSE"
 	case CtrlPunch:
 		return "PUNCH"
+	case CtrlHello:
+		return "HELLO"
+	case CtrlProbe:
+		return "PROBE"
 	}
 	return fmt.Sprintf("CONTROL(0x%02x)", byte(t))
 }
 
-// carriesAddr reports whether packets of this type carry the observed source
-// address of the packet they answer.
-func (t ControlType) carriesAddr() bool { return t == CtrlPong || t == CtrlPathResponse }
+// connecting reports whether packets of this type belong to a connection
+// attempt: they carry both nonces and are addressed to the pairing's
+// session ID.
+func (t ControlType) connecting() bool {
+	return t == CtrlHello || t == CtrlProbe
+}
 
-// Control packet flag bits.
-const (
-	// FlagFromAcceptor is set when the sender is the accepting (QUIC server) side.
-	FlagFromAcceptor byte = 1 << 0
-	// FlagPrimary is set when the packet leaves on the sender's active path
-	// (its current carrier for this peer). Only primary packets from a new
-	// address start passive migration, and a PATH_RESPONSE moves the path only
-	// when it is primary.
-	FlagPrimary byte = 1 << 1
-	flagsKnown       = FlagFromAcceptor | FlagPrimary
-)
+func (t ControlType) known() bool { return t >= CtrlPing && t <= CtrlProbe }
+
+// FlagActivePath is set when a control packet leaves on the sender's active
+// path (the carrier it sends QUIC on). Only active-path packets from a new
+// address start passive migration, and a PATH_RESPONSE moves the path only
+// when it is flagged.
+const FlagActivePath byte = 1 << 1
+
+const flagsKnown = FlagActivePath
+
+// Nonce is one side's fresh random contribution to a connection attempt.
+type Nonce [16]byte
 
 // Wire layout of a control packet (all integers big-endian):
 //
 //	0      type (ControlType)
 //	1..3   magic "FRY"
-//	4      version (1)
+//	4      version (2)
 //	5      flags
-//	6..13  session ID: names the peer endpoint, derived from the shared key
-//	14..21 data: challenge data, ping transaction ID or punch nonce
-//	22..   PONG and PATH_RESPONSE only: observed address, 1 byte family (4 or 6), IP, 2 bytes port
-//	last 16 bytes: HMAC-SHA256 over everything before it, keyed with the control key, truncated
+//	6..13  session ID: the receiver's name for the endpoint (the pairing's
+//	       while connecting, the attempt's once established)
+//	14..21 counter: the sender's packet number in this attempt (replay window)
+//	22..29 data: challenge data or ping ID (zero: none)
+//	30..37 HELLO, PROBE only: echo, the receiver's challenge answered (zero: none)
+//	38..53 HELLO, PROBE only: the sender's attempt nonce
+//	54..69 HELLO, PROBE only: the receiver's attempt nonce (zero in HELLO)
+//	last 16 bytes: HMAC-SHA256 over everything before it, truncated, keyed
+//	       with the sender-to-receiver key of the attempt (HELLO: of the pairing)
+//
+// Every answer has the length of what it answers, so no answer amplifies.
 const (
 	controlMagic0, controlMagic1, controlMagic2 = 'F', 'R', 'Y'
-	controlVersion                              = 1
-	controlHeaderLen                            = 22
+	controlVersion                              = 2
+	controlHeaderLen                            = 30
+	controlConnectingLen                        = 8 + 2*len(Nonce{})
 	controlMACLen                               = 16
-	// MinControlLen is the length of the shortest valid control packet.
+	// MinControlLen is the length of an established connection's control packet.
 	MinControlLen = controlHeaderLen + controlMACLen
-	// MaxControlLen is the length of the longest valid control packet.
-	MaxControlLen = controlHeaderLen + 1 + 16 + 2 + controlMACLen
+	// MaxControlLen is the length of a connecting control packet.
+	MaxControlLen = controlHeaderLen + controlConnectingLen + controlMACLen
 )
 
 // SessionID names one peer endpoint inside control packets. Both peers derive
-// the same value from their shared key.
+// the same value from their shared key (and, once established, the attempt's
+// nonces).
 type SessionID [8]byte
 
 // ControlPacket is a parsed ferry control packet.
@@ -93,14 +120,17 @@ type ControlPacket struct {
 	Type    ControlType
 	Flags   byte
 	Session SessionID
+	Counter uint64
 	Data    [8]byte
-	// Observed is the source address the answered packet was seen from
-	// (PONG and PATH_RESPONSE only): a free reflexive-address hint.
-	Observed netip.AddrPort
+	// Echo answers the receiver's challenge (connecting types only).
+	Echo [8]byte
+	// Nonce and PeerNonce: the sender's and the receiver's attempt nonces
+	// (connecting types only).
+	Nonce, PeerNonce Nonce
 }
 
-// Errors returned by ParseControl. They are sentinel values so callers (and
-// counters) can tell malformed input from forgery.
+// Errors returned by ParseControl and VerifyControl. They are sentinel
+// values so callers (and counters) can tell malformed input from forgery.
 var (
 	ErrNotControl     = errors.New("transport: not a ferry control packet")
 	ErrControlVersion = errors.New("transport: unsupported control packet version")
@@ -114,22 +144,34 @@ func IsControl(b []byte) bool {
 	return len(b) >= 4 && b[0]&0xf0 == 0x20 && b[1] == controlMagic0 && b[2] == controlMagic1 && b[3] == controlMagic2
 }
 
+// controlLen is the wire length of a packet of type t.
+func controlLen(t ControlType) int {
+	if t.connecting() {
+		return MaxControlLen
+	}
+	return MinControlLen
+}
+
 // AppendControl appends the wire form of p, authenticated with key, to dst.
 func AppendControl(dst []byte, p *ControlPacket, key *ControlKey) []byte {
 	start := len(dst)
 	dst = append(dst, byte(p.Type), controlMagic0, controlMagic1, controlMagic2, controlVersion, p.Flags&flagsKnown)
 	dst = append(dst, p.Session[:]...)
+	dst = binary.BigEndian.AppendUint64(dst, p.Counter)
 	dst = append(dst, p.Data[:]...)
-	if p.Type.carriesAddr() {
-		dst = appendAddrPort(dst, p.Observed)
+	if p.Type.connecting() {
+		dst = append(dst, p.Echo[:]...)
+		dst = append(dst, p.Nonce[:]...)
+		dst = append(dst, p.PeerNonce[:]...)
 	}
 	mac := key.sum(dst[start:])
 	return append(dst, mac[:controlMACLen]...)
 }
 
-// ParseControl parses and authenticates a control packet. The key is looked up
-// by session ID through keyFor, which returns nil for unknown sessions.
-func ParseControl(b []byte, keyFor func(SessionID) *ControlKey) (*ControlPacket, error) {
+// ParseControl parses a control packet's fields without authenticating it:
+// the receiver finds the endpoint by session ID and then checks the packet
+// with VerifyControl under the key the type and nonces call for.
+func ParseControl(b []byte) (*ControlPacket, error) {
 	if !IsControl(b) {
 		return nil, ErrNotControl
 	}
@@ -139,85 +181,42 @@ func ParseControl(b []byte, keyFor func(SessionID) *ControlKey) (*ControlPacket,
 	if b[4] != controlVersion {
 		return nil, fmt.Errorf("%w: %d", ErrControlVersion, b[4])
 	}
-	if len(b) < MinControlLen || len(b) > MaxControlLen {
-		return nil, fmt.Errorf("%w: length %d", ErrControlFormat, len(b))
-	}
-	p := &ControlPacket{Type: ControlType(b[0]), Flags: b[5]}
-	switch p.Type {
-	case CtrlPing, CtrlPong, CtrlPathChallenge, CtrlPathResponse, CtrlPunch:
-	default:
+	t := ControlType(b[0])
+	if !t.known() {
 		return nil, fmt.Errorf("%w: unknown type 0x%02x", ErrControlFormat, b[0])
 	}
+	if len(b) != controlLen(t) {
+		return nil, fmt.Errorf("%w: %v of length %d", ErrControlFormat, t, len(b))
+	}
+	p := &ControlPacket{Type: t, Flags: b[5]}
 	if p.Flags&^flagsKnown != 0 {
 		return nil, fmt.Errorf("%w: unknown flags 0x%02x", ErrControlFormat, p.Flags)
 	}
 	copy(p.Session[:], b[6:14])
-	copy(p.Data[:], b[14:22])
-	body := b[:len(b)-controlMACLen]
-	rest := body[controlHeaderLen:]
-	if p.Type.carriesAddr() {
-		ap, n, err := parseAddrPort(rest)
-		if err != nil {
-			return nil, err
-		}
-		p.Observed = ap
-		rest = rest[n:]
-	}
-	if len(rest) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrControlFormat, len(rest))
-	}
-	key := keyFor(p.Session)
-	if key == nil {
-		return nil, fmt.Errorf("%w: unknown session", ErrControlAuth)
-	}
-	mac := key.sum(body)
-	if !hmac.Equal(mac[:controlMACLen], b[len(body):]) {
-		return nil, ErrControlAuth
+	p.Counter = binary.BigEndian.Uint64(b[14:22])
+	copy(p.Data[:], b[22:30])
+	if t.connecting() {
+		copy(p.Echo[:], b[30:38])
+		copy(p.Nonce[:], b[38:54])
+		copy(p.PeerNonce[:], b[54:70])
 	}
 	return p, nil
 }
 
-func appendAddrPort(dst []byte, ap netip.AddrPort) []byte {
-	a := ap.Addr().Unmap()
-	switch {
-	case a.Is4():
-		ip := a.As4()
-		dst = append(dst, 4)
-		dst = append(dst, ip[:]...)
-	case a.Is6():
-		ip := a.As16()
-		dst = append(dst, 6)
-		dst = append(dst, ip[:]...)
-	default:
-		// unknown address: an IPv4 zero address says "not observed"
-		dst = append(dst, 4, 0, 0, 0, 0)
+// VerifyControl checks the MAC of a packet that ParseControl accepted.
+func VerifyControl(b []byte, key *ControlKey) error {
+	if key == nil || len(b) < MinControlLen {
+		return ErrControlAuth
 	}
-	return binary.BigEndian.AppendUint16(dst, ap.Port())
+	body := b[:len(b)-controlMACLen]
+	mac := key.sum(body)
+	if !hmac.Equal(mac[:controlMACLen], b[len(body):]) {
+		return ErrControlAuth
+	}
+	return nil
 }
 
-func parseAddrPort(b []byte) (netip.AddrPort, int, error) {
-	if len(b) < 1 {
-		return netip.AddrPort{}, 0, fmt.Errorf("%w: missing address", ErrControlFormat)
-	}
-	var ipLen int
-	switch b[0] {
-	case 4:
-		ipLen = 4
-	case 6:
-		ipLen = 16
-	default:
-		return netip.AddrPort{}, 0, fmt.Errorf("%w: address family %d", ErrControlFormat, b[0])
-	}
-	n := 1 + ipLen + 2
-	if len(b) < n {
-		return netip.AddrPort{}, 0, fmt.Errorf("%w: short address", ErrControlFormat)
-	}
-	addr, _ := netip.AddrFromSlice(b[1 : 1+ipLen])
-	port := binary.BigEndian.Uint16(b[1+ipLen:])
-	return netip.AddrPortFrom(addr, port), n, nil
-}
-
-// ControlKey authenticates control packets for one peer endpoint.
+// ControlKey authenticates control packets in one direction.
 type ControlKey struct {
 	key [32]byte
 }

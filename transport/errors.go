@@ -8,9 +8,9 @@ var (
 	ErrClosed = errors.New("transport: closed")
 	// ErrValidationTimeout: no valid PATH_RESPONSE arrived in time.
 	ErrValidationTimeout = errors.New("transport: path validation timed out")
-	// ErrNotPrimary: the peer answered the challenge but no longer sends
+	// ErrInactivePath: the peer answered the challenge but no longer sends
 	// from that address, so the path was not moved there.
-	ErrNotPrimary = errors.New("transport: peer answered from a path it no longer uses")
+	ErrInactivePath = errors.New("transport: peer answered from a path it no longer uses")
 	// ErrNotEstablished: the operation needs an established path.
 	ErrNotEstablished = errors.New("transport: no path to the peer yet")
 	// ErrNoPath: none of the peer's candidate addresses answered.

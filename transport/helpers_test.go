@@ -2,9 +2,13 @@ package transport
 
 import (
 	"bytes"
+	"slices"
+	"sync"
+
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"ferry/internal/vnet"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -144,4 +148,38 @@ func streamWithHook(t testing.TB, src, dst *Conn, n int, hook func()) {
 	if got != n || !bytes.Equal(h.Sum(nil), want[:]) {
 		t.Fatalf("received %d bytes (want %d), hash match %v", got, n, bytes.Equal(h.Sum(nil), want[:]))
 	}
+}
+
+// recorder captures, as an attacker on the path would, the control packets
+// that one host sends.
+type recorder struct {
+	mu   sync.Mutex
+	sent []sentDatagram
+}
+
+type sentDatagram struct {
+	to netip.AddrPort
+	b  []byte
+}
+
+// recordControl records every control packet sent from src's IP until the
+// test ends.
+func recordControl(t testing.TB, n *vnet.Network, src netip.Addr) *recorder {
+	r := &recorder{}
+	t.Cleanup(n.Tap(func(p vnet.PacketInfo) {
+		if p.Src.Addr() != src || Classify(p.Payload) != ClassControl {
+			return
+		}
+		r.mu.Lock()
+		r.sent = append(r.sent, sentDatagram{to: p.Dst, b: bytes.Clone(p.Payload)})
+		r.mu.Unlock()
+	}))
+	return r
+}
+
+// control returns what was recorded so far.
+func (r *recorder) control() []sentDatagram {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.sent)
 }

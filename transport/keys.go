@@ -9,29 +9,94 @@ import (
 // MinKeyLen is the shortest shared key accepted for a peer (256 bits).
 const MinKeyLen = 32
 
-// peerKeys are the values both peers derive from their shared key: the
-// session ID that names the endpoint in control packets and the key that
-// authenticates those packets.
-type peerKeys struct {
-	session SessionID
-	control *ControlKey
+// Key schedule. The pairing's shared key K never authenticates anything
+// that could be replayed into a later attempt except HELLO, which is
+// answered and never believed:
+//
+//	pairing session ID = HKDF(K, "ferry/transport/v2 pairing session id")
+//	hello key (d->a)   = HKDF(K, "ferry/transport/v2 hello dialer to acceptor")
+//	hello key (a->d)   = HKDF(K, "ferry/transport/v2 hello acceptor to dialer")
+//
+// Each connection attempt has fresh keys from both sides' nonces:
+//
+//	salt               = dialer nonce || acceptor nonce
+//	attempt session ID = HKDF(K, salt, "ferry/transport/v2 attempt session id")
+//	key (d->a)         = HKDF(K, salt, "ferry/transport/v2 dialer to acceptor")
+//	key (a->d)         = HKDF(K, salt, "ferry/transport/v2 acceptor to dialer")
+//
+// Keys are per direction, so a packet reflected back at its sender fails
+// authentication.
+const (
+	labelPairingSession = "ferry/transport/v2 pairing session id"
+	labelHelloD2A       = "ferry/transport/v2 hello dialer to acceptor"
+	labelHelloA2D       = "ferry/transport/v2 hello acceptor to dialer"
+	labelAttemptSession = "ferry/transport/v2 attempt session id"
+	labelAttemptD2A     = "ferry/transport/v2 dialer to acceptor"
+	labelAttemptA2D     = "ferry/transport/v2 acceptor to dialer"
+)
+
+// directionKeys authenticate one side's sending and receiving.
+type directionKeys struct {
+	send, recv *ControlKey
 }
 
-func derivePeerKeys(shared []byte) (peerKeys, error) {
+// pairingKeys are what both peers derive from the pairing's shared key alone.
+type pairingKeys struct {
+	root    []byte    // the shared key, for attempt keys
+	session SessionID // names the endpoint in connecting packets
+	hello   directionKeys
+}
+
+// attemptKeys are one connection attempt's keys, fresh with its nonces.
+type attemptKeys struct {
+	session SessionID
+	directionKeys
+}
+
+func hkdfKey(secret, salt []byte, label string, n int) []byte {
+	k, err := hkdf.Key(sha256.New, secret, salt, label, n)
+	if err != nil {
+		// Only a length beyond 255 hash blocks fails; ours are constant and short.
+		panic(fmt.Sprintf("transport: hkdf %q: %v", label, err))
+	}
+	return k
+}
+
+func controlKey(secret, salt []byte, label string) *ControlKey {
+	k := &ControlKey{}
+	copy(k.key[:], hkdfKey(secret, salt, label, len(k.key)))
+	return k
+}
+
+// directional orders a d->a and an a->d key into send and receive for role.
+func directional(role Role, d2a, a2d *ControlKey) directionKeys {
+	if role == RoleDialer {
+		return directionKeys{send: d2a, recv: a2d}
+	}
+	return directionKeys{send: a2d, recv: d2a}
+}
+
+func derivePairingKeys(shared []byte, role Role) (pairingKeys, error) {
 	if len(shared) < MinKeyLen {
-		return peerKeys{}, fmt.Errorf("transport: shared key is %d bytes, need at least %d", len(shared), MinKeyLen)
+		return pairingKeys{}, fmt.Errorf("transport: shared key is %d bytes, need at least %d", len(shared), MinKeyLen)
 	}
-	sid, err := hkdf.Key(sha256.New, shared, nil, "ferry/transport/v1 session id", len(SessionID{}))
-	if err != nil {
-		return peerKeys{}, fmt.Errorf("transport: derive session id: %w", err)
-	}
-	ck, err := hkdf.Key(sha256.New, shared, nil, "ferry/transport/v1 control mac", 32)
-	if err != nil {
-		return peerKeys{}, fmt.Errorf("transport: derive control key: %w", err)
-	}
-	var k peerKeys
-	copy(k.session[:], sid)
-	k.control = &ControlKey{}
-	copy(k.control.key[:], ck)
+	k := pairingKeys{root: append([]byte(nil), shared...)}
+	copy(k.session[:], hkdfKey(shared, nil, labelPairingSession, len(k.session)))
+	k.hello = directional(role, controlKey(shared, nil, labelHelloD2A), controlKey(shared, nil, labelHelloA2D))
 	return k, nil
+}
+
+// attempt derives the keys of the attempt in which this side (role) chose
+// own and the peer chose peer.
+func (k *pairingKeys) attempt(role Role, own, peer Nonce) attemptKeys {
+	d, a := own, peer
+	if role == RoleAcceptor {
+		d, a = peer, own
+	}
+	salt := make([]byte, 0, 2*len(Nonce{}))
+	salt = append(append(salt, d[:]...), a[:]...)
+	var ak attemptKeys
+	copy(ak.session[:], hkdfKey(k.root, salt, labelAttemptSession, len(ak.session)))
+	ak.directionKeys = directional(role, controlKey(k.root, salt, labelAttemptD2A), controlKey(k.root, salt, labelAttemptA2D))
+	return ak
 }

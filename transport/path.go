@@ -8,7 +8,7 @@ import (
 
 // State is an endpoint's place in its state machine:
 //
-//	Connecting --first PONG--> Established <--response/timeout-- ValidatingPath
+//	Connecting --address proven--> Established <--response/timeout-- ValidatingPath
 //	                                |  new source address / Migrate --^
 //	any state --Close, idle timeout--> Closed
 type State int
@@ -84,8 +84,61 @@ type path struct {
 	info    PathInfo
 }
 
-// pathKey names a candidate path.
-type pathKey struct {
-	carrier Carrier
-	remote  netip.AddrPort
+// setPathLocked makes (c, remote) the active path, updates the router's
+// address map and tells subscribers.
+func (e *endpoint) setPathLocked(c Carrier, remote netip.AddrPort, reason PathChangeReason) {
+	old := e.path.Load()
+	e.seq++
+	info := PathInfo{Kind: c.Kind(), Local: c.LocalAddr(), Remote: remote, Seq: e.seq, Reason: reason, Since: time.Now(), RTT: e.rtt}
+	e.path.Store(&path{carrier: c, remote: remote, info: info})
+	if old != nil {
+		e.counters.pathChanges.Add(1)
+		if old.remote != remote {
+			e.s.router.removeAddr(old.remote, e.tag)
+			// Packets still in flight from the old address must not start
+			// a validation back to it.
+			e.holdDown[old.remote] = time.Now().Add(e.s.cfg.HoldDown)
+		}
+	}
+	e.budget.forget(remote)
+	e.s.router.addAddr(remote, e.tag)
+	e.log.Info("path changed", "kind", info.Kind.String(), "local", info.Local, "remote", remote, "reason", string(reason), "seq", info.Seq)
+	for ch := range e.subs {
+		offerLatest(ch, info)
+	}
+}
+
+// offerLatest puts info on ch without blocking, dropping the oldest queued
+// value when ch is full so the newest path is always delivered.
+func offerLatest(ch chan PathInfo, info PathInfo) {
+	for {
+		select {
+		case ch <- info:
+			return
+		default:
+		}
+		select {
+		case <-ch:
+		default:
+		}
+	}
+}
+
+func (e *endpoint) subscribe() (<-chan PathInfo, func()) {
+	ch := make(chan PathInfo, 8)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state == StateClosed {
+		close(ch)
+		return ch, func() {}
+	}
+	e.subs[ch] = struct{}{}
+	return ch, func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if _, ok := e.subs[ch]; ok {
+			delete(e.subs, ch)
+			close(ch)
+		}
+	}
 }

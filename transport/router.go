@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"maps"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -13,127 +14,159 @@ import (
 //     Socket issues starts with its endpoint's tag, so a QUIC packet names
 //     its endpoint whatever address it comes from.
 //   - byAddr (secondary): real remote address -> tag, for the packets that
-//     carry no tag of ours (the client's first Initial packets). Updated when
-//     a path moves.
-//   - bySession: session ID -> endpoint, for control packets.
+//     carry no tag of ours (the client's first Initial packets). It holds
+//     only proven addresses: the active path's remote and, while
+//     connecting, addresses that answered the endpoint's own challenge.
+//   - bySession: session ID -> endpoint, for control packets: the pairing's
+//     session ID for the endpoint's whole life, the attempt's once
+//     established.
 //
-// The maps are copy-on-write snapshots behind atomic pointers: lookups, made
-// for every datagram, take no lock; changes (rare) take mu.
+// The maps are copy-on-write snapshots behind one atomic pointer: lookups,
+// made for every datagram, take no lock; changes (rare) take mu and go
+// through update.
 type router struct {
-	mu        sync.Mutex
-	byTag     atomic.Pointer[map[routerTag]*endpoint]
-	byAddr    atomic.Pointer[map[netip.AddrPort]routerTag]
-	bySession atomic.Pointer[map[SessionID]*endpoint]
+	mu     sync.Mutex
+	routes atomic.Pointer[routes]
 }
+
+// routes is one immutable snapshot of the router's maps.
+type routes struct {
+	byTag     map[routerTag]*endpoint
+	byAddr    map[netip.AddrPort]routerTag
+	bySession map[SessionID]*endpoint
+}
+
+// maxAddrsPerEndpoint bounds the address entries one endpoint may hold: its
+// active path, the addresses proven while connecting (one per candidate
+// that answered) and a few in validation. Beyond it new addresses are not
+// routed by address (QUIC packets with our tag still are).
+const maxAddrsPerEndpoint = 16
 
 func newRouter() *router {
 	r := &router{}
-	r.byTag.Store(&map[routerTag]*endpoint{})
-	r.byAddr.Store(&map[netip.AddrPort]routerTag{})
-	r.bySession.Store(&map[SessionID]*endpoint{})
+	r.routes.Store(&routes{
+		byTag:     map[routerTag]*endpoint{},
+		byAddr:    map[netip.AddrPort]routerTag{},
+		bySession: map[SessionID]*endpoint{},
+	})
 	return r
 }
 
-func cloneMap[K comparable, V any](m map[K]V) map[K]V {
-	out := make(map[K]V, len(m)+1)
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
-// add registers an endpoint; it fails if its tag or session is taken.
-func (r *router) add(e *endpoint) bool {
+// update applies f to a copy of the current maps and publishes the copy if
+// f reports a change.
+func (r *router) update(f func(next *routes) bool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	tags, sessions := *r.byTag.Load(), *r.bySession.Load()
-	if _, ok := tags[e.tag]; ok {
+	cur := r.routes.Load()
+	next := &routes{byTag: maps.Clone(cur.byTag), byAddr: maps.Clone(cur.byAddr), bySession: maps.Clone(cur.bySession)}
+	if !f(next) {
 		return false
 	}
-	if _, ok := sessions[e.keys.session]; ok {
-		return false
-	}
-	nt := cloneMap(tags)
-	nt[e.tag] = e
-	ns := cloneMap(sessions)
-	ns[e.keys.session] = e
-	r.byTag.Store(&nt)
-	r.bySession.Store(&ns)
+	r.routes.Store(next)
 	return true
 }
 
-func (r *router) remove(e *endpoint) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	nt := cloneMap(*r.byTag.Load())
-	if nt[e.tag] == e {
-		delete(nt, e.tag)
-	}
-	ns := cloneMap(*r.bySession.Load())
-	if ns[e.keys.session] == e {
-		delete(ns, e.keys.session)
-	}
-	na := cloneMap(*r.byAddr.Load())
-	for a, t := range na {
-		if t == e.tag {
-			delete(na, a)
+// add registers an endpoint under its tag and pairing session; it fails if
+// either is taken.
+func (r *router) add(e *endpoint) bool {
+	return r.update(func(n *routes) bool {
+		if n.byTag[e.tag] != nil || n.bySession[e.pairing.session] != nil {
+			return false
 		}
-	}
-	r.byTag.Store(&nt)
-	r.bySession.Store(&ns)
-	r.byAddr.Store(&na)
+		n.byTag[e.tag] = e
+		n.bySession[e.pairing.session] = e
+		return true
+	})
 }
 
-func (r *router) addAddr(a netip.AddrPort, t routerTag) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if cur, ok := (*r.byAddr.Load())[a]; ok && cur == t {
-		return
+// addSession routes control packets for session s to e.
+func (r *router) addSession(s SessionID, e *endpoint) bool {
+	return r.update(func(n *routes) bool {
+		if n.bySession[s] != nil {
+			return false
+		}
+		n.bySession[s] = e
+		return true
+	})
+}
+
+func (r *router) remove(e *endpoint) {
+	r.update(func(n *routes) bool {
+		if n.byTag[e.tag] == e {
+			delete(n.byTag, e.tag)
+		}
+		maps.DeleteFunc(n.bySession, func(_ SessionID, v *endpoint) bool { return v == e })
+		maps.DeleteFunc(n.byAddr, func(_ netip.AddrPort, t routerTag) bool { return t == e.tag })
+		return true
+	})
+}
+
+// addAddr routes packets from a to tag t, unless t already holds
+// maxAddrsPerEndpoint addresses. It reports whether a is routed to t.
+func (r *router) addAddr(a netip.AddrPort, t routerTag) bool {
+	if cur, ok := r.routes.Load().byAddr[a]; ok && cur == t {
+		return true
 	}
-	na := cloneMap(*r.byAddr.Load())
-	na[a] = t
-	r.byAddr.Store(&na)
+	return r.update(func(n *routes) bool {
+		held := 0
+		for _, tag := range n.byAddr {
+			if tag == t {
+				held++
+			}
+		}
+		if held >= maxAddrsPerEndpoint {
+			return false
+		}
+		n.byAddr[a] = t
+		return true
+	})
 }
 
 func (r *router) removeAddr(a netip.AddrPort, t routerTag) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if cur, ok := (*r.byAddr.Load())[a]; !ok || cur != t {
+	if cur, ok := r.routes.Load().byAddr[a]; !ok || cur != t {
 		return
 	}
-	na := cloneMap(*r.byAddr.Load())
-	delete(na, a)
-	r.byAddr.Store(&na)
+	r.update(func(n *routes) bool {
+		delete(n.byAddr, a)
+		return true
+	})
 }
 
 // retainAddrs drops every address entry of tag t except keep: once a path is
 // up, the addresses learned while connecting route nothing.
 func (r *router) retainAddrs(t routerTag, keep netip.AddrPort) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	na := cloneMap(*r.byAddr.Load())
-	for a, tag := range na {
-		if tag == t && a != keep {
-			delete(na, a)
-		}
-	}
-	r.byAddr.Store(&na)
+	r.update(func(n *routes) bool {
+		maps.DeleteFunc(n.byAddr, func(a netip.AddrPort, tag routerTag) bool { return tag == t && a != keep })
+		return true
+	})
 }
 
-func (r *router) endpointByTag(t routerTag) *endpoint { return (*r.byTag.Load())[t] }
+// addrsOf counts the address entries of tag t (tests, diagnostics).
+func (r *router) addrsOf(t routerTag) int {
+	n := 0
+	for _, tag := range r.routes.Load().byAddr {
+		if tag == t {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *router) endpointByTag(t routerTag) *endpoint { return r.routes.Load().byTag[t] }
 
 func (r *router) endpointByAddr(a netip.AddrPort) *endpoint {
-	t, ok := (*r.byAddr.Load())[a]
+	rs := r.routes.Load()
+	t, ok := rs.byAddr[a]
 	if !ok {
 		return nil
 	}
-	return (*r.byTag.Load())[t]
+	return rs.byTag[t]
 }
 
-func (r *router) endpointBySession(s SessionID) *endpoint { return (*r.bySession.Load())[s] }
+func (r *router) endpointBySession(s SessionID) *endpoint { return r.routes.Load().bySession[s] }
 
 func (r *router) endpoints() []*endpoint {
-	m := *r.byTag.Load()
+	m := r.routes.Load().byTag
 	out := make([]*endpoint, 0, len(m))
 	for _, e := range m {
 		out = append(out, e)

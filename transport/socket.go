@@ -25,9 +25,8 @@ type Socket struct {
 	router *router
 	pool   pktPool
 
-	primary atomic.Pointer[carrierRef] // newest carrier: new paths and STUN use it
-	raw     syscall.RawConn            // the first real UDP socket, if any (quic-go's fast path)
-	stun    atomic.Pointer[func([]byte, netip.AddrPort)]
+	newest atomic.Pointer[carrierRef] // the newest carrier: new paths and STUN use it
+	stun   atomic.Pointer[func([]byte, netip.AddrPort)]
 
 	mu       sync.Mutex
 	carriers map[Carrier]time.Time // carrier -> when it was seen unused (zero while used)
@@ -59,11 +58,6 @@ func NewSocket(cfg Config) (*Socket, error) {
 	if err != nil {
 		return nil, err
 	}
-	if uc, ok := c.(*udpCarrier); ok && uc.udp != nil {
-		if rc, err := uc.udp.SyscallConn(); err == nil {
-			s.raw = rc
-		}
-	}
 	s.addCarrier(c)
 	s.wg.Add(1)
 	go s.maintain()
@@ -85,21 +79,37 @@ func (s *Socket) bind(addr string) (Carrier, error) {
 	return newUDPCarrier(udp), nil
 }
 
-// addCarrier makes c the primary carrier and starts its reader.
+// addCarrier makes c the newest carrier and starts its reader.
 func (s *Socket) addCarrier(c Carrier) {
 	s.mu.Lock()
 	s.carriers[c] = time.Time{}
 	s.mu.Unlock()
-	s.primary.Store(&carrierRef{c})
+	s.newest.Store(&carrierRef{c})
 	s.wg.Add(1)
 	go s.readLoop(c)
 	s.log.Info("local socket open", "local", c.LocalAddr(), "kind", c.Kind().String())
 }
 
-func (s *Socket) primaryCarrier() Carrier { return s.primary.Load().c }
+func (s *Socket) newestCarrier() Carrier { return s.newest.Load().c }
+
+// rawConn is the newest carrier's real socket, if it is one: quic-go checks
+// its capabilities (GSO, DF, buffer sizes) when a connection's transport is
+// made. Taken at each Connect, never kept: an older socket may be retired
+// and closed after a network change.
+func (s *Socket) rawConn() syscall.RawConn {
+	uc, ok := s.newestCarrier().(*udpCarrier)
+	if !ok || uc.udp == nil {
+		return nil
+	}
+	rc, err := uc.udp.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
 
 // LocalAddr is the address of the socket new paths start from.
-func (s *Socket) LocalAddr() netip.AddrPort { return s.primaryCarrier().LocalAddr() }
+func (s *Socket) LocalAddr() netip.AddrPort { return s.newestCarrier().LocalAddr() }
 
 // LocalCandidates lists addresses a peer on the same network might reach this
 // socket at: the bound address, or every interface address with the bound
@@ -164,7 +174,7 @@ func (s *Socket) readLoop(c Carrier) {
 			select {
 			case <-s.done:
 				return
-			case <-time.After(50 * time.Millisecond):
+			case <-time.After(readErrorBackoff):
 			}
 			continue
 		}
@@ -191,19 +201,17 @@ func (s *Socket) dispatch(pb *pktBuf, n int, from netip.AddrPort, c Carrier) boo
 		e.receiveQUIC(pb, from)
 		return true
 	case ClassControl:
-		p, err := ParseControl(b, func(id SessionID) *ControlKey {
-			if e := s.router.endpointBySession(id); e != nil {
-				return e.keys.control
-			}
-			return nil
-		})
+		p, err := ParseControl(b)
 		if err != nil {
 			s.unknownIn.Add(1)
 			return false
 		}
-		if e := s.router.endpointBySession(p.Session); e != nil {
-			e.handleControl(p, from, c)
+		e := s.router.endpointBySession(p.Session)
+		if e == nil {
+			s.unknownIn.Add(1)
+			return false
 		}
+		e.handleControl(b, p, from, c)
 	case ClassSTUN:
 		if h := s.stun.Load(); h != nil {
 			(*h)(append([]byte(nil), b...), from)
@@ -226,12 +234,12 @@ func (s *Socket) SetSTUNHandler(h func(msg []byte, from netip.AddrPort)) {
 	s.stun.Store(&h)
 }
 
-// WriteSTUN sends a STUN message from the primary carrier.
+// WriteSTUN sends a STUN message from the newest carrier.
 func (s *Socket) WriteSTUN(msg []byte, to netip.AddrPort) error {
 	if Classify(msg) != ClassSTUN {
 		return errors.New("transport: WriteSTUN: not a STUN message")
 	}
-	return s.primaryCarrier().WriteTo(msg, 0, to)
+	return s.newestCarrier().WriteTo(msg, 0, to)
 }
 
 // NetworkChanged tells the socket that the local network changed (an
@@ -257,7 +265,7 @@ func (s *Socket) rebind() {
 		s.log.Warn("network changed but no new socket could be opened", "err", err)
 		return
 	}
-	old := s.primaryCarrier()
+	old := s.newestCarrier()
 	s.addCarrier(c)
 	s.log.Info("network changed, moving to a new local socket", "old", old.LocalAddr(), "new", c.LocalAddr())
 	now := time.Now()
@@ -310,15 +318,15 @@ func (s *Socket) maintain() {
 	}
 }
 
-// retireUnused closes non-primary carriers that no endpoint has used for
+// retireUnused closes carriers other than the newest that no endpoint has used for
 // RetireGrace.
 func (s *Socket) retireUnused(now time.Time) {
-	primary := s.primaryCarrier()
+	newest := s.newestCarrier()
 	eps := s.router.endpoints()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c, since := range s.carriers {
-		if c == primary {
+		if c == newest {
 			continue
 		}
 		used := false

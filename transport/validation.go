@@ -15,13 +15,37 @@ type validation struct {
 	remote   netip.AddrPort
 	carrier  Carrier
 	data     [8]byte
-	passive  bool // started by a packet from a new address, not by Migrate
+	trigger  validationTrigger
 	reason   PathChangeReason
 	deadline time.Time
 	next     time.Time
 	gap      time.Duration
 	waiters  []chan error
 }
+
+// validationTrigger says what started a validation. Each kind has its own
+// budget of slots, so spoofed QUIC packets (which anyone who saw a router
+// tag can send) never lock out the peer's authenticated packets.
+type validationTrigger int
+
+const (
+	// triggerQUIC: a QUIC packet with our tag from a new address; quic-go
+	// authenticates it only later, so it may be spoofed.
+	triggerQUIC validationTrigger = iota
+	// triggerControl: an authenticated, fresh control packet sent on the
+	// peer's active path, from a new address.
+	triggerControl
+	// triggerMigrate: this side's Migrate.
+	triggerMigrate
+)
+
+// passive reports whether the peer's packets (not this side) started it.
+func (t validationTrigger) passive() bool { return t != triggerMigrate }
+
+// maxPassiveValidations bounds the validations one trigger kind may have in
+// flight at once: a real peer moves to one address at a time, and spoofed
+// packets must not make an endpoint challenge many addresses.
+const maxPassiveValidations = 4
 
 func (v *validation) finish(err error) {
 	for _, w := range v.waiters {
@@ -30,9 +54,10 @@ func (v *validation) finish(err error) {
 	v.waiters = nil
 }
 
-// maybeStartPassiveLocked starts validating from after a primary packet (QUIC
-// or control) arrived from it while the active path points elsewhere.
-func (e *endpoint) maybeStartPassiveLocked(from netip.AddrPort) {
+// maybeStartPassiveLocked starts validating from after a packet (QUIC, or
+// control sent on the peer's active path) arrived from it while the active
+// path points elsewhere.
+func (e *endpoint) maybeStartPassiveLocked(from netip.AddrPort, trigger validationTrigger) {
 	if e.state != StateEstablished && e.state != StateValidatingPath {
 		return
 	}
@@ -46,25 +71,25 @@ func (e *endpoint) maybeStartPassiveLocked(from netip.AddrPort) {
 	if until, ok := e.holdDown[from]; ok && time.Now().Before(until) {
 		return
 	}
-	passive := 0
+	inFlight := 0
 	for _, v := range e.validations {
-		if v.passive {
-			passive++
+		if v.trigger == trigger {
+			inFlight++
 		}
 	}
-	if passive >= maxPassiveValidations {
+	if inFlight >= maxPassiveValidations {
 		return
 	}
 	e.log.Debug("packet from a new address, validating", "remote", from)
-	e.startValidationLocked(cur.carrier, from, true, ReasonPeerMoved)
+	e.startValidationLocked(cur.carrier, from, trigger, ReasonPeerMoved)
 }
 
-func (e *endpoint) startValidationLocked(c Carrier, remote netip.AddrPort, passive bool, reason PathChangeReason) *validation {
+func (e *endpoint) startValidationLocked(c Carrier, remote netip.AddrPort, trigger validationTrigger, reason PathChangeReason) *validation {
 	now := time.Now()
 	v := &validation{
 		remote:   remote,
 		carrier:  c,
-		passive:  passive,
+		trigger:  trigger,
 		reason:   reason,
 		deadline: now.Add(e.s.cfg.ValidationTimeout),
 		gap:      e.s.cfg.ValidationRetransmit,
@@ -76,11 +101,17 @@ func (e *endpoint) startValidationLocked(c Carrier, remote netip.AddrPort, passi
 	return v
 }
 
+// sendChallengeLocked sends (or resends) v's PATH_CHALLENGE. The peer's
+// packets from the address pay for challenges of a passive validation: an
+// address nobody proved draws no more bytes than it sent.
 func (e *endpoint) sendChallengeLocked(v *validation, now time.Time) {
-	e.counters.challengesSent.Add(1)
-	e.sendControlLocked(v.carrier, v.remote, &ControlPacket{Type: CtrlPathChallenge, Data: v.data})
 	v.next = now.Add(v.gap)
 	v.gap = min(v.gap*2, e.s.cfg.ValidationTimeout)
+	if v.trigger.passive() && !e.budget.spend(v.remote, MinControlLen) {
+		return
+	}
+	e.counters.challengesSent.Add(1)
+	e.sendEstablishedLocked(v.carrier, v.remote, &ControlPacket{Type: CtrlPathChallenge, Data: v.data})
 }
 
 func (e *endpoint) tickValidationsLocked(now time.Time) {
@@ -114,10 +145,10 @@ func (e *endpoint) handlePathResponseLocked(p *ControlPacket, from netip.AddrPor
 	if !ok || v.carrier != c || v.data != p.Data {
 		return
 	}
-	if v.passive && p.Flags&FlagPrimary == 0 {
+	if v.trigger.passive() && p.Flags&FlagActivePath == 0 {
 		// The peer still answers there, but no longer sends from there
 		// (a straggler from its old socket): do not move back.
-		e.failValidationLocked(v, ErrNotPrimary)
+		e.failValidationLocked(v, ErrInactivePath)
 		return
 	}
 	delete(e.validations, from)
@@ -147,9 +178,9 @@ func (e *endpoint) migrate(ctx context.Context, remote netip.AddrPort) error {
 	}
 	v, ok := e.validations[remote]
 	if !ok {
-		v = e.startValidationLocked(cur.carrier, remote, false, ReasonMigrated)
+		v = e.startValidationLocked(cur.carrier, remote, triggerMigrate, ReasonMigrated)
 	}
-	v.passive = false
+	v.trigger = triggerMigrate
 	v.reason = ReasonMigrated
 	if dl, ok := ctx.Deadline(); ok && dl.After(v.deadline) {
 		v.deadline = dl

@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"io"
 	"net/netip"
 	"sync"
@@ -118,12 +119,14 @@ func TestPassiveMigrationMidStream(t *testing.T) {
 }
 
 // TestSpoofedSourceDoesNotMovePath sends packets that carry the victim's
-// valid CID (and a replayed, authenticated PING) from a third address. The
-// attacker sees the challenge and answers it every way it can without the
-// key; the path must not move.
+// valid CID, and replays of the peer's authenticated control packets
+// (captured on the wire), from a third address. The attacker sees the
+// challenge and answers it every way it can without the key; the path must
+// not move.
 func TestSpoofedSourceDoesNotMovePath(t *testing.T) {
 	n := newNet(t)
 	a := vnetSocket(t, fastConfig(), listenAt(n, publicA))
+	recB := recordControl(t, n, publicB.Addr())
 	b := vnetSocket(t, fastConfig(), listenAt(n, publicB))
 	ca, cb := connectPair(t, a, b, []netip.AddrPort{publicA}, []netip.AddrPort{publicB})
 	before := ca.Path()
@@ -134,7 +137,8 @@ func TestSpoofedSourceDoesNotMovePath(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer attacker.Close()
-	wrongKeys, _ := derivePeerKeys(bytes.Repeat([]byte{0x55}, 32))
+	var wrongKey ControlKey
+	_, _ = rand.Read(wrongKey.key[:])
 	challenges := make(chan []byte, 16)
 	go func() {
 		buf := make([]byte, 2048)
@@ -158,10 +162,9 @@ func TestSpoofedSourceDoesNotMovePath(t *testing.T) {
 			resp[0] = byte(CtrlPathResponse)
 			attacker.WriteToUDPAddrPort(resp, from)
 			// 3. A well-formed response with the right data, MAC'd without the real key.
-			var data [8]byte
-			copy(data[:], pkt[14:22])
-			forged := AppendControl(nil, &ControlPacket{Type: CtrlPathResponse, Flags: FlagFromAcceptor | FlagPrimary,
-				Session: ca.ep.keys.session, Data: data, Observed: from}, wrongKeys.control)
+			cp, _ := ParseControl(pkt)
+			forged := AppendControl(nil, &ControlPacket{Type: CtrlPathResponse, Flags: FlagActivePath,
+				Session: cp.Session, Counter: cp.Counter + 1000, Data: cp.Data}, &wrongKey)
 			attacker.WriteToUDPAddrPort(forged, from)
 		}
 	}()
@@ -177,26 +180,33 @@ func TestSpoofedSourceDoesNotMovePath(t *testing.T) {
 		t.Fatal("a QUIC packet with a valid CID from a new address drew no PATH_CHALLENGE")
 	}
 	waitFor(t, "the spoofed validation to fail", func() bool { return ca.Stats().ValidationsFailed >= 1 })
+	if d := ca.Stats().ControlDropped; d < 3 {
+		t.Fatalf("%d control packets dropped: the reflected, retyped and forged answers were not all refused", d)
+	}
 
-	// A replayed authenticated PING from b (captured on the wire) sent from
-	// the attacker's address after the hold-down.
-	replay := AppendControl(nil, &ControlPacket{Type: CtrlPing, Flags: FlagFromAcceptor | FlagPrimary,
-		Session: ca.ep.keys.session, Data: [8]byte{1}}, ca.ep.keys.control)
-	sent := ca.Stats().ChallengesSent
-	waitFor(t, "the replay to draw a challenge after the hold-down", func() bool {
-		n.Inject(attackerAddr, publicA, replay)
-		return ca.Stats().ChallengesSent > sent
+	// Every authenticated control packet b sent so far (its PROBEs, PINGs
+	// and PONGs on the active path), replayed from the attacker's address
+	// after the hold-down: each is refused as a replay and none draws a
+	// challenge.
+	replays := recB.control()
+	if len(replays) == 0 {
+		t.Fatal("recorded no control packet of b")
+	}
+	time.Sleep(fastConfig().HoldDown) // let the hold-down of the first attack end
+	sent, dropped := ca.Stats().ChallengesSent, ca.Stats().ControlDropped
+	for _, r := range replays {
+		n.Inject(attackerAddr, publicA, r.b)
+	}
+	waitFor(t, "the replays to be refused", func() bool {
+		return ca.Stats().ControlDropped >= dropped+uint64(len(replays))
 	})
-	waitFor(t, "the replay's validation to fail", func() bool {
-		return ca.Stats().ValidationsFailed >= 2 && ca.State() == StateEstablished
-	})
+	if s := ca.Stats(); s.ChallengesSent != sent {
+		t.Fatalf("replayed packets drew %d challenges", s.ChallengesSent-sent)
+	}
 
 	after := ca.Path()
 	if after.Remote != before.Remote || after.Seq != before.Seq {
 		t.Fatalf("path moved: before %+v, after %+v", before, after)
-	}
-	if ca.Stats().Reflected == 0 {
-		t.Fatal("the reflected challenge was not recognised as our own")
 	}
 	roundTrip(t, cb, ca, 256<<10)
 }
@@ -322,35 +332,104 @@ func TestLossyLink(t *testing.T) {
 }
 
 // TestMalformedPacketsAreDropped throws garbage, truncated and forged packets
-// of every class at a connected socket: nothing crashes, nothing moves.
+// of every class at a connected socket, many of them carrying the
+// endpoint's valid router tag or session ID so that they get past the
+// router to the endpoint: nothing crashes, each is counted where it was
+// refused, and the path does not move.
 func TestMalformedPacketsAreDropped(t *testing.T) {
 	n := newNet(t)
 	a := vnetSocket(t, fastConfig(), listenAt(n, publicA))
 	b := vnetSocket(t, fastConfig(), listenAt(n, publicB))
 	ca, cb := connectPair(t, a, b, []netip.AddrPort{publicA}, []netip.AddrPort{publicB})
-	good := AppendControl(nil, &ControlPacket{Type: CtrlPong, Flags: FlagFromAcceptor, Session: ca.ep.keys.session, Observed: publicA}, ca.ep.keys.control)
-	junk := [][]byte{
-		{}, {0x00}, {0xff}, {0x40}, {0xc0, 0, 0, 0, 1, 200},
-		good[:len(good)-1], append(bytes.Clone(good), 1),
-		[]byte("\x21FRY\x02" + string(make([]byte, 40))),
-		make([]byte, 1500),
+	tag := binary.BigEndian.AppendUint32(nil, uint32(ca.ep.tag))
+	session := ca.ep.established.keys.session
+	var wrongKey ControlKey
+	_, _ = rand.Read(wrongKey.key[:])
+
+	// Refused by the socket before any endpoint: unknown classes, malformed
+	// control packets, control packets for no session.
+	unrouted := [][]byte{
+		{}, {0x00}, {0xff}, {0x10, 0x20},
+		[]byte("\x21FRY\x01" + string(make([]byte, 41))), // version 1
+		[]byte("\x21FRY\x02" + string(make([]byte, 40))), // short
+		AppendControl(nil, &ControlPacket{Type: CtrlPing, Session: SessionID{9}, Counter: 1}, &wrongKey),
 	}
-	for range 200 {
-		b := make([]byte, 1+len(junk)%64)
-		_, _ = rand.Read(b)
-		junk = append(junk, b)
+	for range 100 {
+		j := make([]byte, 1+len(unrouted)%64)
+		_, _ = rand.Read(j)
+		j[0] = 0x02 + j[0]%0x1e // neither QUIC nor STUN nor control
+		unrouted = append(unrouted, j)
 	}
-	before := a.unknownIn.Load()
-	for i, j := range junk {
-		n.Inject(netip.AddrPortFrom(netip.MustParseAddr("198.18.0.9"), uint16(1000+i)), publicA, j)
+	// Reach the endpoint and are refused there: control packets naming its
+	// session, forged, replayed or of another attempt.
+	forged := [][]byte{
+		AppendControl(nil, &ControlPacket{Type: CtrlPing, Session: session, Counter: 1 << 50}, &wrongKey),
+		AppendControl(nil, &ControlPacket{Type: CtrlPathChallenge, Flags: FlagActivePath, Session: session, Counter: 1 << 51}, &wrongKey),
+		AppendControl(nil, &ControlPacket{Type: CtrlProbe, Session: ca.ep.pairing.session, Counter: 9, Nonce: Nonce{1}, PeerNonce: ca.ep.attempt.nonce}, &wrongKey),
+		AppendControl(nil, &ControlPacket{Type: CtrlProbe, Session: ca.ep.pairing.session, Counter: 9, Nonce: Nonce{1}, PeerNonce: Nonce{2}}, &wrongKey),
+		AppendControl(nil, &ControlPacket{Type: CtrlHello, Session: ca.ep.pairing.session, Counter: 9, Nonce: Nonce{1}}, &wrongKey),
 	}
-	// Junk from the peer's own address must not disturb the path either.
-	for _, j := range junk[:9] {
+	// Reach the endpoint's quic-go: QUIC packets with a valid tag, whose
+	// contents quic-go cannot decrypt.
+	var tagged [][]byte
+	for i := range 40 {
+		j := make([]byte, 1+cidLen+20+i)
+		_, _ = rand.Read(j)
+		j[0] = 0x40 | j[0]&0x3f // short header
+		copy(j[1:], tag)
+		tagged = append(tagged, j)
+	}
+
+	unknown, dropped, quicIn := a.unknownIn.Load(), ca.Stats().ControlDropped, ca.Stats().QUICPacketsIn
+	junkSrc := func(i int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.MustParseAddr("198.18.0.9"), uint16(1000+i))
+	}
+	for i, j := range unrouted {
+		n.Inject(junkSrc(i), publicA, j)
+	}
+	for i, j := range append(forged, tagged...) {
+		n.Inject(junkSrc(i), publicA, j)
+		// Junk from the peer's own address must not disturb the path either.
 		n.Inject(publicB, publicA, j)
 	}
-	waitFor(t, "the junk to be counted", func() bool { return a.unknownIn.Load() > before })
+	// The socket reads its datagrams in order: once a STUN message sent
+	// after the junk reaches the STUN handler, all the junk was handled.
+	sentinel := stunSentinel()
+	seen := make(chan struct{})
+	var once sync.Once
+	a.SetSTUNHandler(func(msg []byte, _ netip.AddrPort) {
+		if bytes.Equal(msg, sentinel) {
+			once.Do(func() { close(seen) })
+		}
+	})
+	n.Inject(junkSrc(0), publicA, sentinel)
+	select {
+	case <-seen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the socket never got to the packet sent after the junk")
+	}
+
+	if got := a.unknownIn.Load() - unknown; got < uint64(len(unrouted)) {
+		t.Fatalf("%d datagrams refused unrouted, want at least %d", got, len(unrouted))
+	}
+	if got := ca.Stats().ControlDropped - dropped; got != uint64(2*len(forged)) {
+		t.Fatalf("endpoint refused %d forged control packets, want %d", got, 2*len(forged))
+	}
+	if got := ca.Stats().QUICPacketsIn - quicIn; got < uint64(2*len(tagged)) {
+		t.Fatalf("endpoint took %d QUIC packets, want at least the %d tagged junk packets", got, 2*len(tagged))
+	}
+	waitFor(t, "validations started by junk to end", func() bool { return ca.State() == StateEstablished })
 	if p := ca.Path(); p.Remote != publicB || p.Seq != 1 {
 		t.Fatalf("path %+v moved after junk", p)
 	}
 	roundTrip(t, cb, ca, 128<<10)
+}
+
+// stunSentinel is a STUN Binding success with a random transaction ID.
+func stunSentinel() []byte {
+	m := make([]byte, stunHeaderLen)
+	m[0], m[1] = 0x01, 0x01
+	binary.BigEndian.PutUint32(m[4:8], stunMagicCookie)
+	_, _ = rand.Read(m[8:])
+	return m
 }

@@ -255,7 +255,7 @@ func (n *Network) deliverLocked(p *packet, now time.Duration) PacketInfo {
 	if reason != "" {
 		return n.dropLocked(p, reason, target)
 	}
-	return PacketInfo{Src: p.src, Dst: p.dst, Len: len(p.data)}
+	return PacketInfo{Src: p.src, Dst: p.dst, Len: len(p.data), Payload: p.data}
 }
 
 // dropLocked counts a dropped packet against the sender or, for drops at the
@@ -277,7 +277,7 @@ func (n *Network) dropLocked(p *packet, reason string, receiver *Conn) PacketInf
 			p.from.stats.droppedUndeliverable.Add(1)
 		}
 	}
-	return PacketInfo{Src: p.src, Dst: p.dst, Len: len(p.data), Dropped: true, Reason: reason}
+	return PacketInfo{Src: p.src, Dst: p.dst, Len: len(p.data), Payload: p.data, Dropped: true, Reason: reason}
 }
 
 // normAddr unmaps IPv4-mapped IPv6 addresses and drops IPv6 zones.

@@ -27,6 +27,9 @@ const (
 type PacketInfo struct {
 	Src, Dst netip.AddrPort
 	Len      int    // payload length in bytes
+	// Payload is the packet's payload: valid only during the tap's call,
+	// and never to be modified (tests record it to replay it).
+	Payload []byte
 	Dropped  bool   // whether the packet was dropped
 	Reason   string // why it was dropped, one of the Reason constants; "" if delivered
 }

@@ -315,8 +315,8 @@ func TestTap(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	want := []PacketInfo{
-		{Src: a.LocalAddrPort(), Dst: b.LocalAddrPort(), Len: 3},
-		{Src: a.LocalAddrPort(), Dst: ap("198.18.0.2:3"), Len: 2, Dropped: true, Reason: ReasonNoListener},
+		{Src: a.LocalAddrPort(), Dst: b.LocalAddrPort(), Len: 3, Payload: []byte("abc")},
+		{Src: a.LocalAddrPort(), Dst: ap("198.18.0.2:3"), Len: 2, Payload: []byte("de"), Dropped: true, Reason: ReasonNoListener},
 	}
 	if fmt.Sprint(seen) != fmt.Sprint(want) {
 		t.Fatalf("tap saw %+v\nwant %+v", seen, want)

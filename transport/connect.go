@@ -1,0 +1,264 @@
+package transport
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"net/netip"
+	"time"
+)
+
+// Connecting: how the two endpoints of one pairing agree on a fresh attempt
+// and prove each other's addresses before the QUIC handshake.
+//
+// Each Connect draws a random nonce; the attempt's keys come from the
+// pairing key and both nonces (keys.go). Every message answers exactly one
+// received message with one of the same length, so no address draws more
+// than it sends:
+//
+//	A -> B  HELLO(Na)                        hello key: replayable, so answered, never believed
+//	B -> A  PROBE(Nb, Na, data=cB)           attempt keys; A's own Na makes it fresh
+//	A -> B  PROBE(Na, Nb, data=cA, echo=cB)  B's challenge answered from A's address: proven to B
+//	B -> A  PROBE(Nb, Na, echo=cA)           A's challenge answered from B's address: proven to A
+//
+// The dialer establishes on the first address proven to it and starts the
+// QUIC handshake there; the acceptor follows the dialer's first QUIC packet
+// if it comes from an address proven to it. Challenges are stateless
+// cookies (an HMAC over the address, the carrier, the peer's nonce and a
+// coarse clock), so HELLOs replayed from any number of spoofed sources
+// cost no state; PROBEs pass a replay window per peer nonce. Nothing
+// recorded in an earlier attempt carries this attempt's nonce, so none of
+// it is accepted.
+
+// maxPeerAttempts bounds the fresh peer nonces remembered in one attempt:
+// the peer's current Connect and a few it restarted.
+const maxPeerAttempts = 4
+
+// attempt is an endpoint's connection attempt: its nonce, what it knows of
+// the peer's, the offered candidates it probes and (acceptor) the addresses
+// proven to it.
+type attempt struct {
+	nonce      Nonce
+	secret     [32]byte                         // keys the challenge cookies
+	peers      []*peerAttempt                   // fresh peer nonces, newest first
+	candidates map[netip.AddrPort]*candidate    // offered by the peer
+	proven     map[netip.AddrPort]provenAddress // acceptor: answered a challenge
+}
+
+// peerAttempt is one pairing of our nonce with a peer nonce: its keys and
+// the replay window of the peer's packets under them.
+type peerAttempt struct {
+	nonce  Nonce
+	keys   attemptKeys
+	window replayWindow
+}
+
+// candidate is the probe schedule of one offered address.
+type candidate struct {
+	next time.Time
+	gap  time.Duration
+}
+
+// provenAddress is an address that answered the acceptor's challenge: the
+// carrier it answered on and the peer nonce it answered under.
+type provenAddress struct {
+	carrier Carrier
+	peer    *peerAttempt
+}
+
+func newAttempt(offered []netip.AddrPort, now time.Time, gap time.Duration) *attempt {
+	a := &attempt{
+		candidates: make(map[netip.AddrPort]*candidate),
+		proven:     make(map[netip.AddrPort]provenAddress),
+	}
+	_, _ = rand.Read(a.nonce[:])
+	_, _ = rand.Read(a.secret[:])
+	for _, c := range usableCandidates(offered) {
+		a.candidates[c] = &candidate{next: now, gap: gap}
+	}
+	return a
+}
+
+// latest is the newest fresh peer nonce, or nil before the peer proved one.
+func (a *attempt) latest() *peerAttempt {
+	if len(a.peers) == 0 {
+		return nil
+	}
+	return a.peers[0]
+}
+
+// peerFor returns the remembered keys for peer nonce n, or fresh ones not
+// yet remembered (the packet under them must verify first).
+func (e *endpoint) peerForLocked(n Nonce) (pa *peerAttempt, known bool) {
+	for _, p := range e.attempt.peers {
+		if p.nonce == n {
+			return p, true
+		}
+	}
+	return &peerAttempt{nonce: n, keys: e.pairing.attempt(e.role, e.attempt.nonce, n)}, false
+}
+
+// rememberLocked makes pa the newest fresh peer nonce.
+func (a *attempt) remember(pa *peerAttempt) {
+	for i, p := range a.peers {
+		if p == pa {
+			copy(a.peers[1:i+1], a.peers[:i])
+			a.peers[0] = pa
+			return
+		}
+	}
+	if len(a.peers) == maxPeerAttempts {
+		a.peers = a.peers[:maxPeerAttempts-1]
+	}
+	a.peers = append([]*peerAttempt{pa}, a.peers...)
+}
+
+// cookie is this endpoint's challenge for (to, c) under the peer nonce,
+// valid in clock epoch.
+func (a *attempt) cookie(to netip.AddrPort, c Carrier, peer Nonce, epoch int64) [8]byte {
+	m := hmac.New(sha256.New, a.secret[:])
+	b, _ := to.MarshalBinary()
+	m.Write(b)
+	b, _ = c.LocalAddr().MarshalBinary()
+	m.Write(b)
+	m.Write(peer[:])
+	m.Write(binary.BigEndian.AppendUint64(nil, uint64(epoch)))
+	var out [8]byte
+	copy(out[:], m.Sum(nil))
+	return out
+}
+
+func cookieEpochOf(now time.Time) int64 { return now.UnixNano() / int64(cookieEpoch) }
+
+// validCookie reports whether echo is a challenge this endpoint sent to
+// from on c under the peer nonce, in this clock epoch or the one before.
+func (a *attempt) validCookie(echo [8]byte, from netip.AddrPort, c Carrier, peer Nonce, now time.Time) bool {
+	ep := cookieEpochOf(now)
+	for _, e := range []int64{ep, ep - 1} {
+		want := a.cookie(from, c, peer, e)
+		if hmac.Equal(echo[:], want[:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// tickConnectingLocked probes the offered candidates that are due, each on
+// its own schedule (the gap grows per probe, not per tick).
+func (e *endpoint) tickConnectingLocked(now time.Time) {
+	c := e.s.newestCarrier()
+	for addr, cand := range e.attempt.candidates {
+		if now.Before(cand.next) {
+			continue
+		}
+		e.probeLocked(c, addr, e.attempt.latest(), [8]byte{}, true, now)
+		cand.next = now.Add(cand.gap)
+		cand.gap = min(cand.gap*3/2, e.s.cfg.MaxProbeInterval)
+	}
+}
+
+// probeLocked sends a HELLO to to when no peer nonce is known, else a PROBE
+// answering echo and, when challenge is set, posing this endpoint's
+// challenge for the address.
+func (e *endpoint) probeLocked(c Carrier, to netip.AddrPort, pa *peerAttempt, echo [8]byte, challenge bool, now time.Time) {
+	if pa == nil {
+		e.sendControlLocked(c, to, &ControlPacket{Type: CtrlHello, Nonce: e.attempt.nonce}, e.pairing.session, e.pairing.hello.send)
+		return
+	}
+	p := &ControlPacket{Type: CtrlProbe, Echo: echo, Nonce: e.attempt.nonce, PeerNonce: pa.nonce}
+	if challenge {
+		p.Data = e.attempt.cookie(to, c, pa.nonce, cookieEpochOf(now))
+	}
+	e.sendControlLocked(c, to, p, e.pairing.session, pa.keys.send)
+}
+
+// handleHelloLocked answers an authentic HELLO (perhaps a replay) with one
+// PROBE of the same length under the keys its nonce gives: only the peer
+// holding that nonce now can answer it, so a replay ends there.
+func (e *endpoint) handleHelloLocked(b []byte, p *ControlPacket, from netip.AddrPort, c Carrier) {
+	if e.state != StateConnecting || VerifyControl(b, e.pairing.hello.recv) != nil {
+		e.counters.controlDropped.Add(1) // an established connection answers no HELLO
+		return
+	}
+	e.counters.controlIn.Add(1)
+	pa, _ := e.peerForLocked(p.Nonce)
+	e.probeLocked(c, from, pa, [8]byte{}, true, time.Now())
+}
+
+// handleProbeLocked acts on a PROBE: fresh only if it names this attempt's
+// nonce, authentic under the keys of both nonces, and new to the replay
+// window. It proves the sender's address when it echoes our challenge from
+// there, and is answered when it poses a challenge of its own.
+func (e *endpoint) handleProbeLocked(b []byte, p *ControlPacket, from netip.AddrPort, c Carrier) {
+	a := e.attempt
+	if p.PeerNonce != a.nonce {
+		e.counters.controlDropped.Add(1) // another attempt's: a replay or a straggler
+		return
+	}
+	pa, known := e.peerForLocked(p.Nonce)
+	if VerifyControl(b, pa.keys.recv) != nil || !pa.window.accept(p.Counter) {
+		e.counters.controlDropped.Add(1)
+		return
+	}
+	e.counters.controlIn.Add(1)
+	if !known || a.latest() != pa {
+		a.remember(pa)
+	}
+	if e.state != StateConnecting && e.established != pa {
+		return // an established connection answers only its own attempt
+	}
+	now := time.Now()
+	proved := e.state == StateConnecting && p.Echo != [8]byte{} && a.validCookie(p.Echo, from, c, pa.nonce, now)
+	if p.Data != [8]byte{} {
+		// Answer first: the dialer starts its handshake the moment it
+		// establishes, and the acceptor should have proven this address
+		// by the time the handshake arrives.
+		_, isProven := a.proven[from]
+		ask := e.state == StateConnecting && !proved && !isProven
+		e.probeLocked(c, from, pa, p.Data, ask, now)
+	}
+	if !proved {
+		return
+	}
+	if e.role == RoleDialer {
+		e.establishLocked(c, from, pa)
+		return
+	}
+	// The dialer picks the path; this address is one it may pick.
+	if len(a.proven) < maxAddrsPerEndpoint && e.s.router.addAddr(from, e.tag) {
+		a.proven[from] = provenAddress{carrier: c, peer: pa}
+	}
+}
+
+// maybeFollowDialerLocked establishes the acceptor's path on the first QUIC
+// packet of the dialer, from the address the dialer's packets come from.
+// Only the dialer chooses among the candidate pairs that answered: if each
+// side took the first pair answering it, they could choose different
+// address families or interfaces, and the QUIC handshake would go to an
+// address the other side no longer routes. The address must have answered
+// this endpoint's challenge in this attempt.
+func (e *endpoint) maybeFollowDialerLocked(from netip.AddrPort) {
+	if e.state != StateConnecting {
+		return
+	}
+	if pr, ok := e.attempt.proven[from]; ok {
+		e.establishLocked(pr.carrier, from, pr.peer)
+	}
+}
+
+// establishLocked makes (c, from) the first path under the attempt keys of
+// pa and releases Connect.
+func (e *endpoint) establishLocked(c Carrier, from netip.AddrPort, pa *peerAttempt) {
+	e.established = pa
+	if !e.s.router.addSession(pa.keys.session, e) {
+		e.log.Warn("attempt session ID collides with another endpoint's; control packets of this connection are not routed")
+	}
+	e.setPathLocked(c, from, ReasonEstablished)
+	e.state = StateEstablished
+	e.nextKeep = time.Now() // the first keepalive measures the RTT at once
+	clear(e.attempt.candidates)
+	clear(e.attempt.proven)
+	e.s.router.retainAddrs(e.tag, from)
+	close(e.up)
+}
