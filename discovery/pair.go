@@ -22,17 +22,17 @@ import (
 	"ferry/transport"
 )
 
-// Role is which side of a transfer this peer is.
-type Role int
+// Side is which side of a transfer this peer is.
+type Side int
 
-// Roles. The sender makes the code; the receiver types it.
+// Sides. The sender makes the code; the receiver types it.
 const (
-	Sender Role = iota
+	Sender Side = iota
 	Receiver
 )
 
-func (r Role) String() string {
-	if r == Receiver {
+func (s Side) String() string {
+	if s == Receiver {
 		return "receiver"
 	}
 	return "sender"
@@ -61,7 +61,8 @@ type Offer struct {
 
 // Result is what pairing hands to the transport.
 type Result struct {
-	Role Role
+	// Side is this peer's side of the transfer.
+	Side Side
 	// TransportKey authenticates the transport's control packets (32 bytes).
 	TransportKey []byte
 	// SessionID is the sender's transfer session ID.
@@ -72,10 +73,10 @@ type Result struct {
 	PeerCandidates []netip.AddrPort
 }
 
-// TransportRole maps the pairing role to the transport's: the sender
-// accepts, the receiver dials.
+// TransportRole maps the side to the transport's role: the sender accepts,
+// the receiver dials.
 func (r *Result) TransportRole() transport.Role {
-	if r.Role == Sender {
+	if r.Side == Sender {
 		return transport.RoleAcceptor
 	}
 	return transport.RoleDialer
@@ -95,21 +96,18 @@ const (
 	phaseOffer   = "offer"
 )
 
-// maxCandidates bounds the addresses an offer may carry.
-const maxCandidates = 32
-
 // runPAKE pairs over a claimed mailbox: CPace on the code's words, explicit
 // key confirmation both ways, then the encrypted, transcript-bound exchange
 // of offers. On a wrong code it closes the mailbox "scary" (burning the
 // nameplate) and returns ErrCodeMismatch. It does not close the mailbox on
 // success; the caller does.
-func runPAKE(ctx context.Context, mb Mailbox, role Role, c code.Code, own Offer) (*Result, error) {
+func runPAKE(ctx context.Context, mb Mailbox, side Side, c code.Code, own Offer) (*Result, error) {
 	ci := channelID(c.Nameplate)
-	cr, peer := cpace.Initiator, Receiver
-	if role == Receiver {
-		cr, peer = cpace.Responder, Sender
+	party, peer := cpace.Initiator, Receiver
+	if side == Receiver {
+		party, peer = cpace.Responder, Sender
 	}
-	st, msg, err := cpace.Start(cr, c.Password(), ci, nil, []byte(role.String()))
+	st, msg, err := cpace.Start(party, c.Password(), ci, nil, []byte(side.String()))
 	if err != nil {
 		return nil, fmt.Errorf("discovery: start PAKE: %w", err)
 	}
@@ -128,15 +126,15 @@ func runPAKE(ctx context.Context, mb Mailbox, role Role, c code.Code, own Offer)
 	}
 	if string(st.PeerAD()) != peer.String() {
 		_ = mb.Close(ctx, mailbox.Scary)
-		return nil, fmt.Errorf("%w: both sides claim to be the %s", ErrCodeMismatch, role)
+		return nil, fmt.Errorf("%w: both sides claim to be the %s", ErrCodeMismatch, side)
 	}
-	transcript := transcriptHash(c.Nameplate, role, msg, peerMsg)
+	transcript := transcriptHash(c.Nameplate, side, msg, peerMsg)
 	ks, err := deriveKeys(isk, transcript)
 	if err != nil {
 		return nil, err
 	}
 
-	if err := mb.Add(ctx, phaseConfirm, ks.confirmTag(role)); err != nil {
+	if err := mb.Add(ctx, phaseConfirm, ks.confirmTag(side)); err != nil {
 		return nil, fmt.Errorf("discovery: send key confirmation: %w", err)
 	}
 	peerTag, err := mb.Receive(ctx, phaseConfirm)
@@ -148,7 +146,7 @@ func runPAKE(ctx context.Context, mb Mailbox, role Role, c code.Code, own Offer)
 		return nil, ErrCodeMismatch
 	}
 
-	sealed, err := ks.seal(role, own)
+	sealed, err := ks.seal(side, own)
 	if err != nil {
 		return nil, err
 	}
@@ -165,13 +163,13 @@ func runPAKE(ctx context.Context, mb Mailbox, role Role, c code.Code, own Offer)
 		return nil, err
 	}
 	res := &Result{
-		Role:            role,
+		Side:            side,
 		TransportKey:    ks.transport,
 		PeerFingerprint: theirs.Fingerprint,
 		PeerCandidates:  theirs.Candidates,
 		SessionID:       own.SessionID,
 	}
-	if role == Receiver {
+	if side == Receiver {
 		res.SessionID = theirs.SessionID
 	}
 	return res, nil
@@ -184,10 +182,10 @@ func channelID(nameplate string) []byte {
 	return append(ci, nameplate...)
 }
 
-// transcriptHash orders both PAKE messages by role so both sides agree.
-func transcriptHash(nameplate string, role Role, own, peer []byte) []byte {
+// transcriptHash orders both PAKE messages by side so both sides agree.
+func transcriptHash(nameplate string, side Side, own, peer []byte) []byte {
 	s, r := own, peer
-	if role == Receiver {
+	if side == Receiver {
 		s, r = peer, own
 	}
 	h := sha256.New()
@@ -231,9 +229,9 @@ func deriveKeys(isk, transcript []byte) (*pairKeys, error) {
 	return k, nil
 }
 
-func (k *pairKeys) confirmTag(r Role) []byte {
+func (k *pairKeys) confirmTag(s Side) []byte {
 	key := k.confirmS
-	if r == Receiver {
+	if s == Receiver {
 		key = k.confirmR
 	}
 	m := hmac.New(sha256.New, key)
@@ -241,9 +239,9 @@ func (k *pairKeys) confirmTag(r Role) []byte {
 	return m.Sum(nil)
 }
 
-func (k *pairKeys) aead(r Role) (cipher.AEAD, error) {
+func (k *pairKeys) aead(s Side) (cipher.AEAD, error) {
 	key := k.sealS
-	if r == Receiver {
+	if s == Receiver {
 		key = k.sealR
 	}
 	block, err := aes.NewCipher(key)
@@ -261,31 +259,42 @@ type offerJSON struct {
 	Candidates  []string `json:"candidates"`
 }
 
-// seal encrypts r's offer. Each key seals exactly one message, so a zero
+// seal encrypts s's offer. Each key seals exactly one message, so a zero
 // nonce is safe; the transcript hash is the associated data, binding the
-// certificate fingerprint to this PAKE run.
-func (k *pairKeys) seal(r Role, o Offer) ([]byte, error) {
+// certificate fingerprint to this PAKE run. Candidates the peer would drop
+// (transport.UsableCandidate) are left out, and at most
+// transport.MaxPeerCandidates go in, the first ones, so the peer never
+// refuses the offer for its size.
+func (k *pairKeys) seal(s Side, o Offer) ([]byte, error) {
 	w := offerJSON{Version: 1, Fingerprint: hex.EncodeToString(o.Fingerprint[:])}
-	if r == Sender {
+	if s == Sender {
 		w.SessionID = o.SessionID.String()
 	}
 	for _, c := range o.Candidates {
-		w.Candidates = append(w.Candidates, c.String())
+		if len(w.Candidates) == transport.MaxPeerCandidates {
+			break
+		}
+		if transport.UsableCandidate(c) {
+			w.Candidates = append(w.Candidates, unmapAddrPort(c).String())
+		}
 	}
 	plain, err := json.Marshal(w)
 	if err != nil {
 		return nil, err
 	}
-	a, err := k.aead(r)
+	a, err := k.aead(s)
 	if err != nil {
 		return nil, err
 	}
 	return a.Seal(nil, make([]byte, a.NonceSize()), plain, k.transcript), nil
 }
 
-// open decrypts and validates the peer's offer.
-func (k *pairKeys) open(r Role, sealed []byte) (Offer, error) {
-	a, err := k.aead(r)
+// open decrypts and validates the offer of s, the peer. An offer with more
+// than transport.MaxPeerCandidates addresses is refused; addresses that do
+// not parse or that transport.UsableCandidate rejects (unspecified,
+// multicast, broadcast, port 0) are dropped and the others kept.
+func (k *pairKeys) open(s Side, sealed []byte) (Offer, error) {
+	a, err := k.aead(s)
 	if err != nil {
 		return Offer{}, err
 	}
@@ -303,20 +312,20 @@ func (k *pairKeys) open(r Role, sealed []byte) (Offer, error) {
 		return Offer{}, fmt.Errorf("%w: bad fingerprint", ErrTampered)
 	}
 	copy(o.Fingerprint[:], fp)
-	if r == Sender {
+	if s == Sender {
 		if o.SessionID, err = uuid.Parse(w.SessionID); err != nil {
 			return Offer{}, fmt.Errorf("%w: bad session id", ErrTampered)
 		}
 	}
-	if len(w.Candidates) > maxCandidates {
+	if len(w.Candidates) > transport.MaxPeerCandidates {
 		return Offer{}, fmt.Errorf("%w: %d candidates", ErrTampered, len(w.Candidates))
 	}
-	for _, s := range w.Candidates {
-		ap, err := netip.ParseAddrPort(s)
-		if err != nil || ap.Port() == 0 || !ap.Addr().IsValid() {
+	for _, c := range w.Candidates {
+		ap, err := netip.ParseAddrPort(c)
+		if err != nil || !transport.UsableCandidate(ap) {
 			continue // one odd address does not spoil the rest
 		}
-		o.Candidates = append(o.Candidates, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+		o.Candidates = append(o.Candidates, unmapAddrPort(ap))
 	}
 	return o, nil
 }

@@ -3,6 +3,9 @@ package discovery
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -150,6 +153,9 @@ func TestPairSameCodeSharesKeysAndOffers(t *testing.T) {
 	if len(r.res.PeerCandidates) != 1 || r.res.PeerCandidates[0] != so.Candidates[0] {
 		t.Fatalf("receiver got candidates %v", r.res.PeerCandidates)
 	}
+	if s.res.Side != Sender || r.res.Side != Receiver {
+		t.Fatalf("sides %v and %v, want sender and receiver", s.res.Side, r.res.Side)
+	}
 	if s.res.TransportRole() == r.res.TransportRole() {
 		t.Fatal("both sides got the same transport role")
 	}
@@ -236,6 +242,131 @@ func TestPairRejectsTwoSenders(t *testing.T) {
 		if err := <-errs; !errors.Is(err, ErrCodeMismatch) {
 			t.Fatalf("err %v, want code mismatch when both sides claim to send", err)
 		}
+	}
+}
+
+// testKeys derives pairing keys from a random session key, as a finished
+// PAKE would.
+func testKeys(t *testing.T) *pairKeys {
+	t.Helper()
+	isk := make([]byte, 64)
+	rand.Read(isk)
+	k, err := deriveKeys(isk, []byte("test transcript"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// sealJSON seals w as side's offer under k, bypassing seal's own rules, as a
+// broken or hostile peer could.
+func sealJSON(t *testing.T, k *pairKeys, side Side, w offerJSON) []byte {
+	t.Helper()
+	plain, err := json.Marshal(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := k.aead(side)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Seal(nil, make([]byte, a.NonceSize()), plain, k.transcript)
+}
+
+// openJSON opens side's sealed offer to its wire form, to see exactly what
+// seal put in.
+func openJSON(t *testing.T, k *pairKeys, side Side, sealed []byte) offerJSON {
+	t.Helper()
+	a, err := k.aead(side)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := a.Open(nil, make([]byte, a.NonceSize()), sealed, k.transcript)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w offerJSON
+	if err := json.Unmarshal(plain, &w); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// unusableCandidates are addresses no offer may make ferry probe:
+// unspecified, multicast, limited broadcast (also IPv4-mapped) and port 0.
+var unusableCandidates = []string{
+	"0.0.0.0:1", "[::]:5", "224.0.0.1:5", "[ff02::1]:5", "255.255.255.255:5", "1.2.3.4:0",
+	"[::ffff:0.0.0.0]:7", "[::ffff:224.0.0.1]:5", "[::ffff:255.255.255.255]:5",
+}
+
+// TestOpenDropsUnusableCandidates: from a hand-built offer holding the
+// unusable addresses and one good one, only the good one survives (and the
+// offer is not refused for the bad ones).
+func TestOpenDropsUnusableCandidates(t *testing.T) {
+	k := testKeys(t)
+	good := netip.MustParseAddrPort("198.51.100.7:4000")
+	w := offerJSON{Version: 1, Fingerprint: hex.EncodeToString(make([]byte, len(transport.Fingerprint{})))}
+	w.Candidates = append(w.Candidates, unusableCandidates[:3]...)
+	w.Candidates = append(w.Candidates, "not an address", good.String())
+	w.Candidates = append(w.Candidates, unusableCandidates[3:]...)
+	o, err := k.open(Receiver, sealJSON(t, k, Receiver, w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Candidates) != 1 || o.Candidates[0] != good {
+		t.Fatalf("candidates %v, want only %v", o.Candidates, good)
+	}
+}
+
+// TestOpenRefusesTooManyCandidates: the cap is transport.MaxPeerCandidates,
+// counted before any address is dropped.
+func TestOpenRefusesTooManyCandidates(t *testing.T) {
+	k := testKeys(t)
+	w := offerJSON{Version: 1, Fingerprint: hex.EncodeToString(make([]byte, len(transport.Fingerprint{})))}
+	for i := range transport.MaxPeerCandidates {
+		w.Candidates = append(w.Candidates, netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), 4000).String())
+	}
+	if o, err := k.open(Receiver, sealJSON(t, k, Receiver, w)); err != nil || len(o.Candidates) != transport.MaxPeerCandidates {
+		t.Fatalf("open with %d candidates: %d, %v", transport.MaxPeerCandidates, len(o.Candidates), err)
+	}
+	w.Candidates = append(w.Candidates, "0.0.0.0:1")
+	if _, err := k.open(Receiver, sealJSON(t, k, Receiver, w)); !errors.Is(err, ErrTampered) {
+		t.Fatalf("open with %d candidates: %v, want refused", len(w.Candidates), err)
+	}
+}
+
+// TestSealLeavesOutUnusableCandidates: a side's own offer carries only
+// usable addresses (unmapped), and no more than the peer accepts, so a
+// machine with many addresses still pairs.
+func TestSealLeavesOutUnusableCandidates(t *testing.T) {
+	k := testKeys(t)
+	good := netip.MustParseAddrPort("198.51.100.7:4000")
+	o := testOffer(t, 1)
+	o.Candidates = []netip.AddrPort{netip.MustParseAddrPort("[::ffff:198.51.100.7]:4000")}
+	for _, c := range unusableCandidates {
+		o.Candidates = append(o.Candidates, netip.MustParseAddrPort(c))
+	}
+	sealed, err := k.seal(Sender, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := openJSON(t, k, Sender, sealed); len(w.Candidates) != 1 || w.Candidates[0] != good.String() {
+		t.Fatalf("the offer carries %q, want only %v", w.Candidates, good)
+	}
+
+	o.Candidates = o.Candidates[:0]
+	for i := range transport.MaxPeerCandidates + 8 {
+		o.Candidates = append(o.Candidates, netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), 4000))
+	}
+	if sealed, err = k.seal(Sender, o); err != nil {
+		t.Fatal(err)
+	}
+	got, err := k.open(Sender, sealed)
+	if err != nil {
+		t.Fatalf("the peer refuses an offer made from %d candidates: %v", len(o.Candidates), err)
+	}
+	if len(got.Candidates) != transport.MaxPeerCandidates || got.Candidates[0] != o.Candidates[0] {
+		t.Fatalf("the peer got %d candidates starting %v, want the first %d", len(got.Candidates), got.Candidates[:1], transport.MaxPeerCandidates)
 	}
 }
 

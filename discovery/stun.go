@@ -30,18 +30,25 @@ var stunRetransmits = []time.Duration{0, 250 * time.Millisecond, 750 * time.Mill
 
 // STUNClient asks STUN servers for the server-reflexive address of a
 // transport socket. It installs itself as the socket's STUN handler and
-// matches answers to queries by transaction ID. ferry queries only the
-// servers it is given (the rendezvous server's STUN port and any the user
-// configured): never a third-party server by default.
+// matches answers to queries by transaction ID and by source: only the
+// server a query asked may answer it. ferry queries only the servers it is
+// given (the rendezvous server's STUN port and any the user configured):
+// never a third-party server by default.
 type STUNClient struct {
 	sock    STUNSocket
 	mu      sync.Mutex
-	pending map[[stun.TransactionIDSize]byte]chan netip.AddrPort
+	pending map[[stun.TransactionIDSize]byte]stunQuery
+}
+
+// stunQuery is one query waiting for its answer.
+type stunQuery struct {
+	server netip.AddrPort        // the server asked, unmapped
+	answer chan<- netip.AddrPort // capacity 1; the first answer wins
 }
 
 // NewSTUNClient takes over sock's STUN handler.
 func NewSTUNClient(sock STUNSocket) *STUNClient {
-	c := &STUNClient{sock: sock, pending: make(map[[stun.TransactionIDSize]byte]chan netip.AddrPort)}
+	c := &STUNClient{sock: sock, pending: make(map[[stun.TransactionIDSize]byte]stunQuery)}
 	sock.SetSTUNHandler(c.handle)
 	return c
 }
@@ -49,9 +56,19 @@ func NewSTUNClient(sock STUNSocket) *STUNClient {
 // Close releases the socket's STUN handler.
 func (c *STUNClient) Close() { c.sock.SetSTUNHandler(nil) }
 
+// handle takes an answer from the socket. Only the server a query asked may
+// answer it: an answer from any other address is ignored, whatever it says,
+// or anyone who learns a transaction ID (a host that sees the request go by)
+// could plant a reflexive address, and with it a candidate in the offer.
 func (c *STUNClient) handle(msg []byte, from netip.AddrPort) {
 	m := &stun.Message{Raw: msg}
 	if err := m.Decode(); err != nil || m.Type != stun.BindingSuccess {
+		return
+	}
+	c.mu.Lock()
+	q, ok := c.pending[m.TransactionID]
+	c.mu.Unlock()
+	if !ok || unmapAddrPort(from) != q.server {
 		return
 	}
 	var xor stun.XORMappedAddress
@@ -66,15 +83,9 @@ func (c *STUNClient) handle(msg []byte, from netip.AddrPort) {
 	if !ok || xor.Port <= 0 || xor.Port > 0xffff {
 		return
 	}
-	addr := netip.AddrPortFrom(ip.Unmap(), uint16(xor.Port))
-	c.mu.Lock()
-	ch, ok := c.pending[m.TransactionID]
-	c.mu.Unlock()
-	if ok {
-		select {
-		case ch <- addr:
-		default:
-		}
+	select {
+	case q.answer <- netip.AddrPortFrom(ip.Unmap(), uint16(xor.Port)):
+	default:
 	}
 }
 
@@ -87,7 +98,7 @@ func (c *STUNClient) Query(ctx context.Context, server netip.AddrPort) (netip.Ad
 	}
 	ch := make(chan netip.AddrPort, 1)
 	c.mu.Lock()
-	c.pending[req.TransactionID] = ch
+	c.pending[req.TransactionID] = stunQuery{server: unmapAddrPort(server), answer: ch}
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
@@ -170,7 +181,7 @@ func (c *STUNClient) Reflexive(ctx context.Context, servers []string) ([]netip.A
 // resolver.
 func resolveAddrPorts(ctx context.Context, hostport string) ([]netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(hostport); err == nil {
-		return []netip.AddrPort{netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}, nil
+		return []netip.AddrPort{unmapAddrPort(ap)}, nil
 	}
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
@@ -189,4 +200,10 @@ func resolveAddrPorts(ctx context.Context, hostport string) ([]netip.AddrPort, e
 		out = append(out, netip.AddrPortFrom(ip.Unmap(), uint16(pn)))
 	}
 	return out, nil
+}
+
+// unmapAddrPort returns ap with an IPv4-mapped IPv6 address as IPv4, so
+// that the two spellings of one address compare equal.
+func unmapAddrPort(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }

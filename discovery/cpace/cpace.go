@@ -14,15 +14,17 @@
 //	ISK = SHA-512(lv_cat("CPaceRistretto255_ISK", sid, K) ||
 //	              lv_cat(Ya, ADa) || lv_cat(Yb, ADb))
 //
-// It is used by ferry's pairing, which builds CI (both parties' identities
-// and roles and the nameplate), chooses the password and sid, transports the
-// two messages and derives its own keys from the ISK (the draft recommends
-// passing ISK through a KDF and adding explicit key confirmation, see draft
-// Sections 10.3 and 10.4; both are the caller's responsibility).
+// It is used by ferry's pairing, which builds CI (protocol and nameplate) and
+// each party's AD (its side of the transfer), chooses the password and sid,
+// transports the two messages and derives its own keys from the ISK (the
+// draft recommends passing ISK through a KDF and adding explicit key
+// confirmation, see draft Sections 10.3 and 10.4; both are the caller's
+// responsibility).
 //
-// CPace requires that a party does not play both roles with the same
-// (PRS, sid) and that the parties' identities are bound into CI or the
-// associated data (draft Section 10.1); this too is up to the caller.
+// CPace requires that a participant does not act as both the initiator and
+// the responder with the same (PRS, sid) and that the parties' identities
+// are bound into CI or the associated data (draft Section 10.1); this too is
+// up to the caller.
 package cpace
 
 import (
@@ -34,14 +36,14 @@ import (
 	"github.com/gtank/ristretto255"
 )
 
-// Role says which side of the initiator-responder exchange a State plays.
+// Party says which party of the initiator-responder exchange a State is.
 // The initiator's message and associated data come first in the transcript.
-type Role int
+type Party int
 
 const (
 	// Initiator is party A of the draft: its message (Ya, ADa) comes first
 	// in the transcript.
-	Initiator Role = iota
+	Initiator Party = iota
 	// Responder is party B of the draft: its message (Yb, ADb) comes second
 	// in the transcript.
 	Responder
@@ -54,9 +56,9 @@ const (
 var ErrInvalidMessage = errors.New("cpace: invalid peer message")
 
 var (
-	errInvalidRole = errors.New("cpace: invalid role")
-	errUsed        = errors.New("cpace: state already used")
-	errBadScalar   = errors.New("cpace: invalid scalar")
+	errInvalidParty = errors.New("cpace: invalid party")
+	errUsed         = errors.New("cpace: state already used")
+	errBadScalar    = errors.New("cpace: invalid scalar")
 )
 
 const (
@@ -75,7 +77,7 @@ const (
 // State is one side's run; it must be used once. It is not safe for
 // concurrent use.
 type State struct {
-	role   Role
+	party  Party
 	sid    []byte
 	ad     []byte
 	y      *ristretto255.Scalar
@@ -85,42 +87,43 @@ type State struct {
 	trans  []byte
 }
 
-// Start begins a run: prs is the password, ci the channel identifier (both
-// sides' identities/roles and the nameplate, built by the caller), sid the
-// session id (may be empty), ad this side's associated data. It returns this
-// side's message (the draft's msg: lv_cat(Y, AD)) to send to the peer.
-func Start(role Role, prs, ci, sid, ad []byte) (*State, []byte, error) {
+// Start begins a run as party: prs is the password, ci the channel
+// identifier (the parties' identities and the nameplate, built by the
+// caller), sid the session id (may be empty), ad this side's associated
+// data. It returns this side's message (the draft's msg: lv_cat(Y, AD)) to
+// send to the peer.
+func Start(party Party, prs, ci, sid, ad []byte) (*State, []byte, error) {
 	y, err := sampleScalar(rand.Reader)
 	if err != nil {
 		return nil, nil, err
 	}
-	return start(role, prs, ci, sid, ad, y)
+	return start(party, prs, ci, sid, ad, y)
 }
 
 // startWithScalar is Start with the secret scalar given explicitly as its
 // 32-byte little-endian canonical encoding; it exists for deterministic test
 // vectors. A zero scalar is rejected.
-func startWithScalar(role Role, prs, ci, sid, ad, scalar []byte) (*State, []byte, error) {
+func startWithScalar(party Party, prs, ci, sid, ad, scalar []byte) (*State, []byte, error) {
 	y, err := ristretto255.NewScalar().SetCanonicalBytes(scalar)
 	if err != nil || y.Equal(ristretto255.NewScalar()) == 1 {
 		return nil, nil, errBadScalar
 	}
-	return start(role, prs, ci, sid, ad, y)
+	return start(party, prs, ci, sid, ad, y)
 }
 
-func start(role Role, prs, ci, sid, ad []byte, y *ristretto255.Scalar) (*State, []byte, error) {
-	if role != Initiator && role != Responder {
-		return nil, nil, errInvalidRole
+func start(party Party, prs, ci, sid, ad []byte, y *ristretto255.Scalar) (*State, []byte, error) {
+	if party != Initiator && party != Responder {
+		return nil, nil, errInvalidParty
 	}
 	g := calculateGenerator(prs, ci, sid)
 	// G.scalar_mult(y, g) = encode(y * g).
 	Y := ristretto255.NewElement().ScalarMult(y, g).Bytes()
 	s := &State{
-		role: role,
-		sid:  clone(sid),
-		ad:   clone(ad),
-		y:    y,
-		ownY: Y,
+		party: party,
+		sid:   clone(sid),
+		ad:    clone(ad),
+		y:     y,
+		ownY:  Y,
 	}
 	return s, lvCat(Y, ad), nil
 }
@@ -147,7 +150,7 @@ func (s *State) Finish(peerMsg []byte) (isk []byte, err error) {
 	}
 
 	var trans []byte
-	if s.role == Initiator {
+	if s.party == Initiator {
 		trans = transcriptIR(s.ownY, s.ad, peerY, peerAD)
 	} else {
 		trans = transcriptIR(peerY, peerAD, s.ownY, s.ad)

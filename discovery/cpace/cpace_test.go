@@ -451,9 +451,9 @@ func TestFinishOnce(t *testing.T) {
 	}
 }
 
-func TestInvalidRoleAndScalar(t *testing.T) {
-	if _, _, err := Start(Role(2), []byte("pw"), nil, nil, nil); err == nil {
-		t.Error("Start accepted role 2")
+func TestInvalidPartyAndScalar(t *testing.T) {
+	if _, _, err := Start(Party(2), []byte("pw"), nil, nil, nil); err == nil {
+		t.Error("Start accepted party 2")
 	}
 	if _, _, err := startWithScalar(Initiator, []byte("pw"), nil, nil, nil, make([]byte, 32)); err == nil {
 		t.Error("startWithScalar accepted the zero scalar")

@@ -97,6 +97,8 @@ type Server struct {
 	conns     map[*conn]struct{}
 	handlers  sync.WaitGroup
 	janitor   sync.Once
+
+	stunLimit stunLimiter // per-source STUN answer budget, for every ServeSTUN
 }
 
 // NewServer returns a Server configured by cfg (see ServerConfig for the

@@ -4,19 +4,22 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/pion/stun/v2"
 )
 
-// stunSoftware is the SOFTWARE attribute of STUN responses.
-const stunSoftware = "ferry"
-
-// ServeSTUN answers STUN Binding requests on pc (pion/stun/v2:
-// XOR-MAPPED-ADDRESS, and also MAPPED-ADDRESS, plus SOFTWARE "ferry"),
-// ignoring everything else, until ctx is done or Shutdown. It closes pc when
-// it returns, and returns nil then (ErrServerClosed if called after
-// Shutdown).
+// ServeSTUN answers STUN Binding requests on pc, ignoring everything else,
+// until ctx is done or Shutdown. It closes pc when it returns, and returns
+// nil then (ErrServerClosed if called after Shutdown).
+//
+// Since a request's source can be forged, the server must not be an
+// amplifier: an answer carries XOR-MAPPED-ADDRESS only (no MAPPED-ADDRESS,
+// SOFTWARE or FINGERPRINT), and each source address gets a token bucket
+// (stunBurst, stunRate, shared by every ServeSTUN of the Server), so a
+// flood from one source gets back fewer bytes than it sent. Requests over
+// a source's budget are dropped silently, as a client retransmits anyway.
 func (s *Server) ServeSTUN(ctx context.Context, pc net.PacketConn) error {
 	defer pc.Close()
 	s.mu.Lock()
@@ -35,7 +38,7 @@ func (s *Server) ServeSTUN(ctx context.Context, pc net.PacketConn) error {
 	defer stop()
 
 	buf := make([]byte, 1500)
-	req := new(stun.Message)
+	req, resp := new(stun.Message), new(stun.Message)
 	var backoff time.Duration
 	for {
 		n, from, err := pc.ReadFrom(buf)
@@ -54,47 +57,43 @@ func (s *Server) ServeSTUN(ctx context.Context, pc net.PacketConn) error {
 			continue
 		}
 		backoff = 0
-		resp := stunResponse(req, buf[:n], from)
-		if resp == nil {
+		ua, ok := from.(*net.UDPAddr)
+		if !ok || !parseBindingRequest(req, buf[:n]) {
 			continue
 		}
-		if _, err := pc.WriteTo(resp, from); err != nil {
+		src := ua.AddrPort()
+		if !s.stunLimit.allow(src.Addr(), time.Now()) {
+			continue
+		}
+		if err := buildBindingSuccess(resp, req.TransactionID, src); err != nil {
+			continue
+		}
+		if _, err := pc.WriteTo(resp.Raw, from); err != nil {
 			s.log.Debug("stun write failed", "err", err)
 		}
 	}
 }
 
-// stunResponse returns the Binding success response to data, a packet from
-// from, or nil when data is not a well-formed STUN Binding request. req is
-// scratch space.
-func stunResponse(req *stun.Message, data []byte, from net.Addr) []byte {
+// parseBindingRequest decodes data into req and reports whether it is a
+// well-formed STUN Binding request.
+func parseBindingRequest(req *stun.Message, data []byte) bool {
 	if !stun.IsMessage(data) {
-		return nil
+		return false
 	}
 	req.Reset()
 	req.Raw = append(req.Raw[:0], data...)
-	if err := req.Decode(); err != nil || req.Type != stun.BindingRequest {
-		return nil
-	}
-	ua, ok := from.(*net.UDPAddr)
-	if !ok {
-		return nil
-	}
-	ip := ua.IP
-	if v4 := ip.To4(); v4 != nil {
-		ip = v4
-	}
-	resp := new(stun.Message)
-	err := resp.Build(
-		stun.NewTransactionIDSetter(req.TransactionID),
+	return req.Decode() == nil && req.Type == stun.BindingRequest
+}
+
+// buildBindingSuccess builds into resp the answer to transaction tid from
+// src: a Binding success response with XOR-MAPPED-ADDRESS and nothing else
+// (32 bytes for IPv4, 44 for IPv6). An IPv4-mapped IPv6 source (a
+// dual-stack socket) is reported as IPv4.
+func buildBindingSuccess(resp *stun.Message, tid [stun.TransactionIDSize]byte, src netip.AddrPort) error {
+	ip := src.Addr().Unmap()
+	return resp.Build(
+		stun.NewTransactionIDSetter(tid),
 		stun.BindingSuccess,
-		&stun.XORMappedAddress{IP: ip, Port: ua.Port},
-		&stun.MappedAddress{IP: ip, Port: ua.Port},
-		stun.NewSoftware(stunSoftware),
-		stun.Fingerprint,
+		&stun.XORMappedAddress{IP: ip.AsSlice(), Port: int(src.Port())},
 	)
-	if err != nil {
-		return nil
-	}
-	return resp.Raw
 }
