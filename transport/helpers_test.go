@@ -102,11 +102,25 @@ func roundTrip(t testing.TB, a, b *Conn, n int) {
 // every byte arrives once, in order (SHA-256 of the stream).
 func streamWithHook(t testing.TB, src, dst *Conn, n int, hook func()) {
 	t.Helper()
+	stream(t, src, dst, n, hook, false)
+}
+
+// streamInHalves is streamWithHook with the sender holding the second half
+// until hook has returned, so that all of it crosses whatever path hook
+// leaves.
+func streamInHalves(t testing.TB, src, dst *Conn, n int, hook func()) {
+	t.Helper()
+	stream(t, src, dst, n, hook, true)
+}
+
+func stream(t testing.TB, src, dst *Conn, n int, hook func(), hold bool) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	payload := make([]byte, n)
 	_, _ = rand.Read(payload)
 	want := sha256.Sum256(payload)
+	release := make(chan struct{}) // closed once hook returned
 	errc := make(chan error, 1)
 	go func() {
 		s, err := src.OpenStream(ctx)
@@ -114,7 +128,21 @@ func streamWithHook(t testing.TB, src, dst *Conn, n int, hook func()) {
 			errc <- err
 			return
 		}
-		if _, err := s.Write(payload); err != nil {
+		rest := payload
+		if hold {
+			if _, err := s.Write(payload[:n/2]); err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case <-release:
+			case <-ctx.Done():
+				errc <- ctx.Err()
+				return
+			}
+			rest = payload[n/2:]
+		}
+		if _, err := s.Write(rest); err != nil {
 			errc <- err
 			return
 		}
@@ -126,14 +154,19 @@ func streamWithHook(t testing.TB, src, dst *Conn, n int, hook func()) {
 	}
 	h := sha256.New()
 	buf := make([]byte, 32<<10)
-	got, hooked := 0, false
+	got, hookDue := 0, true
 	for {
-		k, err := s.Read(buf)
+		limit := len(buf)
+		if hookDue && got < n/2 {
+			limit = min(limit, n/2-got) // stop at the half, to call hook there
+		}
+		k, err := s.Read(buf[:limit])
 		h.Write(buf[:k])
 		got += k
-		if !hooked && got >= n/2 {
-			hooked = true
+		if hookDue && got >= n/2 {
+			hookDue = false
 			hook()
+			close(release)
 		}
 		if err == io.EOF {
 			break

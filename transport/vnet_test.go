@@ -61,8 +61,10 @@ func behind(nat *vnet.NAT, a netip.AddrPort) func() (*vnet.Conn, error) {
 }
 
 // TestPassiveMigrationMidStream rebinds the NAT in front of one peer half
-// way through a transfer: the other peer sees packets with a valid CID from
-// a new address, validates it and moves; no byte is lost or duplicated.
+// way through a transfer: the other peer sees packets with a valid CID (or
+// an authenticated control packet) from a new address, validates it and
+// moves; no byte is lost or duplicated. The sender holds the second half
+// until the move is seen, and that half must cross the new path.
 func TestPassiveMigrationMidStream(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -93,17 +95,26 @@ func TestPassiveMigrationMidStream(t *testing.T) {
 			}
 			sub, stop := cf.SubscribePath()
 			defer stop()
+			// Bytes each way between the fixed peer and each public address.
+			var mu sync.Mutex
+			carried := map[[2]netip.AddrPort]int{}
+			t.Cleanup(n.Tap(func(p vnet.PacketInfo) {
+				if !p.Dropped {
+					mu.Lock()
+					carried[[2]netip.AddrPort{p.Src, p.Dst}] += p.Len
+					mu.Unlock()
+				}
+			}))
 
 			src, dst := cf, cm
 			if tc.moverSends {
 				src, dst = cm, cf
 			}
-			streamWithHook(t, src, dst, 8<<20, nat.Rebind)
-
-			if tc.moverSends {
-				// The receiver may finish reading before the switch is announced.
+			const size = 8 << 20
+			streamInHalves(t, src, dst, size, func() {
+				nat.Rebind()
 				waitPath(t, sub, func(p PathInfo) bool { return p.Remote != before })
-			}
+			})
 			after, _ := nat.Mapping(private, publicA)
 			p := cf.Path()
 			if after == before || p.Remote != after || p.Reason != ReasonPeerMoved {
@@ -111,6 +122,16 @@ func TestPassiveMigrationMidStream(t *testing.T) {
 			}
 			if s := cf.Stats(); s.PathChanges < 1 || s.ChallengesSent < 1 {
 				t.Fatalf("stats %+v: want a path change after a challenge", s)
+			}
+			flow := [2]netip.AddrPort{publicA, after}
+			if tc.moverSends {
+				flow = [2]netip.AddrPort{after, publicA}
+			}
+			mu.Lock()
+			onNew := carried[flow]
+			mu.Unlock()
+			if onNew < size/2 {
+				t.Fatalf("%d bytes crossed the new path %v -> %v, want at least the second half (%d)", onNew, flow[0], flow[1], size/2)
 			}
 			// And the connection keeps working in the other direction.
 			roundTrip(t, dst, src, 256<<10)
@@ -271,33 +292,35 @@ func TestLocalRebindMidStream(t *testing.T) {
 }
 
 // TestKeepaliveHoldsNATMapping leaves a connection idle for several NAT
-// mapping lifetimes and QUIC idle timeouts: keepalives hold both open, so the
-// path never changes. The control run, with keepalives slower than the NAT
-// timeout, shows the mapping does expire without them.
+// mapping lifetimes and more than a QUIC idle timeout: ferry's keepalives
+// hold both open, so the path never changes. The control run turns ferry's
+// keepalive off (an hour apart) and leaves only quic-go's own, which runs
+// at a third of the idle timeout, slower than the NAT forgets: the mapping
+// expires, so it is ferry's keepalive that holds it.
 func TestKeepaliveHoldsNATMapping(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		keepalive time.Duration
-		idle      time.Duration
 		holds     bool
 	}{
-		{"keepalive inside NAT timeout", 100 * time.Millisecond, 600 * time.Millisecond, true},
-		{"keepalive slower than NAT timeout", 5 * time.Second, 30 * time.Second, false},
+		{"ferry keepalive inside NAT timeout", 100 * time.Millisecond, true},
+		{"quic-go keepalive alone", time.Hour, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newNet(t)
 			nat := n.NewNAT(netip.MustParseAddr("198.18.1.1"), vnet.NATOptions{Kind: vnet.PortRestrictedCone, MappingTimeout: 400 * time.Millisecond})
 			private := netip.MustParseAddrPort("10.0.0.2:5000")
 			cfg := fastConfig()
-			cfg.KeepAlive, cfg.IdleTimeout = tc.keepalive, tc.idle
+			// quic-go's keepalive: 1.5 s / 3 = 500 ms, over the NAT's 400 ms.
+			cfg.KeepAlive, cfg.IdleTimeout = tc.keepalive, 1500*time.Millisecond
 			client := vnetSocket(t, cfg, behind(nat, private))
 			server := vnetSocket(t, cfg, listenAt(n, publicA))
 			cc, cs := connectPair(t, client, server, nil, []netip.AddrPort{publicA})
 			mapping, _ := nat.Mapping(private, publicA)
 			seq := cs.Path().Seq
 
-			// Idle for more than 3 QUIC idle timeouts (first case) and 5 NAT
-			// mapping lifetimes: the passing of time is what is under test.
+			// Idle for more than a QUIC idle timeout and 5 NAT mapping
+			// lifetimes: the passing of time is what is under test.
 			time.Sleep(2 * time.Second)
 
 			now, ok := nat.Mapping(private, publicA)
@@ -310,7 +333,7 @@ func TestKeepaliveHoldsNATMapping(t *testing.T) {
 				}
 				roundTrip(t, cc, cs, 64<<10)
 			} else if ok && now == mapping {
-				t.Fatalf("control run: mapping %v survived 2 s idle with a 400 ms timeout", now)
+				t.Fatalf("control run: mapping %v survived 2 s idle with a 400 ms timeout and only quic-go's keepalive", now)
 			}
 		})
 	}
