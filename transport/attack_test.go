@@ -280,7 +280,10 @@ func TestSpoofedFloodStaysBounded(t *testing.T) {
 	fake := make([]byte, 60)
 	fake[0] = 0x40
 	fake[1], fake[2], fake[3], fake[4] = byte(eb.tag>>24), byte(eb.tag>>16), byte(eb.tag>>8), byte(eb.tag)
-	quicBefore := eb.counters.quicIn.Load()
+	handled := func() int64 {
+		return int64(eb.counters.quicIn.Load() + eb.counters.controlDropped.Load() + eb.counters.controlIn.Load() + b.unknownIn.Load())
+	}
+	handledBefore, deliveredBefore := handled(), bytesB.delivered.Load()
 	for i := range spoofSources {
 		if len(live) > 0 && i%2 == 0 {
 			n.Inject(spoofedAddr(i), publicB, live[i%len(live)].b)
@@ -288,9 +291,12 @@ func TestSpoofedFloodStaysBounded(t *testing.T) {
 			n.Inject(spoofedAddr(i), publicB, fake)
 		}
 	}
-	waitFor(t, "the spoofed QUIC packets to reach the endpoint", func() bool {
-		return eb.counters.quicIn.Load()-quicBefore >= spoofSources/2
+	waitFor(t, "the spoofed packets to be handled", func() bool {
+		return handled()-handledBefore >= bytesB.delivered.Load()-deliveredBefore
 	})
+	if d := bytesB.delivered.Load() - deliveredBefore; d < spoofSources/2 {
+		t.Fatalf("only %d of %d spoofed packets reached the socket", d, spoofSources)
+	}
 	checkBounds("established", eb)
 	roundTrip(t, ca, r.c, 256<<10)
 	if p := r.c.Path(); p.Remote != publicA || p.Seq != 1 {

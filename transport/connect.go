@@ -22,9 +22,13 @@ import (
 //	A -> B  PROBE(Na, Nb, data=cA, echo=cB)  B's challenge answered from A's address: proven to B
 //	B -> A  PROBE(Nb, Na, echo=cA)           A's challenge answered from B's address: proven to A
 //
-// The dialer establishes on the first address proven to it and starts the
-// QUIC handshake there; the acceptor follows the dialer's first QUIC packet
-// if it comes from an address proven to it. Challenges are stateless
+// A side keeps asking (a challenge in each answer) until the other's
+// address is proven to it. The dialer (A or B) establishes on a PROBE that
+// proves an address and asks nothing more, since then its own address is
+// proven to the acceptor too, and starts the QUIC handshake there; the
+// acceptor follows the dialer's first QUIC packet if it comes from an
+// address proven to it. A lost message is made up for by the sides'
+// probe schedules towards the offered candidates. Challenges are stateless
 // cookies (an HMAC over the address, the carrier, the peer's nonce and a
 // coarse clock), so HELLOs replayed from any number of spoofed sources
 // cost no state; PROBEs pass a replay window per peer nonce. Nothing
@@ -210,24 +214,28 @@ func (e *endpoint) handleProbeLocked(b []byte, p *ControlPacket, from netip.Addr
 	}
 	now := time.Now()
 	proved := e.state == StateConnecting && p.Echo != [8]byte{} && a.validCookie(p.Echo, from, c, pa.nonce, now)
+	// The dialer establishes on an address proven to it by a PROBE that
+	// poses no challenge: the acceptor asks no more because our address
+	// is proven to it too, and will follow our handshake from there.
+	establish := proved && e.role == RoleDialer && p.Data == [8]byte{}
 	if p.Data != [8]byte{} {
-		// Answer first: the dialer starts its handshake the moment it
-		// establishes, and the acceptor should have proven this address
-		// by the time the handshake arrives.
 		_, isProven := a.proven[from]
-		ask := e.state == StateConnecting && !proved && !isProven
+		var ask bool
+		if e.role == RoleDialer {
+			ask = e.state == StateConnecting // until an answer without a challenge comes
+		} else {
+			ask = e.state == StateConnecting && !proved && !isProven
+		}
 		e.probeLocked(c, from, pa, p.Data, ask, now)
 	}
-	if !proved {
-		return
-	}
-	if e.role == RoleDialer {
+	switch {
+	case establish:
 		e.establishLocked(c, from, pa)
-		return
-	}
-	// The dialer picks the path; this address is one it may pick.
-	if len(a.proven) < maxAddrsPerEndpoint && e.s.router.addAddr(from, e.tag) {
-		a.proven[from] = provenAddress{carrier: c, peer: pa}
+	case proved && e.role == RoleAcceptor:
+		// The dialer picks the path; this address is one it may pick.
+		if len(a.proven) < maxAddrsPerEndpoint && e.s.router.addAddr(from, e.tag) {
+			a.proven[from] = provenAddress{carrier: c, peer: pa}
+		}
 	}
 }
 
