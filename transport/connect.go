@@ -177,6 +177,17 @@ func (e *endpoint) probeLocked(c Carrier, to netip.AddrPort, pa *peerAttempt, ec
 	e.sendControlLocked(c, to, p, e.pairing.session, pa.keys.send)
 }
 
+// answerLocked answers a connecting packet of n bytes from (c, to) with one
+// PROBE: the request earns its sender's address its length and the answer
+// spends as much, so no address draws more than it sent (budget.go).
+func (e *endpoint) answerLocked(c Carrier, to netip.AddrPort, pa *peerAttempt, echo [8]byte, challenge bool, n int, now time.Time) {
+	e.budget.earn(to, n, now)
+	if !e.budget.spend(to, MaxControlLen) {
+		return
+	}
+	e.probeLocked(c, to, pa, echo, challenge, now)
+}
+
 // handleHelloLocked answers an authentic HELLO (perhaps a replay) with one
 // PROBE of the same length under the keys its nonce gives: only the peer
 // holding that nonce now can answer it, so a replay ends there.
@@ -187,7 +198,7 @@ func (e *endpoint) handleHelloLocked(b []byte, p *ControlPacket, from netip.Addr
 	}
 	e.counters.controlIn.Add(1)
 	pa, _ := e.peerForLocked(p.Nonce)
-	e.probeLocked(c, from, pa, [8]byte{}, true, time.Now())
+	e.answerLocked(c, from, pa, [8]byte{}, true, len(b), time.Now())
 }
 
 // handleProbeLocked acts on a PROBE: fresh only if it names this attempt's
@@ -226,7 +237,7 @@ func (e *endpoint) handleProbeLocked(b []byte, p *ControlPacket, from netip.Addr
 		} else {
 			ask = e.state == StateConnecting && !proved && !isProven
 		}
-		e.probeLocked(c, from, pa, p.Data, ask, now)
+		e.answerLocked(c, from, pa, p.Data, ask, len(b), now)
 	}
 	switch {
 	case establish:
