@@ -23,11 +23,12 @@ func quicPacketConn(vc *vconn, raw syscall.RawConn) net.PacketConn {
 // used on Linux when the Socket's carriers are real UDP sockets.
 type oobVconn struct {
 	*vconn
-	raw syscall.RawConn // the first real socket, for quic-go's capability checks
+	raw syscall.RawConn // the newest real socket when the connection was made, for quic-go's capability checks
 }
 
-// SyscallConn returns the first real socket, on which quic-go checks buffer
-// sizes, sets DF and asks whether GSO is available.
+// SyscallConn returns the newest real socket when the connection was made,
+// on which quic-go checks buffer sizes, sets DF and asks whether GSO is
+// available (once, when the connection's transport is made).
 func (v *oobVconn) SyscallConn() (syscall.RawConn, error) { return v.raw, nil }
 
 // ReadBatch fills ms with queued packets: it blocks for the first and takes
