@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -46,6 +47,7 @@ type attempt struct {
 	nonce      Nonce
 	secret     [32]byte                         // keys the challenge cookies
 	peers      []*peerAttempt                   // fresh peer nonces, newest first
+	heard      []*peerAttempt                   // keys of nonces only heard in HELLOs, newest first
 	candidates map[netip.AddrPort]*candidate    // offered by the peer
 	proven     map[netip.AddrPort]provenAddress // acceptor: answered a challenge
 }
@@ -92,19 +94,33 @@ func (a *attempt) latest() *peerAttempt {
 	return a.peers[0]
 }
 
-// peerFor returns the remembered keys for peer nonce n, or fresh ones not
-// yet remembered (the packet under them must verify first).
+// peerForLocked returns the remembered keys for peer nonce n (known), or
+// keys not yet proven fresh: the packet under them must verify first. Keys
+// derived for nonces only heard of are kept a while too, so that a flood
+// of one replayed HELLO costs one derivation, not one per packet.
 func (e *endpoint) peerForLocked(n Nonce) (pa *peerAttempt, known bool) {
-	for _, p := range e.attempt.peers {
+	a := e.attempt
+	for _, p := range a.peers {
 		if p.nonce == n {
 			return p, true
 		}
 	}
-	return &peerAttempt{nonce: n, keys: e.pairing.attempt(e.role, e.attempt.nonce, n)}, false
+	for _, p := range a.heard {
+		if p.nonce == n {
+			return p, false
+		}
+	}
+	pa = &peerAttempt{nonce: n, keys: e.pairing.attempt(e.role, a.nonce, n)}
+	if len(a.heard) == maxPeerAttempts {
+		a.heard = a.heard[:maxPeerAttempts-1]
+	}
+	a.heard = append([]*peerAttempt{pa}, a.heard...)
+	return pa, false
 }
 
-// rememberLocked makes pa the newest fresh peer nonce.
+// remember makes pa the newest fresh peer nonce.
 func (a *attempt) remember(pa *peerAttempt) {
+	a.heard = slices.DeleteFunc(a.heard, func(p *peerAttempt) bool { return p == pa })
 	for i, p := range a.peers {
 		if p == pa {
 			copy(a.peers[1:i+1], a.peers[:i])
