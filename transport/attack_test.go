@@ -18,44 +18,6 @@ import (
 
 var attackerAddr = netip.MustParseAddrPort("198.18.0.66:666")
 
-// connectResult is one side's Connect outcome.
-type connectResult struct {
-	c   *Conn
-	err error
-}
-
-// connectBoth runs both sides' Connect with spec's keys and waits for both.
-// between, if not nil, runs once the acceptor's Connect has registered its
-// endpoint and before the dialer's starts.
-func connectBoth(t testing.TB, a, b *Socket, spec pairSpec, candA, candB []netip.AddrPort, between func()) (connectResult, connectResult) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	bc := make(chan connectResult, 1)
-	go func() {
-		c, err := b.Connect(ctx, Peer{Role: RoleAcceptor, Key: spec.key, Certificate: spec.certB, PeerFingerprint: spec.certA.Fingerprint, Candidates: candA})
-		bc <- connectResult{c, err}
-	}()
-	if between != nil {
-		for len(b.router.endpoints()) == 0 {
-			select {
-			case r := <-bc:
-				t.Fatalf("acceptor's Connect returned early: %v", r.err)
-			case <-time.After(time.Millisecond):
-			}
-		}
-		between()
-	}
-	c, err := a.Connect(ctx, Peer{Role: RoleDialer, Key: spec.key, Certificate: spec.certA, PeerFingerprint: spec.certB.Fingerprint, Candidates: candB})
-	ra, rb := connectResult{c, err}, <-bc
-	for _, r := range []connectResult{ra, rb} {
-		if r.c != nil {
-			t.Cleanup(func() { r.c.Close() })
-		}
-	}
-	return ra, rb
-}
-
 // replayAll sends every recorded packet from the attacker's address to
 // where it was first sent, each followed by a QUIC Initial of junk: the
 // attack of the transport-hardening issue.

@@ -65,14 +65,7 @@ func (b *sendBudget) spend(a netip.AddrPort, n int) bool {
 func (b *sendBudget) forget(a netip.AddrPort) { delete(b.credit, a) }
 
 func (b *sendBudget) evictOldest() {
-	var oldest netip.AddrPort
-	var when time.Time
-	for a, e := range b.credit {
-		if when.IsZero() || e.seen.Before(when) {
-			oldest, when = a, e.seen
-		}
-	}
-	delete(b.credit, oldest)
+	delete(b.credit, oldest(b.credit, func(e *budgetEntry) time.Time { return e.seen }))
 }
 
 // expire forgets addresses not heard from since before cutoff.

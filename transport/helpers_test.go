@@ -66,28 +66,62 @@ func newPairSpec(t testing.TB) pairSpec {
 // other's candidates, and returns both ends.
 func connectPair(t testing.TB, a, b *Socket, candA, candB []netip.AddrPort) (*Conn, *Conn) {
 	t.Helper()
-	spec := newPairSpec(t)
+	return connectPairWith(t, newPairSpec(t), a, b, candA, candB)
+}
+
+// connectPairWith is connectPair with the caller's key and certificates, so
+// that the same pair can connect again.
+func connectPairWith(t testing.TB, spec pairSpec, a, b *Socket, candA, candB []netip.AddrPort) (*Conn, *Conn) {
+	t.Helper()
+	ra, rb := connectBoth(t, a, b, spec, candA, candB, nil)
+	if ra.err != nil {
+		t.Fatalf("dialer connect: %v", ra.err)
+	}
+	if rb.err != nil {
+		t.Fatalf("acceptor connect: %v", rb.err)
+	}
+	return ra.c, rb.c
+}
+
+// connectResult is one side's Connect outcome.
+type connectResult struct {
+	c   *Conn
+	err error
+}
+
+// connectBoth runs both sides' Connect with spec's keys and waits for both.
+// between, if not nil, runs once the acceptor's Connect has registered its
+// endpoint and before the dialer's starts.
+func connectBoth(t testing.TB, a, b *Socket, spec pairSpec, candA, candB []netip.AddrPort, between func()) (connectResult, connectResult) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	type res struct {
-		c   *Conn
-		err error
-	}
-	bc := make(chan res, 1)
+	bc := make(chan connectResult, 1)
 	go func() {
 		c, err := b.Connect(ctx, Peer{Role: RoleAcceptor, Key: spec.key, Certificate: spec.certB, PeerFingerprint: spec.certA.Fingerprint, Candidates: candA})
-		bc <- res{c, err}
+		bc <- connectResult{c, err}
 	}()
-	ca, err := a.Connect(ctx, Peer{Role: RoleDialer, Key: spec.key, Certificate: spec.certA, PeerFingerprint: spec.certB.Fingerprint, Candidates: candB})
+	if between != nil {
+		for len(b.router.endpoints()) == 0 {
+			select {
+			case r := <-bc:
+				t.Fatalf("acceptor's Connect returned early: %v", r.err)
+			case <-time.After(time.Millisecond):
+			}
+		}
+		between()
+	}
+	c, err := a.Connect(ctx, Peer{Role: RoleDialer, Key: spec.key, Certificate: spec.certA, PeerFingerprint: spec.certB.Fingerprint, Candidates: candB})
 	if err != nil {
-		t.Fatalf("dialer connect: %v", err)
+		cancel() // the acceptor waits for no handshake now
 	}
-	r := <-bc
-	if r.err != nil {
-		t.Fatalf("acceptor connect: %v", r.err)
+	ra, rb := connectResult{c, err}, <-bc
+	for _, r := range []connectResult{ra, rb} {
+		if r.c != nil {
+			t.Cleanup(func() { r.c.Close() })
+		}
 	}
-	t.Cleanup(func() { ca.Close(); r.c.Close() })
-	return ca, r.c
+	return ra, rb
 }
 
 // roundTrip sends n random bytes from a to b on a new stream and checks

@@ -52,14 +52,7 @@ func (e *endpoint) sendPingLocked(c Carrier, to netip.AddrPort, purpose pingPurp
 }
 
 func (e *endpoint) forgetOldestPingLocked() {
-	var oldest [8]byte
-	var when time.Time
-	for id, p := range e.pings {
-		if when.IsZero() || p.sent.Before(when) {
-			oldest, when = id, p.sent
-		}
-	}
-	delete(e.pings, oldest)
+	delete(e.pings, oldest(e.pings, func(p *pingProbe) time.Time { return p.sent }))
 }
 
 // expirePingsLocked forgets PINGs unanswered for PingTimeout.

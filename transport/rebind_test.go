@@ -1,44 +1,9 @@
 package transport
 
 import (
-	"context"
 	"net/netip"
 	"testing"
-	"time"
 )
-
-// connectPairWith is connectPair with the caller's key and certificates, so
-// that the same pair can connect again: a (dialer) and b (acceptor), each
-// given the other's candidates.
-func connectPairWith(t testing.TB, spec pairSpec, a, b *Socket, candA, candB []netip.AddrPort) (*Conn, *Conn) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	type res struct {
-		c   *Conn
-		err error
-	}
-	bc := make(chan res, 1)
-	go func() {
-		c, err := b.Connect(ctx, Peer{Role: RoleAcceptor, Key: spec.key, Certificate: spec.certB, PeerFingerprint: spec.certA.Fingerprint, Candidates: candA})
-		bc <- res{c, err}
-	}()
-	ca, err := a.Connect(ctx, Peer{Role: RoleDialer, Key: spec.key, Certificate: spec.certA, PeerFingerprint: spec.certB.Fingerprint, Candidates: candB})
-	if err != nil {
-		cancel() // the acceptor waits for no handshake now
-		if r := <-bc; r.c != nil {
-			r.c.Close()
-		}
-		t.Fatalf("dialer connect: %v", err)
-	}
-	r := <-bc
-	if r.err != nil {
-		ca.Close()
-		t.Fatalf("acceptor connect: %v", r.err)
-	}
-	t.Cleanup(func() { ca.Close(); r.c.Close() })
-	return ca, r.c
-}
 
 // TestReconnectAfterRebindRetiredFirstSocket moves the dialer to a new
 // local socket half way through a transfer and lets the old one, the
