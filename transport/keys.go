@@ -16,6 +16,7 @@ const MinKeyLen = 32
 //	pairing session ID = HKDF(K, "ferry/transport/v2 pairing session id")
 //	hello key (d->a)   = HKDF(K, "ferry/transport/v2 hello dialer to acceptor")
 //	hello key (a->d)   = HKDF(K, "ferry/transport/v2 hello acceptor to dialer")
+//	relay token        = HKDF(K, "ferry/transport/v2 relay token")
 //
 // Each connection attempt has fresh keys from both sides' nonces:
 //
@@ -33,6 +34,7 @@ const (
 	labelAttemptSession = "ferry/transport/v2 attempt session id"
 	labelAttemptD2A     = "ferry/transport/v2 dialer to acceptor"
 	labelAttemptA2D     = "ferry/transport/v2 acceptor to dialer"
+	labelRelayToken     = "ferry/transport/v2 relay token"
 )
 
 // directionKeys authenticate one side's sending and receiving.
@@ -45,6 +47,7 @@ type pairingKeys struct {
 	root    []byte    // the shared key, for attempt keys
 	session SessionID // names the endpoint in connecting packets
 	hello   directionKeys
+	relay   [RelayTokenLen]byte // matches the two sides at a relay
 }
 
 // attemptKeys are one connection attempt's keys, fresh with its nonces.
@@ -83,6 +86,7 @@ func derivePairingKeys(shared []byte, role Role) (pairingKeys, error) {
 	k := pairingKeys{root: append([]byte(nil), shared...)}
 	copy(k.session[:], hkdfKey(shared, nil, labelPairingSession, len(k.session)))
 	k.hello = directional(role, controlKey(shared, nil, labelHelloD2A), controlKey(shared, nil, labelHelloA2D))
+	copy(k.relay[:], hkdfKey(shared, nil, labelRelayToken, RelayTokenLen))
 	return k, nil
 }
 

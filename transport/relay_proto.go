@@ -1,0 +1,149 @@
+package transport
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// The relay protocol, version 1, over one TCP connection per side. The
+// relay (`ferry rendezvous`, on its mailbox port) matches the two sides of
+// a pairing by a token both derive from the pairing key, then forwards
+// their datagrams, framed, and sees only what the transport sends anyway:
+// authenticated control packets and QUIC packets.
+//
+//	client -> relay  hello:  "FRYR" | version (1) | token (32) | side (1: 0 dialer, 1 acceptor)
+//	relay -> client  status: one byte, RelayWaiting at once, then RelayPaired
+//	                 when the other side arrived; or a refusal, then close
+//	both ways        frames: length (2, big-endian, 1..MaxRelayFrame) | datagram
+//
+// After pairing the relay forwards every frame unchanged to the other side.
+// Either side closing, a malformed frame, the idle timeout or a limit ends
+// the session for both.
+
+// RelayMagic starts a relay hello; the rendezvous server tells relay
+// connections from mailbox ones by it (a mailbox frame starts with a
+// length, whose first byte is 0 for any frame the mailbox accepts).
+const RelayMagic = "FRYR"
+
+// relayVersion is the protocol version in the hello.
+const relayVersion = 1
+
+// RelayTokenLen is the length of the pairing's relay token.
+const RelayTokenLen = 32
+
+// RelayHelloLen is the length of a relay hello.
+const RelayHelloLen = len(RelayMagic) + 1 + RelayTokenLen + 1
+
+// MaxRelayFrame bounds one relayed datagram: ferry's packets are at most
+// 1452 bytes (QUIC) or MaxControlLen.
+const MaxRelayFrame = 2048
+
+// RelayStatus is the relay's one-byte answer to a hello.
+type RelayStatus byte
+
+// Relay statuses. Every value from RelayBusy on is a refusal: the relay
+// closes the connection after sending it.
+const (
+	// RelayWaiting: the hello was accepted; the other side is not there yet.
+	RelayWaiting RelayStatus = 0
+	// RelayPaired: both sides are connected; frames flow from now on.
+	RelayPaired RelayStatus = 1
+	// RelayBusy: the relay carries as many sessions as it may.
+	RelayBusy RelayStatus = 2
+	// RelayTooManyFromAddr: this source address holds as many sessions as it may.
+	RelayTooManyFromAddr RelayStatus = 3
+	// RelaySideTaken: a connection for this token and side is already there.
+	RelaySideTaken RelayStatus = 4
+	// RelayBadHello: the hello was malformed or of an unknown version.
+	RelayBadHello RelayStatus = 5
+	// RelayDisabled: this server does not relay (`ferry rendezvous --no-relay`).
+	RelayDisabled RelayStatus = 6
+	// RelayTimeout: the other side did not arrive in time.
+	RelayTimeout RelayStatus = 7
+)
+
+func (s RelayStatus) String() string {
+	switch s {
+	case RelayWaiting:
+		return "waiting for the other side"
+	case RelayPaired:
+		return "paired"
+	case RelayBusy:
+		return "the relay is full"
+	case RelayTooManyFromAddr:
+		return "too many relayed sessions from this address"
+	case RelaySideTaken:
+		return "this pairing is already connected to the relay"
+	case RelayBadHello:
+		return "the relay did not understand the request"
+	case RelayDisabled:
+		return "the server does not relay"
+	case RelayTimeout:
+		return "the other side did not reach the relay in time"
+	}
+	return fmt.Sprintf("relay status %d", byte(s))
+}
+
+// RelayRefusedError is a refusal by the relay, with its reason.
+type RelayRefusedError struct{ Status RelayStatus }
+
+func (e *RelayRefusedError) Error() string { return "transport: relay refused: " + e.Status.String() }
+
+// ErrRelayFrame: a relayed frame was empty or longer than MaxRelayFrame.
+var ErrRelayFrame = errors.New("transport: malformed relay frame")
+
+// AppendRelayHello appends the hello for token and side to dst.
+func AppendRelayHello(dst []byte, token [RelayTokenLen]byte, side Role) []byte {
+	dst = append(dst, RelayMagic...)
+	dst = append(dst, relayVersion)
+	dst = append(dst, token[:]...)
+	return append(dst, byte(side))
+}
+
+// ParseRelayHello parses a hello. It fails on a wrong magic, version or side.
+func ParseRelayHello(b []byte) (token [RelayTokenLen]byte, side Role, err error) {
+	if len(b) != RelayHelloLen || string(b[:len(RelayMagic)]) != RelayMagic {
+		return token, 0, fmt.Errorf("%w: not a relay hello", ErrRelayFrame)
+	}
+	if v := b[len(RelayMagic)]; v != relayVersion {
+		return token, 0, fmt.Errorf("%w: version %d", ErrRelayFrame, v)
+	}
+	copy(token[:], b[len(RelayMagic)+1:])
+	switch s := Role(b[RelayHelloLen-1]); s {
+	case RoleDialer, RoleAcceptor:
+		return token, s, nil
+	default:
+		return token, 0, fmt.Errorf("%w: side %d", ErrRelayFrame, byte(s))
+	}
+}
+
+// WriteRelayFrame writes one framed datagram.
+func WriteRelayFrame(w io.Writer, b []byte) error {
+	if len(b) == 0 || len(b) > MaxRelayFrame {
+		return ErrRelayFrame
+	}
+	var buf [2 + MaxRelayFrame]byte
+	binary.BigEndian.PutUint16(buf[:2], uint16(len(b)))
+	n := copy(buf[2:], b)
+	_, err := w.Write(buf[:2+n])
+	return err
+}
+
+// ReadRelayFrame reads one framed datagram into buf (at least MaxRelayFrame
+// bytes) and returns its length.
+func ReadRelayFrame(r io.Reader, buf []byte) (int, error) {
+	var hdr [2]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, err
+	}
+	n := int(binary.BigEndian.Uint16(hdr[:]))
+	if n == 0 || n > MaxRelayFrame || n > len(buf) {
+		return 0, fmt.Errorf("%w: length %d", ErrRelayFrame, n)
+	}
+	if _, err := io.ReadFull(r, buf[:n]); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
