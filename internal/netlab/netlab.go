@@ -3,6 +3,18 @@
 // nftables. Every namespace is created by the test, never linked to the
 // host's own namespace, and deleted when the test ends. It needs Linux, root
 // and the ip command; tests skip with a message otherwise.
+//
+// NewLab builds a NAT lab: an "internet" namespace on 198.18.0.0/16 that
+// routes between router namespaces and holds the servers' addresses
+// (ServerIP), and hosts added with AddHost, each behind one NAT router per
+// uplink on a 10.x LAN of its own. A router's NATKind (full cone,
+// address-restricted, port-restricted, symmetric) is made with nftables
+// masquerade, learned maps and a router-style firewall; it can drop UDP or
+// TCP, and Rebind gives its host a new public port, while SwitchUplink
+// moves a host to another uplink. Programs run inside with
+// Namespace.Command, sockets are opened inside with Namespace.Do. The lab
+// also needs nft (Debian package nftables), and conntrack (package
+// conntrack) for Rebind.
 package netlab
 
 import (
