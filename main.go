@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"runtime"
@@ -20,6 +21,7 @@ import (
 
 	"ferry/assets"
 	"ferry/discovery/mailbox"
+	"ferry/transport"
 	"ferry/ui"
 	"ferry/ui/cli"
 )
@@ -43,13 +45,17 @@ Usage:
                                           send files and folders; prints a code
   ferry receive [--rendezvous HOST:PORT] [--out DIR] [--yes] [--overwrite] [--json] [CODE]
                                           receive with the code from the sender
-  ferry rendezvous [--listen HOST:PORT]   run a rendezvous server (default :7887;
-                                          --max-nameplates-per-ip N)
+  ferry rendezvous [--listen HOST:PORT] [--no-relay]
+                                          run a rendezvous server: mailbox and relay
+                                          (TCP) and STUN (UDP) on one port (default
+                                          :7887; --max-nameplates-per-ip N)
   ferry version                           print the version and exit
   ferry help                              show this help
 
 Run "ferry send -h" or "ferry receive -h" for all flags. Without
 --rendezvous (or FERRY_RENDEZVOUS) the two sides pair on the local network.
+With one, a transfer that finds no direct path is relayed through it
+(--no-relay: direct or nothing; --relay-only: always through the relay).
 `
 
 func main() {
@@ -119,16 +125,17 @@ func runGUI(paths []string, stderr io.Writer) int {
 const appID = "io.github.ferry"
 
 // defaultRendezvousListen is where `ferry rendezvous` listens: TCP for the
-// mailbox and UDP for STUN, on the same port.
+// mailbox and the relay, and UDP for STUN, on the same port.
 const defaultRendezvousListen = ":7887"
 
-// runRendezvous serves the mailbox and STUN until interrupted, then shuts
-// down gracefully.
+// runRendezvous serves the mailbox, the relay (unless --no-relay) and STUN
+// until interrupted, then shuts down gracefully.
 func runRendezvous(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rendezvous", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	listen := fs.String("listen", defaultRendezvousListen, "`HOST:PORT` for the mailbox (TCP) and STUN (UDP)")
+	listen := fs.String("listen", defaultRendezvousListen, "`HOST:PORT` for the mailbox and the relay (TCP) and STUN (UDP)")
 	perIP := fs.Int("max-nameplates-per-ip", mailbox.DefaultMaxNameplatesPerIP, "open codes one client address may hold; raise it when many users share one address, -1 for no limit")
+	noRelay := fs.Bool("no-relay", false, "do not relay for peers that cannot reach each other directly (they are told the server does not relay)")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -139,8 +146,13 @@ func runRendezvous(args []string, stderr io.Writer) int {
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger.Info("rendezvous server starting", "listen", *listen, "version", version)
-	err := mailbox.ListenAndServe(ctx, *listen, mailbox.ServerConfig{Logger: logger, MaxNameplatesPerIP: *perIP})
+	logger.Info("rendezvous server starting", "listen", *listen, "relay", !*noRelay, "version", version)
+	// With --no-relay the relay still answers relay hellos, with
+	// RelayDisabled, so clients can say why there is no relayed path.
+	relay := transport.NewRelayServer(transport.RelayConfig{Disabled: *noRelay, Logger: logger})
+	defer relay.Close()
+	err := mailbox.ListenAndServe(ctx, *listen, mailbox.ServerConfig{Logger: logger, MaxNameplatesPerIP: *perIP},
+		mailbox.WithRelay(func(c net.Conn) { relay.ServeConn(ctx, c) }))
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "ferry rendezvous: %v\n", err)
 		return exitFailure

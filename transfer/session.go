@@ -36,6 +36,11 @@ type Config struct {
 	Streams int
 	// ChunkSize for sending; default DefaultChunkSize.
 	ChunkSize int64
+	// Paths says which kinds of path the connection may take: any (the
+	// default: direct, or relayed through the rendezvous server when no
+	// direct path comes up, moving to a direct one when it does), direct
+	// only (--no-relay), or relay only (--relay-only).
+	Paths transport.PathPolicy
 	// FollowLinks sends what symbolic links inside folders point to
 	// (BuildOptions.FollowLinks); by default they are left out.
 	FollowLinks bool
@@ -143,6 +148,8 @@ func (p *peer) transportPeer(res *discovery.Result) transport.Peer {
 		Certificate:     p.cert,
 		PeerFingerprint: res.PeerFingerprint,
 		Candidates:      res.PeerCandidates,
+		Relay:           p.cfg.Rendezvous,
+		Paths:           p.cfg.Paths,
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/quic-go/quic-go"
 )
@@ -28,6 +29,13 @@ type Peer struct {
 	// Candidates are addresses the peer may be reached at; they are probed
 	// at once and the first that answers (authenticated) becomes the path.
 	Candidates []netip.AddrPort
+	// Relay is a relay server both peers use ("host:port", the rendezvous
+	// server), or empty for none. The relayed path is one more candidate:
+	// the connection starts on whichever path is proven first and moves
+	// from the relay to a direct path when one comes up.
+	Relay string
+	// Paths restricts the kinds of path used; the zero value allows any.
+	Paths PathPolicy
 }
 
 // Conn is an established, end-to-end encrypted connection to one peer. Its
@@ -53,7 +61,10 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := newEndpoint(s, s.newTag(), keys, p.Role, p.Candidates)
+	if p.Paths == RelayOnly && p.Relay == "" {
+		return nil, errors.New("transport: relay-only connection without a relay")
+	}
+	e := newEndpoint(s, s.newTag(), keys, p.Role, p.Paths, p.Candidates)
 	if !s.router.add(e) {
 		return nil, errors.New("transport: a connection with this key is already open")
 	}
@@ -62,14 +73,20 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 		defer s.wg.Done()
 		e.run()
 	}()
+	relayErr := make(chan error, 1)
+	if p.Relay != "" && p.Paths != DirectOnly {
+		rctx, stopRelay := context.WithCancel(ctx)
+		defer stopRelay() // an established connection keeps the session; a failed Connect drops it
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			relayErr <- s.joinRelay(rctx, e, p.Relay)
+		}()
+	}
 
-	select {
-	case <-e.up:
-	case <-ctx.Done():
+	if err := waitUp(ctx, e, relayErr, p.Paths == RelayOnly); err != nil {
 		e.close()
-		return nil, fmt.Errorf("%w: %w", ErrNoPath, ctx.Err())
-	case <-e.done:
-		return nil, ErrClosed
+		return nil, err
 	}
 
 	c := &Conn{ep: e}
@@ -106,6 +123,58 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 		_ = c.Close()
 	}()
 	return c, nil
+}
+
+// waitUp waits until e has a path. It fails with ErrNoPath when ctx ends
+// first, or at once when the relay refused and it was the only way;
+// either error says why the relay did not help.
+func waitUp(ctx context.Context, e *endpoint, relayErr <-chan error, relayOnly bool) error {
+	var relayFailed error
+	for {
+		select {
+		case <-e.up:
+			return nil
+		case <-e.done:
+			return ErrClosed
+		case err := <-relayErr:
+			if err == nil {
+				continue // the relay session is a candidate now
+			}
+			if relayOnly {
+				return fmt.Errorf("%w: relay: %w", ErrNoPath, err)
+			}
+			relayFailed = err
+		case <-ctx.Done():
+			select {
+			case relayFailed = <-relayErr:
+			default:
+			}
+			if relayFailed != nil {
+				return fmt.Errorf("%w: %w (relay: %w)", ErrNoPath, ctx.Err(), relayFailed)
+			}
+			return fmt.Errorf("%w: %w", ErrNoPath, ctx.Err())
+		}
+	}
+}
+
+// joinRelay connects e's side of the pairing to the relay and, once the
+// peer's side is there too, hands the session to e as a candidate path. A
+// session that pairs after e closed is closed.
+func (s *Socket) joinRelay(ctx context.Context, e *endpoint, addr string) error {
+	rc, err := dialRelay(ctx, addr, e.pairing.relay, e.role)
+	if err != nil {
+		e.log.Debug("no relay session", "relay", addr, "err", err)
+		return err
+	}
+	rc.ep = e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state == StateClosed || !s.addRelayCarrier(rc) {
+		_ = rc.Close()
+		return ErrClosed
+	}
+	e.relayPairedLocked(rc, time.Now())
+	return nil
 }
 
 // accept runs the acceptor's side of the handshake. quic-go's listener

@@ -50,6 +50,11 @@ type attempt struct {
 	heard      []*peerAttempt                   // keys of nonces only heard in HELLOs, newest first
 	candidates map[netip.AddrPort]*candidate    // offered by the peer
 	proven     map[netip.AddrPort]provenAddress // acceptor: answered a challenge
+	// relayed (dialer) is the relay path, proven, kept back until
+	// relayedAt in case a direct path is proven too.
+	relayed   *provenAddress
+	relayedAt time.Time
+	relayFrom netip.AddrPort
 }
 
 // peerAttempt is one pairing of our nonce with a peer nonce: its keys and
@@ -60,10 +65,12 @@ type peerAttempt struct {
 	window replayWindow
 }
 
-// candidate is the probe schedule of one offered address.
+// candidate is the probe schedule of one address of the peer: offered, or
+// the relay.
 type candidate struct {
-	next time.Time
-	gap  time.Duration
+	next    time.Time
+	gap     time.Duration
+	carrier Carrier // nil: the newest local socket
 }
 
 // provenAddress is an address that answered the acceptor's challenge: the
@@ -167,10 +174,17 @@ func (a *attempt) validCookie(echo [8]byte, from netip.AddrPort, c Carrier, peer
 // tickConnectingLocked probes the offered candidates that are due, each on
 // its own schedule (the gap grows per probe, not per tick).
 func (e *endpoint) tickConnectingLocked(now time.Time) {
-	c := e.s.newestCarrier()
+	if r := e.attempt.relayed; r != nil && !now.Before(e.attempt.relayedAt) {
+		e.establishLocked(r.carrier, e.attempt.relayFrom, r.peer)
+		return
+	}
 	for addr, cand := range e.attempt.candidates {
 		if now.Before(cand.next) {
 			continue
+		}
+		c := cand.carrier
+		if c == nil {
+			c = e.s.newestCarrier()
 		}
 		e.probeLocked(c, addr, e.attempt.latest(), [8]byte{}, true, now)
 		cand.next = now.Add(cand.gap)
@@ -256,6 +270,10 @@ func (e *endpoint) handleProbeLocked(b []byte, p *ControlPacket, from netip.Addr
 		e.answerLocked(c, from, pa, p.Data, ask, len(b), now)
 	}
 	switch {
+	case establish && c.Kind() == PathRelay && len(e.direct) > 0:
+		if a.relayed == nil {
+			a.relayed, a.relayedAt, a.relayFrom = &provenAddress{carrier: c, peer: pa}, now.Add(preferDirectFor), from
+		}
 	case establish:
 		e.establishLocked(c, from, pa)
 	case proved && e.role == RoleAcceptor:
@@ -294,6 +312,21 @@ func (e *endpoint) establishLocked(c Carrier, from netip.AddrPort, pa *peerAttem
 	e.nextKeep = time.Now() // the first keepalive measures the RTT at once
 	clear(e.attempt.candidates)
 	clear(e.attempt.proven)
-	e.s.router.retainAddrs(e.tag, from)
+	if c.Kind() == PathRelay {
+		e.s.router.retainAddrs(e.tag, netip.AddrPort{})
+		e.startUpgradeLocked(time.Now())
+	} else {
+		e.s.router.retainAddrs(e.tag, from)
+	}
 	close(e.up)
+}
+
+// relayPairedLocked adds the relay session as a candidate path: probed at
+// once, on its own schedule, like an offered address.
+func (e *endpoint) relayPairedLocked(rc *relayCarrier, now time.Time) {
+	e.relay = rc
+	if e.state == StateConnecting {
+		e.attempt.candidates[rc.remote] = &candidate{next: now, gap: e.s.cfg.ProbeInterval, carrier: rc}
+		e.tickConnectingLocked(now)
+	}
 }

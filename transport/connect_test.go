@@ -29,7 +29,7 @@ func TestProbeScheduleBacksOffPerProbe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEndpoint(s, s.newTag(), keys, RoleDialer, []netip.AddrPort{silent})
+	e := newEndpoint(s, s.newTag(), keys, RoleDialer, AnyPath, []netip.AddrPort{silent})
 	t0 := e.attempt.candidates[silent].next
 
 	// Gaps 100, 150, 225, 337.5, 506.25, 759.375 ms, then 1000, each from

@@ -53,9 +53,13 @@ type endpoint struct {
 
 	mu          sync.Mutex
 	state       State
+	policy      PathPolicy
 	attempt     *attempt
-	established *peerAttempt // the attempt's keys once established
-	sent        uint64       // counter of the last control packet sent
+	relay       *relayCarrier                 // the pairing's session at a relay, once paired
+	direct      []netip.AddrPort              // the peer's offered direct candidates, for upgrades
+	upgrade     map[netip.AddrPort]*candidate // upgrade probes while the path is relayed
+	established *peerAttempt                  // the attempt's keys once established
+	sent        uint64                        // counter of the last control packet sent
 	budget      *sendBudget
 	validations map[netip.AddrPort]*validation
 	holdDown    map[netip.AddrPort]time.Time
@@ -69,8 +73,14 @@ type endpoint struct {
 	done        chan struct{} // closed by close
 }
 
-func newEndpoint(s *Socket, tag routerTag, keys pairingKeys, role Role, candidates []netip.AddrPort) *endpoint {
+func newEndpoint(s *Socket, tag routerTag, keys pairingKeys, role Role, policy PathPolicy, candidates []netip.AddrPort) *endpoint {
+	if policy == RelayOnly {
+		candidates = nil
+	}
 	e := &endpoint{
+		policy:      policy,
+		direct:      usableCandidates(candidates),
+		upgrade:     make(map[netip.AddrPort]*candidate),
 		s:           s,
 		tag:         tag,
 		pairing:     keys,
@@ -117,6 +127,7 @@ func (e *endpoint) tick(now time.Time) {
 		e.tickValidationsLocked(now)
 		e.tickRebindLocked(now)
 		e.tickKeepaliveLocked(now)
+		e.tickUpgradeLocked(now)
 	}
 	for a, until := range e.holdDown {
 		if now.After(until) {
@@ -130,7 +141,7 @@ func (e *endpoint) tick(now time.Time) {
 // receiveQUIC takes a QUIC packet routed to this endpoint. A packet from an
 // address other than the active path's remote starts passive migration; the
 // packet itself is handed to quic-go either way (QUIC authenticates it).
-func (e *endpoint) receiveQUIC(pb *pktBuf, from netip.AddrPort) {
+func (e *endpoint) receiveQUIC(pb *pktBuf, from netip.AddrPort, c Carrier) {
 	e.counters.quicIn.Add(1)
 	p := e.path.Load()
 	switch {
@@ -138,10 +149,10 @@ func (e *endpoint) receiveQUIC(pb *pktBuf, from netip.AddrPort) {
 		e.mu.Lock()
 		e.maybeFollowDialerLocked(from)
 		e.mu.Unlock()
-	case p != nil && p.remote != from:
+	case p != nil && (p.remote != from || p.carrier != c):
 		e.mu.Lock()
 		e.budget.earn(from, pb.n, time.Now())
-		e.maybeStartPassiveLocked(from, triggerQUIC)
+		e.maybeStartPassiveLocked(from, c, triggerQUIC)
 		e.mu.Unlock()
 	}
 	e.vc.deliver(pb)
@@ -208,7 +219,7 @@ func (e *endpoint) handleControl(b []byte, p *ControlPacket, from netip.AddrPort
 		return
 	}
 	if p.Flags&FlagActivePath != 0 {
-		e.maybeStartPassiveLocked(from, triggerControl)
+		e.maybeStartPassiveLocked(from, c, triggerControl)
 	}
 }
 
@@ -240,7 +251,7 @@ func (e *endpoint) usesCarrier(c Carrier) bool {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.rebind != nil && e.rebind.carrier == c
+	return e.rebind != nil && e.rebind.carrier == c || e.relay != nil && Carrier(e.relay) == c
 }
 
 func (e *endpoint) stateNow() State {
@@ -266,7 +277,11 @@ func (e *endpoint) close() {
 		close(ch)
 	}
 	clear(e.subs)
+	relay := e.relay
 	e.mu.Unlock()
+	if relay != nil {
+		_ = relay.Close()
+	}
 	e.s.router.remove(e)
 	_ = e.vc.Close()
 	e.s.carrierReleased()

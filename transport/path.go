@@ -52,6 +52,24 @@ const (
 	ReasonMigrated PathChangeReason = "migrated"
 	// ReasonRebound: this side moved to a new local socket after a network change.
 	ReasonRebound PathChangeReason = "rebound"
+	// ReasonUpgraded: a relayed connection moved to a direct path.
+	ReasonUpgraded PathChangeReason = "upgraded"
+)
+
+// PathPolicy says which kinds of path a connection may use.
+type PathPolicy int
+
+// Path policies.
+const (
+	// AnyPath connects over whichever path is up first, direct or relayed,
+	// and moves from a relay to a direct path when one comes up.
+	AnyPath PathPolicy = iota
+	// DirectOnly never uses a relay.
+	DirectOnly
+	// RelayOnly uses only the relay: the peer never learns this side's
+	// addresses from ferry's packets (tests, and users who must not
+	// expose them).
+	RelayOnly
 )
 
 // PathInfo describes an endpoint's active path.
@@ -89,19 +107,28 @@ type path struct {
 func (e *endpoint) setPathLocked(c Carrier, remote netip.AddrPort, reason PathChangeReason) {
 	old := e.path.Load()
 	e.seq++
+	if old != nil && old.carrier.Kind() == PathRelay && c.Kind() != PathRelay {
+		reason = ReasonUpgraded
+	}
 	info := PathInfo{Kind: c.Kind(), Local: c.LocalAddr(), Remote: remote, Seq: e.seq, Reason: reason, Since: time.Now(), RTT: e.rtt}
 	e.path.Store(&path{carrier: c, remote: remote, info: info})
 	if old != nil {
 		e.counters.pathChanges.Add(1)
-		if old.remote != remote {
-			e.s.router.removeAddr(old.remote, e.tag)
+		if old.remote != remote || old.carrier != c {
+			if old.carrier.Kind() != PathRelay {
+				e.s.router.removeAddr(old.remote, e.tag)
+			}
 			// Packets still in flight from the old address must not start
 			// a validation back to it.
 			e.holdDown[old.remote] = time.Now().Add(e.s.cfg.HoldDown)
 		}
 	}
 	e.budget.forget(remote)
-	e.s.router.addAddr(remote, e.tag)
+	if c.Kind() != PathRelay {
+		// Relayed packets are routed by their carrier; every relayed pair
+		// shares the relay's address.
+		e.s.router.addAddr(remote, e.tag)
+	}
 	e.log.Info("path changed", "kind", info.Kind.String(), "local", info.Local, "remote", remote, "reason", string(reason), "seq", info.Seq)
 	for ch := range e.subs {
 		offerLatest(ch, info)

@@ -21,6 +21,7 @@ type pingPurpose int
 const (
 	pingKeepalive pingPurpose = iota
 	pingRebind
+	pingUpgrade
 )
 
 type pingProbe struct {
@@ -73,7 +74,10 @@ func (e *endpoint) handlePongLocked(p *ControlPacket, from netip.AddrPort, c Car
 	}
 	delete(e.pings, p.Data)
 	e.rtt = time.Since(probe.sent)
-	if probe.purpose == pingRebind {
+	switch probe.purpose {
+	case pingRebind:
 		e.reboundLocked(c, from)
+	case pingUpgrade:
+		e.upgradedLocked(c, from)
 	}
 }

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -119,26 +120,45 @@ func ParseRelayHello(b []byte) (token [RelayTokenLen]byte, side Role, err error)
 	}
 }
 
-// WriteRelayFrame writes one framed datagram.
+// WriteRelayFrame writes one framed datagram. A *bufio.Writer (what the
+// relay and its clients use) takes the frame without an allocation; other
+// writers get it in one Write.
 func WriteRelayFrame(w io.Writer, b []byte) error {
 	if len(b) == 0 || len(b) > MaxRelayFrame {
 		return ErrRelayFrame
 	}
-	var buf [2 + MaxRelayFrame]byte
-	binary.BigEndian.PutUint16(buf[:2], uint16(len(b)))
-	n := copy(buf[2:], b)
-	_, err := w.Write(buf[:2+n])
+	if bw, ok := w.(*bufio.Writer); ok {
+		if err := bw.WriteByte(byte(len(b) >> 8)); err != nil {
+			return err
+		}
+		if err := bw.WriteByte(byte(len(b))); err != nil {
+			return err
+		}
+		_, err := bw.Write(b)
+		return err
+	}
+	_, err := w.Write(AppendRelayFrame(make([]byte, 0, 2+len(b)), b))
 	return err
+}
+
+// AppendRelayFrame appends the framed form of b to dst.
+func AppendRelayFrame(dst, b []byte) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(b)))
+	return append(dst, b...)
 }
 
 // ReadRelayFrame reads one framed datagram into buf (at least MaxRelayFrame
 // bytes) and returns its length.
 func ReadRelayFrame(r io.Reader, buf []byte) (int, error) {
-	var hdr [2]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	if len(buf) < 2 {
+		return 0, fmt.Errorf("%w: buffer of %d bytes", ErrRelayFrame, len(buf))
+	}
+	// The header goes into buf itself: a local array would escape to the
+	// heap through the io.Reader, one allocation per frame.
+	if _, err := io.ReadFull(r, buf[:2]); err != nil {
 		return 0, err
 	}
-	n := int(binary.BigEndian.Uint16(hdr[:]))
+	n := int(binary.BigEndian.Uint16(buf[:2]))
 	if n == 0 || n > MaxRelayFrame || n > len(buf) {
 		return 0, fmt.Errorf("%w: length %d", ErrRelayFrame, n)
 	}

@@ -79,6 +79,21 @@ func (s *Socket) bind(addr string) (Carrier, error) {
 	return newUDPCarrier(udp), nil
 }
 
+// addRelayCarrier starts reading rc, a relay session of one endpoint. It is
+// never the newest carrier: new paths and STUN use local sockets.
+func (s *Socket) addRelayCarrier(rc *relayCarrier) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.carriers[rc] = time.Time{}
+	s.wg.Add(1)
+	go s.readLoop(rc)
+	s.log.Info("relay session open", "relay", rc.remote)
+	return true
+}
+
 // addCarrier makes c the newest carrier and starts its reader.
 func (s *Socket) addCarrier(c Carrier) {
 	s.mu.Lock()
@@ -187,18 +202,26 @@ func (s *Socket) readLoop(c Carrier) {
 	}
 }
 
-// dispatch routes one datagram and reports whether it took pb.
+// dispatch routes one datagram and reports whether it took pb. What a relay
+// carrier reads belongs to its endpoint alone, whatever it claims.
 func (s *Socket) dispatch(pb *pktBuf, n int, from netip.AddrPort, c Carrier) bool {
 	b := pb.b[:n]
+	var owner *endpoint
+	if rc, ok := c.(*relayCarrier); ok {
+		owner = rc.ep
+	}
 	switch Classify(b) {
 	case ClassQUIC:
-		e := s.router.routeQUIC(b, from)
+		e := owner
+		if e == nil {
+			e = s.router.routeQUIC(b, from)
+		}
 		if e == nil {
 			s.unknownIn.Add(1)
 			return false
 		}
 		pb.n = n
-		e.receiveQUIC(pb, from)
+		e.receiveQUIC(pb, from, c)
 		return true
 	case ClassControl:
 		p, err := ParseControl(b)
@@ -207,12 +230,16 @@ func (s *Socket) dispatch(pb *pktBuf, n int, from netip.AddrPort, c Carrier) boo
 			return false
 		}
 		e := s.router.endpointBySession(p.Session)
-		if e == nil {
+		if e == nil || owner != nil && e != owner {
 			s.unknownIn.Add(1)
 			return false
 		}
 		e.handleControl(b, p, from, c)
 	case ClassSTUN:
+		if owner != nil {
+			s.unknownIn.Add(1) // STUN is for local sockets
+			return false
+		}
 		if h := s.stun.Load(); h != nil {
 			(*h)(append([]byte(nil), b...), from)
 		}

@@ -65,6 +65,13 @@ const (
 	// accepted in its epoch and the next, so for 2-4 s, longer than any
 	// round trip and short enough that a captured answer soon goes stale.
 	cookieEpoch = 2 * time.Second
+	// preferDirectFor is how long the dialer keeps a proven relay path back
+	// while a direct path may still be proven: both sides start punching
+	// together, and a punchable direct path answers within a few round
+	// trips; a quarter second then saves moving the connection (and
+	// quic-go's stale congestion state) later, and costs that much time to
+	// the first byte when no direct path comes.
+	preferDirectFor = 250 * time.Millisecond
 	// handshakeIdleTimeout bounds the QUIC handshake once a path is up.
 	handshakeIdleTimeout = 10 * time.Second
 )

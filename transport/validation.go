@@ -57,13 +57,16 @@ func (v *validation) finish(err error) {
 // maybeStartPassiveLocked starts validating from after a packet (QUIC, or
 // control sent on the peer's active path) arrived from it while the active
 // path points elsewhere.
-func (e *endpoint) maybeStartPassiveLocked(from netip.AddrPort, trigger validationTrigger) {
+func (e *endpoint) maybeStartPassiveLocked(from netip.AddrPort, c Carrier, trigger validationTrigger) {
 	if e.state != StateEstablished && e.state != StateValidatingPath {
 		return
 	}
 	cur := e.path.Load()
-	if cur == nil || cur.remote == from {
+	if cur == nil || cur.remote == from && cur.carrier == c {
 		return
+	}
+	if c.Kind() == PathRelay && cur.carrier.Kind() != PathRelay {
+		return // see upgrade.go: never back to the relay passively
 	}
 	if _, ok := e.validations[from]; ok {
 		return
@@ -81,7 +84,9 @@ func (e *endpoint) maybeStartPassiveLocked(from netip.AddrPort, trigger validati
 		return
 	}
 	e.log.Debug("packet from a new address, validating", "remote", from)
-	e.startValidationLocked(cur.carrier, from, trigger, ReasonPeerMoved)
+	// The challenge goes out the way the packet came in: that is the path
+	// the peer uses (a relay, or a local socket).
+	e.startValidationLocked(c, from, trigger, ReasonPeerMoved)
 }
 
 func (e *endpoint) startValidationLocked(c Carrier, remote netip.AddrPort, trigger validationTrigger, reason PathChangeReason) *validation {

@@ -9,6 +9,7 @@ import (
 
 	"ferry/discovery/code"
 	"ferry/transfer"
+	"ferry/transport"
 )
 
 // Engine is what the window needs from the transfer engine. Both methods
@@ -44,11 +45,16 @@ type LateOutDirEngine interface {
 
 // NewEngine adapts the real engine (transfer.SendFiles/ReceiveFiles) with
 // the user's settings: the rendezvous server, or none for the local network
-// only, and whether to follow links when sending. Settings.AllowRelay is
-// not used yet.
+// only, whether transfers may be relayed through it, and whether to follow
+// links when sending.
 func NewEngine(s Settings) Engine {
+	paths := transport.AnyPath
+	if !s.AllowRelay {
+		paths = transport.DirectOnly
+	}
 	return &realEngine{cfg: transfer.Config{
 		Rendezvous:  strings.TrimSpace(s.Rendezvous),
+		Paths:       paths,
 		FollowLinks: s.FollowLinks,
 		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}}

@@ -39,8 +39,8 @@ const (
 	historyMaxEntries = 200
 )
 
-// pathWords names a path for people: "Direct", "Direct (TCP)", "Relayed",
-// "Local network"; "" while there is no path yet.
+// pathWords names a path for people: "Direct", "Direct (TCP)", "Relayed
+// through your server", "Local network"; "" while there is no path yet.
 func pathWords(p transfer.PathLabel) string {
 	if p == "" {
 		return ""

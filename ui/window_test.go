@@ -18,6 +18,7 @@ import (
 
 	"ferry/assets"
 	"ferry/transfer"
+	"ferry/transport"
 )
 
 const testCode = "7-tiger-tomorrow"
@@ -459,7 +460,7 @@ func TestNetworkChangeState(t *testing.T) {
 	)
 	h.waitState(textNetChanged)
 	r := h.jobRow()
-	if r.path.Text != "Relayed" {
+	if r.path.Text != "Relayed through your server" {
 		t.Errorf("path %q after the change", r.path.Text)
 	}
 	// Data flowing again soon after does not hide the note at once...
@@ -690,7 +691,7 @@ func TestWords(t *testing.T) {
 	for p, want := range map[transfer.PathLabel]string{
 		transfer.PathDirectUDP: "Direct",
 		transfer.PathDirectTCP: "Direct (TCP)",
-		transfer.PathRelay:     "Relayed",
+		transfer.PathRelay:     "Relayed through your server",
 		transfer.PathLAN:       "Local network",
 		"":                     "",
 	} {
@@ -750,12 +751,15 @@ func TestRealEngineRefusesBadInput(t *testing.T) {
 
 // TestRealEngineSettings: the settings reach the engine's configuration.
 func TestRealEngineSettings(t *testing.T) {
-	e, ok := NewEngine(Settings{Rendezvous: " rv.example.org:7887 ", FollowLinks: true}).(*realEngine)
+	e, ok := NewEngine(Settings{Rendezvous: " rv.example.org:7887 ", FollowLinks: true, AllowRelay: true}).(*realEngine)
 	if !ok {
 		t.Fatal("NewEngine did not return the real engine")
 	}
-	if e.cfg.Rendezvous != "rv.example.org:7887" || !e.cfg.FollowLinks {
+	if e.cfg.Rendezvous != "rv.example.org:7887" || !e.cfg.FollowLinks || e.cfg.Paths != transport.AnyPath {
 		t.Errorf("engine config %+v", e.cfg)
+	}
+	if e, _ := NewEngine(Settings{AllowRelay: false}).(*realEngine); e.cfg.Paths != transport.DirectOnly {
+		t.Errorf("relaying not allowed, but the engine's path policy is %v", e.cfg.Paths)
 	}
 	if e, _ := NewEngine(Settings{}).(*realEngine); e.cfg.FollowLinks {
 		t.Error("links are followed by default")

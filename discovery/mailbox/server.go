@@ -321,8 +321,14 @@ func Listen(addr string) (ln net.Listener, pc net.PacketConn, err error) {
 // ListenAndServe listens on addr for both TCP (mailbox) and UDP (STUN) on
 // the same port and serves until ctx is done; then shuts down gracefully
 // (stop accepting, tell connected clients with an error frame code
-// "shutting_down", close within a few seconds).
-func ListenAndServe(ctx context.Context, addr string, cfg ServerConfig) error {
+// "shutting_down", close within a few seconds). With WithRelay, the TCP
+// port serves relay connections too (see Demux); they are closed, and the
+// relay handler has returned, before ListenAndServe returns.
+func ListenAndServe(ctx context.Context, addr string, cfg ServerConfig, opts ...ListenOption) error {
+	var lo listenOptions
+	for _, opt := range opts {
+		opt(&lo)
+	}
 	ln, pc, err := Listen(addr)
 	if err != nil {
 		return err
@@ -340,12 +346,33 @@ func ListenAndServe(ctx context.Context, addr string, cfg ServerConfig) error {
 		}
 		stunErr <- err
 	}()
-	err = s.Serve(ctx, ln)
+	var mailboxLn net.Listener = ln
+	var demux *Demux
+	demuxErr := make(chan error, 1)
+	if lo.relay != nil {
+		demux = NewDemux(ln, lo.relay, s.log)
+		mailboxLn = demux.Mailbox()
+		go func() {
+			err := demux.Serve(ctx)
+			if err != nil {
+				cancel()
+			}
+			demuxErr <- err
+		}()
+	}
+	err = s.Serve(ctx, mailboxLn)
 	cancel()
 	sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer scancel()
 	if serr := s.Shutdown(sctx); err == nil {
 		err = serr
+	}
+	if demux != nil {
+		demux.Close()
+		// The demultiplexer's error is the cause of the mailbox's, if any.
+		if derr := <-demuxErr; derr != nil {
+			err = derr
+		}
 	}
 	if serr := <-stunErr; err == nil {
 		err = serr

@@ -26,12 +26,12 @@ const (
 // addresses for packets on a NAT's LAN.
 type PacketInfo struct {
 	Src, Dst netip.AddrPort
-	Len      int    // payload length in bytes
+	Len      int // payload length in bytes
 	// Payload is the packet's payload: valid only during the tap's call,
 	// and never to be modified (tests record it to replay it).
 	Payload []byte
-	Dropped  bool   // whether the packet was dropped
-	Reason   string // why it was dropped, one of the Reason constants; "" if delivered
+	Dropped bool   // whether the packet was dropped
+	Reason  string // why it was dropped, one of the Reason constants; "" if delivered
 }
 
 type tapEntry struct {

@@ -64,7 +64,8 @@ func NewHumanSink(w io.Writer, tty bool) (transfer.Sink, func()) {
 }
 
 // PathWords names a path for people: "Local network", "Direct",
-// "Direct (TCP)" or "Relayed". Unknown labels are returned as they are.
+// "Direct (TCP)" or "Relayed through your server". Unknown labels are
+// returned as they are.
 func PathWords(p transfer.PathLabel) string {
 	switch p {
 	case transfer.PathLAN:
@@ -74,7 +75,7 @@ func PathWords(p transfer.PathLabel) string {
 	case transfer.PathDirectTCP:
 		return "Direct (TCP)"
 	case transfer.PathRelay:
-		return "Relayed"
+		return "Relayed through your server"
 	case "":
 		return "Unknown"
 	}
@@ -203,8 +204,12 @@ func (s *humanSink) handle(e transfer.Event) {
 			s.println(fmt.Sprintf("Connected (%s, %s)", PathWords(e.Path), e.Peer))
 		}
 	case transfer.EventPath:
-		if e.Reason == "reconnected" {
+		switch e.Reason {
+		case "reconnected":
 			s.println(fmt.Sprintf("Reconnected (%s, %s)", PathWords(e.Path), e.Peer))
+			return
+		case "upgraded":
+			s.println(fmt.Sprintf("Found a direct path: now %s (%s)", PathWords(e.Path), e.Peer))
 			return
 		}
 		if e.Peer == "" {

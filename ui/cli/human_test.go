@@ -49,7 +49,7 @@ var documentedPhrases = []string{
 	"Offer: 3 files, 1.2 GB: a.txt, photos → /home/x/Downloads\n",
 	"Connected (Direct, 198.18.0.2:4000)\n",
 	"Resuming: 512 MB already here\n",
-	"Network changed: now Local network (10.0.0.5:4000)\n",
+	"Found a direct path: now Local network (10.0.0.5:4000)\n",
 	"Connection lost; waiting for the other computer to come back (the transfer resumes by itself)...\n",
 	"Reconnected (Local network, 10.0.0.5:4000)\n",
 	"Done: 3 files, 1.2 GB in 12.3s (98 MB/s)\n",
@@ -135,7 +135,9 @@ func TestHumanSinkMessages(t *testing.T) {
 		{transfer.Event{Kind: transfer.EventOffer, Files: 1, Bytes: 999}, "Offer: 1 file, 999 B\n"},
 		{transfer.Event{Kind: transfer.EventOffer, Files: 9, Bytes: 2000,
 			Names: []string{"a", "b", "c", "d", "e", "f", "g"}}, "Offer: 9 files, 2.0 kB: a, b, c, d, e, ...\n"},
-		{transfer.Event{Kind: transfer.EventConnected, Path: transfer.PathRelay}, "Connected (Relayed)\n"},
+		{transfer.Event{Kind: transfer.EventConnected, Path: transfer.PathRelay}, "Connected (Relayed through your server)\n"},
+		{transfer.Event{Kind: transfer.EventPath, Path: transfer.PathDirectUDP, Peer: "198.18.0.2:4000", Reason: "upgraded"},
+			"Found a direct path: now Direct (198.18.0.2:4000)\n"},
 		{transfer.Event{Kind: transfer.EventPath, Path: transfer.PathDirectTCP, Peer: "[2001:db8::1]:5"},
 			"Network changed: now Direct (TCP) ([2001:db8::1]:5)\n"},
 		{transfer.Event{Kind: transfer.EventDone, Files: 1, Bytes: 10, Elapsed: 0}, "Done: 1 file, 10 B in 0.0s\n"},
@@ -179,7 +181,7 @@ func TestHumanSinkTTY(t *testing.T) {
 	finish()
 	out := buf.String()
 	for _, p := range []string{"Code: 7-guitar-orbit", "Connected (Direct, 198.18.0.2:4000)",
-		"Network changed: now Local network (10.0.0.5:4000)", "Done: 3 files, 1.2 GB in 12.3s (98 MB/s)",
+		"Found a direct path: now Local network (10.0.0.5:4000)", "Done: 3 files, 1.2 GB in 12.3s (98 MB/s)",
 		"Error: the code did not match", "1.0 GB / 1.2 GB, 98 MB/s, ETA 2s", "100%"} {
 		if !strings.Contains(out, p) {
 			t.Errorf("tty output lacks %q", p)
@@ -269,7 +271,7 @@ func TestPathWords(t *testing.T) {
 		{transfer.PathLAN, "Local network"},
 		{transfer.PathDirectUDP, "Direct"},
 		{transfer.PathDirectTCP, "Direct (TCP)"},
-		{transfer.PathRelay, "Relayed"},
+		{transfer.PathRelay, "Relayed through your server"},
 		{"", "Unknown"},
 		{"carrier-pigeon", "carrier-pigeon"},
 	}

@@ -13,6 +13,7 @@ import (
 
 	"ferry/discovery/code"
 	"ferry/transfer"
+	"ferry/transport"
 )
 
 // Exit statuses: a public contract for scripts.
@@ -48,6 +49,8 @@ type common struct {
 	noLAN      bool
 	stun       string
 	verbose    bool
+	noRelay    bool
+	relayOnly  bool
 }
 
 func (c *common) register(fs *flag.FlagSet, env Env) {
@@ -57,6 +60,32 @@ func (c *common) register(fs *flag.FlagSet, env Env) {
 	fs.BoolVar(&c.noLAN, "no-lan", false, "do not pair on the local network (needs --rendezvous)")
 	fs.StringVar(&c.stun, "stun", "", "extra STUN servers, `HOST:PORT[,HOST:PORT]` (none are contacted unless listed)")
 	fs.BoolVar(&c.verbose, "verbose", false, "log details to stderr")
+	fs.BoolVar(&c.noRelay, "no-relay", false, "connect directly or not at all: never relay through the rendezvous server")
+	fs.BoolVar(&c.relayOnly, "relay-only", false, "send everything through the rendezvous server's relay (needs --rendezvous): the peer never sees your addresses")
+}
+
+// check reports a usage error in the shared flags, or "".
+func (c *common) check() string {
+	switch {
+	case c.noLAN && c.rendezvous == "":
+		return "--no-lan needs --rendezvous"
+	case c.relayOnly && c.noRelay:
+		return "--relay-only and --no-relay exclude each other"
+	case c.relayOnly && c.rendezvous == "":
+		return "--relay-only needs --rendezvous"
+	}
+	return ""
+}
+
+// paths is the path policy the relay flags ask for.
+func (c *common) paths() transport.PathPolicy {
+	switch {
+	case c.relayOnly:
+		return transport.RelayOnly
+	case c.noRelay:
+		return transport.DirectOnly
+	}
+	return transport.AnyPath
 }
 
 func (c *common) config(env Env) transfer.Config {
@@ -67,6 +96,7 @@ func (c *common) config(env Env) transfer.Config {
 	cfg := transfer.Config{
 		Rendezvous: c.rendezvous,
 		NoLAN:      c.noLAN,
+		Paths:      c.paths(),
 		ListenAddr: c.listen,
 		Logger:     slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level})),
 	}
@@ -127,8 +157,8 @@ func Send(ctx context.Context, args []string, env Env) int {
 		fs.Usage()
 		return ExitUsage
 	}
-	if c.noLAN && c.rendezvous == "" {
-		fmt.Fprintln(env.Stderr, "ferry send: --no-lan needs --rendezvous")
+	if msg := c.check(); msg != "" {
+		fmt.Fprintln(env.Stderr, "ferry send: "+msg)
 		return ExitUsage
 	}
 	paths := fs.Args()
@@ -163,8 +193,8 @@ func Receive(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintln(env.Stderr, "ferry receive: give at most one code")
 		return ExitUsage
 	}
-	if c.noLAN && c.rendezvous == "" {
-		fmt.Fprintln(env.Stderr, "ferry receive: --no-lan needs --rendezvous")
+	if msg := c.check(); msg != "" {
+		fmt.Fprintln(env.Stderr, "ferry receive: "+msg)
 		return ExitUsage
 	}
 	raw := fs.Arg(0)

@@ -1,0 +1,192 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"ferry/internal/vnet"
+)
+
+// startRelay runs a relay server on a loopback TCP port until the test ends
+// and returns its address.
+func startRelay(t testing.TB, cfg RelayConfig) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger()
+	}
+	srv := NewRelayServer(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { srv.ServeConn(ctx, c) })
+		}
+	})
+	t.Cleanup(func() {
+		cancel()
+		ln.Close()
+		srv.Close()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+// relayPeers are two sockets on the in-memory network whose direct UDP
+// link starts down, and the relay both may use (real TCP on loopback).
+type relayPeers struct {
+	n     *vnet.Network
+	a, b  *Socket
+	relay string
+}
+
+func newRelayPeers(t *testing.T) *relayPeers {
+	n := newNet(t)
+	n.SetLink(publicA.Addr(), publicB.Addr(), vnet.Link{Down: true})
+	return &relayPeers{
+		n:     n,
+		a:     vnetSocket(t, fastConfig(), listenAt(n, publicA)),
+		b:     vnetSocket(t, fastConfig(), listenAt(n, publicB)),
+		relay: startRelay(t, RelayConfig{}),
+	}
+}
+
+// connect runs both sides' Connect with the given policy and the relay,
+// for at most 10 s (1 s for DirectOnly, which is expected to fail).
+func (rp *relayPeers) connect(t *testing.T, policy PathPolicy) (connectResult, connectResult) {
+	t.Helper()
+	spec := newPairSpec(t)
+	timeout := 10 * time.Second
+	if policy == DirectOnly {
+		timeout = time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	bc := make(chan connectResult, 1)
+	go func() {
+		c, err := rp.b.Connect(ctx, Peer{Role: RoleAcceptor, Key: spec.key, Certificate: spec.certB, PeerFingerprint: spec.certA.Fingerprint,
+			Candidates: []netip.AddrPort{publicA}, Relay: rp.relay, Paths: policy})
+		bc <- connectResult{c, err}
+	}()
+	c, err := rp.a.Connect(ctx, Peer{Role: RoleDialer, Key: spec.key, Certificate: spec.certA, PeerFingerprint: spec.certB.Fingerprint,
+		Candidates: []netip.AddrPort{publicB}, Relay: rp.relay, Paths: policy})
+	ra, rb := connectResult{c, err}, <-bc
+	for _, r := range []connectResult{ra, rb} {
+		if r.c != nil {
+			t.Cleanup(func() { r.c.Close() })
+		}
+	}
+	return ra, rb
+}
+
+// TestRelayCarriesConnectionWithoutDirectPath: with the direct link down,
+// both sides connect through the relay and move data both ways.
+func TestRelayCarriesConnectionWithoutDirectPath(t *testing.T) {
+	rp := newRelayPeers(t)
+	ra, rb := rp.connect(t, AnyPath)
+	if ra.err != nil || rb.err != nil {
+		t.Fatalf("connect: dialer %v, acceptor %v", ra.err, rb.err)
+	}
+	for side, c := range map[string]*Conn{"dialer": ra.c, "acceptor": rb.c} {
+		if p := c.Path(); p.Kind != PathRelay {
+			t.Fatalf("%s's path %+v, want the relay", side, p)
+		}
+	}
+	roundTrip(t, ra.c, rb.c, 1<<20)
+	roundTrip(t, rb.c, ra.c, 1<<20)
+}
+
+// TestRelayUpgradesToDirectMidStream: a connection that came up through the
+// relay moves to the direct path when it comes up, in the middle of a
+// stream that is held until both sides have moved; the second half crosses
+// the direct path.
+func TestRelayUpgradesToDirectMidStream(t *testing.T) {
+	rp := newRelayPeers(t)
+	ra, rb := rp.connect(t, AnyPath)
+	if ra.err != nil || rb.err != nil {
+		t.Fatalf("connect: dialer %v, acceptor %v", ra.err, rb.err)
+	}
+	subA, stopA := ra.c.SubscribePath()
+	defer stopA()
+	subB, stopB := rb.c.SubscribePath()
+	defer stopB()
+	var mu sync.Mutex
+	direct := 0
+	t.Cleanup(rp.n.Tap(func(p vnet.PacketInfo) {
+		if !p.Dropped && p.Src == publicA && p.Dst == publicB {
+			mu.Lock()
+			direct += p.Len
+			mu.Unlock()
+		}
+	}))
+	const size = 4 << 20
+	streamInHalves(t, ra.c, rb.c, size, func() {
+		rp.n.SetLink(publicA.Addr(), publicB.Addr(), vnet.Link{})
+		upgraded := func(p PathInfo) bool { return p.Kind == PathDirectUDP && p.Reason == ReasonUpgraded }
+		pa := waitPath(t, subA, upgraded)
+		pb := waitPath(t, subB, upgraded)
+		if pa.Remote != publicB || pb.Remote != publicA {
+			t.Fatalf("upgraded paths: dialer %+v, acceptor %+v", pa, pb)
+		}
+	})
+	mu.Lock()
+	got := direct
+	mu.Unlock()
+	if got < size/2 {
+		t.Fatalf("%d bytes crossed the direct path, want at least the second half (%d)", got, size/2)
+	}
+	roundTrip(t, rb.c, ra.c, 256<<10)
+}
+
+// TestRelayOnlyAndDirectOnly: --relay-only stays on the relay although the
+// direct link works; --no-relay fails without a direct path, with the
+// relay there.
+func TestRelayOnlyAndDirectOnly(t *testing.T) {
+	t.Run("relay only", func(t *testing.T) {
+		rp := newRelayPeers(t)
+		rp.n.SetLink(publicA.Addr(), publicB.Addr(), vnet.Link{})
+		ra, rb := rp.connect(t, RelayOnly)
+		if ra.err != nil || rb.err != nil {
+			t.Fatalf("connect: dialer %v, acceptor %v", ra.err, rb.err)
+		}
+		roundTrip(t, ra.c, rb.c, 256<<10)
+		for side, c := range map[string]*Conn{"dialer": ra.c, "acceptor": rb.c} {
+			if p := c.Path(); p.Kind != PathRelay || p.Seq != 1 {
+				t.Fatalf("%s's path %+v, want the relay only", side, p)
+			}
+		}
+	})
+	t.Run("direct only", func(t *testing.T) {
+		rp := newRelayPeers(t)
+		ra, rb := rp.connect(t, DirectOnly)
+		if !errors.Is(ra.err, ErrNoPath) || rb.err == nil {
+			t.Fatalf("connect without a direct path: dialer %v, acceptor %v; want ErrNoPath", ra.err, rb.err)
+		}
+	})
+}
+
+// TestRelayRefusalIsExplained: a server that does not relay makes a
+// relay-only connection fail at once with ErrNoPath and the reason.
+func TestRelayRefusalIsExplained(t *testing.T) {
+	rp := newRelayPeers(t)
+	rp.relay = startRelay(t, RelayConfig{Disabled: true})
+	ra, rb := rp.connect(t, RelayOnly)
+	var refused *RelayRefusedError
+	for side, err := range map[string]error{"dialer": ra.err, "acceptor": rb.err} {
+		if !errors.Is(err, ErrNoPath) || !errors.As(err, &refused) || refused.Status != RelayDisabled {
+			t.Fatalf("%s: err = %v, want ErrNoPath because the server does not relay", side, err)
+		}
+	}
+}
