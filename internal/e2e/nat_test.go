@@ -1,0 +1,150 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"ferry/internal/netlab"
+)
+
+// natLab is a NAT lab with `ferry rendezvous` (mailbox, STUN and relay)
+// running in its internet namespace.
+type natLab struct {
+	*netlab.Lab
+	rendezvous string
+	hosts      int
+}
+
+var labListeningRE = regexp.MustCompile(`tcp=(198\.18\.0\.10:\d+)`)
+
+func newNATLab(t *testing.T) *natLab {
+	t.Helper()
+	lab := netlab.NewLab(t, netlab.LabConfig{})
+	listen := netip.AddrPortFrom(lab.ServerIP(), 7887).String()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cmd := lab.Internet.Command(ctx, ferryBinary, "rendezvous", "--listen", listen)
+	addr, _ := startRendezvousCmd(t, cmd, labListeningRE)
+	return &natLab{Lab: lab, rendezvous: addr}
+}
+
+// pair adds two hosts, a sender behind a NAT of kind a and a receiver
+// behind one of kind b.
+func (l *natLab) pair(t *testing.T, a, b netlab.NATSpec) (send, recv *netlab.Host) {
+	l.hosts += 2
+	send = l.AddHost(t, fmt.Sprintf("s%d", l.hosts), a)
+	recv = l.AddHost(t, fmt.Sprintf("r%d", l.hosts), b)
+	return send, recv
+}
+
+// transfer sends a file of size bytes from one lab host to another with
+// the real binaries and extra flags on both sides, and returns both sides'
+// processes once they exited.
+func (l *natLab) transfer(t *testing.T, from, to *netlab.Host, size int64, extra ...string) (s, r *ferryProc) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	src := filepath.Join(t.TempDir(), "payload.bin")
+	writeRandom(t, src, size)
+	out := t.TempDir()
+	args := func(verb string) []string {
+		return append([]string{verb, "--json", "--no-lan", "--rendezvous", l.rendezvous}, extra...)
+	}
+	s = startFerryCmd(t, from.NS.Command(ctx, ferryBinary, append(args("send"), src)...))
+	code := s.waitEvent(t, "the code", func(e jsonEvent) bool { return e.Event == "code" }).Code
+	rcmd := to.NS.Command(ctx, ferryBinary, append(args("receive"), "--yes", "--out", out, code)...)
+	r = startFerryCmd(t, rcmd)
+	r.wait(t)
+	s.wait(t)
+	if r.exit == 0 {
+		if err := sameFile(src, filepath.Join(out, "payload.bin")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, r
+}
+
+// finalPath is the path a side ended on: the connected event's, or that of
+// the last path event after it.
+func finalPath(p *ferryProc) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	path := ""
+	for _, e := range p.events {
+		if e.Event == "connected" || e.Event == "path" {
+			path = e.Path
+		}
+	}
+	return path
+}
+
+// punchable says whether theory (and the lab's own sanity matrix) gives a
+// direct UDP path between two NAT kinds: everything but a port-restricted
+// or symmetric NAT facing a symmetric one.
+func punchable(a, b netlab.NATKind) bool {
+	hard := func(k netlab.NATKind) bool { return k == netlab.PortRestricted || k == netlab.Symmetric }
+	return !(a == netlab.Symmetric && hard(b) || b == netlab.Symmetric && hard(a))
+}
+
+// TestNATMatrix sends a file with the real binaries between two hosts
+// behind every pair of NAT kinds (real kernel NATs, `ferry rendezvous` in
+// the lab's internet): every transfer is byte-exact, on a direct UDP path
+// wherever the NATs allow punching and through the relay elsewhere.
+func TestNATMatrix(t *testing.T) {
+	lab := newNATLab(t)
+	for _, a := range netlab.NATKinds {
+		for _, b := range netlab.NATKinds {
+			t.Run(fmt.Sprintf("%v to %v", a, b), func(t *testing.T) {
+				from, to := lab.pair(t, netlab.NATSpec{Kind: a}, netlab.NATSpec{Kind: b})
+				start := time.Now()
+				s, r := lab.transfer(t, from, to, 2<<20)
+				if s.exit != 0 || r.exit != 0 {
+					t.Fatalf("exit: send %d, receive %d\nsend stderr:\n%s\nreceive stderr:\n%s", s.exit, r.exit, s.stderr.String(), r.stderr.String())
+				}
+				want := "relay"
+				if punchable(a, b) {
+					want = "direct-udp"
+				}
+				for side, p := range map[string]*ferryProc{"sender": s, "receiver": r} {
+					if got := finalPath(p); got != want {
+						t.Errorf("%s ended on %q, want %q", side, got, want)
+					}
+				}
+				t.Logf("%v -> %v: %s, %v from start to both exits", a, b, want, time.Since(start).Round(time.Millisecond))
+			})
+		}
+	}
+}
+
+// TestNATPathFlags: --relay-only stays on the relay between two NATs that
+// punch; --no-relay between two that cannot fails with no_path.
+func TestNATPathFlags(t *testing.T) {
+	lab := newNATLab(t)
+	t.Run("relay only", func(t *testing.T) {
+		from, to := lab.pair(t, netlab.NATSpec{Kind: netlab.PortRestricted}, netlab.NATSpec{Kind: netlab.PortRestricted})
+		s, r := lab.transfer(t, from, to, 1<<20, "--relay-only")
+		if s.exit != 0 || r.exit != 0 {
+			t.Fatalf("exit: send %d, receive %d\n%s\n%s", s.exit, r.exit, s.stderr.String(), r.stderr.String())
+		}
+		for side, p := range map[string]*ferryProc{"sender": s, "receiver": r} {
+			if got := finalPath(p); got != "relay" {
+				t.Errorf("%s ended on %q with --relay-only", side, got)
+			}
+		}
+	})
+	t.Run("no relay", func(t *testing.T) {
+		from, to := lab.pair(t, netlab.NATSpec{Kind: netlab.Symmetric}, netlab.NATSpec{Kind: netlab.Symmetric})
+		s, r := lab.transfer(t, from, to, 1<<20, "--no-relay")
+		for side, p := range map[string]*ferryProc{"sender": s, "receiver": r} {
+			ev, ok := p.find("error")
+			if p.exit != 1 || !ok || ev.Kind != "no_path" {
+				t.Errorf("%s: exit %d, error %+v; want exit 1 with no_path", side, p.exit, ev)
+			}
+		}
+	})
+}
