@@ -1,3 +1,5 @@
+//go:build linux
+
 package netlab
 
 import (
@@ -5,13 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"testing"
 
 	"golang.org/x/sys/unix"
 )
-
-// netnsDir is where `ip netns add` keeps its namespace handles.
-const netnsDir = "/var/run/netns"
 
 // Do runs f in the namespace, in-process: on a goroutine locked to an OS
 // thread switched into the namespace, and waits for it. Sockets that f
@@ -56,36 +54,4 @@ func (ns *Namespace) Do(f func() error) error {
 		errc <- ferr
 	}()
 	return <-errc
-}
-
-// SetSysctls writes network sysctls inside the namespace, given as pairs
-// of a key such as "net.ipv4.ip_forward" and a value, and fails t on
-// error.
-func (ns *Namespace) SetSysctls(t testing.TB, kv ...string) {
-	t.Helper()
-	if len(kv)%2 != 0 {
-		t.Fatalf("SetSysctls: odd number of arguments %q", kv)
-	}
-	err := ns.Do(func() error {
-		for i := 0; i < len(kv); i += 2 {
-			p := filepath.Join("/proc/sys", filepath.FromSlash(dotsToSlashes(kv[i])))
-			if err := os.WriteFile(p, []byte(kv[i+1]), 0o644); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("sysctl in %s: %v", ns.Name, err)
-	}
-}
-
-func dotsToSlashes(key string) string {
-	b := []byte(key)
-	for i, c := range b {
-		if c == '.' {
-			b[i] = '/'
-		}
-	}
-	return string(b)
 }

@@ -28,6 +28,9 @@ import (
 	"testing"
 )
 
+// netnsDir is where `ip netns add` keeps its namespace handles.
+const netnsDir = "/var/run/netns"
+
 // Namespace is one network namespace made by a test.
 type Namespace struct {
 	Name string
