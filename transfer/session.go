@@ -283,7 +283,7 @@ func pathLabel(info transport.PathInfo) PathLabel {
 // pathReason maps the transport's reasons onto the CLI contract's.
 func pathReason(r transport.PathChangeReason) string {
 	switch r {
-	case transport.ReasonRebound, transport.ReasonPeerMoved, transport.ReasonMigrated:
+	case transport.ReasonRebound, transport.ReasonPeerMoved, transport.ReasonMigrated, transport.ReasonRelayRejoined:
 		return "migrated"
 	}
 	return string(r)

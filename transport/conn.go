@@ -169,6 +169,7 @@ func (s *Socket) joinRelay(ctx context.Context, e *endpoint, addr string) error 
 	rc.ep = e
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.relayAddr = addr
 	if e.state == StateClosed || !s.addRelayCarrier(rc) {
 		_ = rc.Close()
 		return ErrClosed

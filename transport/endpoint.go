@@ -56,6 +56,7 @@ type endpoint struct {
 	policy      PathPolicy
 	attempt     *attempt
 	relay       *relayCarrier                 // the pairing's session at a relay, once paired
+	relayAddr   string                        // the relay server, for rejoining
 	direct      []netip.AddrPort              // the peer's offered direct candidates, for upgrades
 	upgrade     map[netip.AddrPort]*candidate // upgrade probes while the path is relayed
 	established *peerAttempt                  // the attempt's keys once established

@@ -54,6 +54,9 @@ const (
 	ReasonRebound PathChangeReason = "rebound"
 	// ReasonUpgraded: a relayed connection moved to a direct path.
 	ReasonUpgraded PathChangeReason = "upgraded"
+	// ReasonRelayRejoined: the relay session carrying the connection ended
+	// and a new one with the same peer took its place.
+	ReasonRelayRejoined PathChangeReason = "relay-rejoined"
 )
 
 // PathPolicy says which kinds of path a connection may use.
@@ -114,7 +117,7 @@ func (e *endpoint) setPathLocked(c Carrier, remote netip.AddrPort, reason PathCh
 	e.path.Store(&path{carrier: c, remote: remote, info: info})
 	if old != nil {
 		e.counters.pathChanges.Add(1)
-		if old.remote != remote || old.carrier != c {
+		if old.remote != remote {
 			if old.carrier.Kind() != PathRelay {
 				e.s.router.removeAddr(old.remote, e.tag)
 			}

@@ -16,7 +16,15 @@ import (
 // and returns its address.
 func startRelay(t testing.TB, cfg RelayConfig) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, _ := startRelayAt(t, cfg, "127.0.0.1:0")
+	return addr
+}
+
+// startRelayAt runs a relay server on addr and returns its address and a
+// function that stops it (also called when the test ends).
+func startRelayAt(t testing.TB, cfg RelayConfig, addr string) (string, func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,13 +43,17 @@ func startRelay(t testing.TB, cfg RelayConfig) string {
 			wg.Go(func() { srv.ServeConn(ctx, c) })
 		}
 	})
-	t.Cleanup(func() {
-		cancel()
-		ln.Close()
-		srv.Close()
-		wg.Wait()
-	})
-	return ln.Addr().String()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			ln.Close()
+			srv.Close()
+			wg.Wait()
+		})
+	}
+	t.Cleanup(stop)
+	return ln.Addr().String(), stop
 }
 
 // relayPeers are two sockets on the in-memory network whose direct UDP
@@ -188,5 +200,34 @@ func TestRelayRefusalIsExplained(t *testing.T) {
 		if !errors.Is(err, ErrNoPath) || !errors.As(err, &refused) || refused.Status != RelayDisabled {
 			t.Fatalf("%s: err = %v, want ErrNoPath because the server does not relay", side, err)
 		}
+	}
+}
+
+// TestRelayRestartMidStream stops the relay server carrying a connection in
+// the middle of a stream and starts a new one on the same address: both
+// sides join it again and the stream completes, byte-exact, on the same
+// connection.
+func TestRelayRestartMidStream(t *testing.T) {
+	rp := newRelayPeers(t)
+	addr, stop := startRelayAt(t, RelayConfig{Logger: testLogger()}, "127.0.0.1:0")
+	rp.relay = addr
+	ra, rb := rp.connect(t, AnyPath)
+	if ra.err != nil || rb.err != nil {
+		t.Fatalf("connect: dialer %v, acceptor %v", ra.err, rb.err)
+	}
+	subA, stopA := ra.c.SubscribePath()
+	defer stopA()
+	subB, stopB := rb.c.SubscribePath()
+	defer stopB()
+	streamInHalves(t, ra.c, rb.c, 4<<20, func() {
+		stop()
+		startRelayAt(t, RelayConfig{Logger: testLogger()}, addr)
+		rejoined := func(p PathInfo) bool { return p.Kind == PathRelay && p.Reason == ReasonRelayRejoined }
+		waitPath(t, subA, rejoined)
+		waitPath(t, subB, rejoined)
+	})
+	roundTrip(t, rb.c, ra.c, 256<<10)
+	if ra.c.Context().Err() != nil || rb.c.Context().Err() != nil {
+		t.Fatal("the connection did not survive the relay's restart")
 	}
 }

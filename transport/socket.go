@@ -177,6 +177,14 @@ func (s *Socket) readLoop(c Carrier) {
 	}()
 	for {
 		n, err := c.ReadBatch(ds)
+		if rc, ok := c.(*relayCarrier); ok && err != nil {
+			// A relay session's stream cannot go on after any read error.
+			_ = rc.Close()
+			if rc.ep != nil && !s.isClosed() {
+				rc.ep.relayLost(rc)
+			}
+			return
+		}
 		if err != nil {
 			if isClosedErr(err) || s.isClosed() || s.isRetired(c) {
 				return

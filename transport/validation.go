@@ -62,10 +62,16 @@ func (e *endpoint) maybeStartPassiveLocked(from netip.AddrPort, c Carrier, trigg
 		return
 	}
 	cur := e.path.Load()
-	if cur == nil || cur.remote == from && cur.carrier == c {
+	if cur == nil {
 		return
 	}
-	if c.Kind() == PathRelay && cur.carrier.Kind() != PathRelay {
+	sameKind := c.Kind() == cur.carrier.Kind()
+	if cur.remote == from && sameKind {
+		// The same address through another local socket of ours is a
+		// straggler to an old socket after a rebind, not a move.
+		return
+	}
+	if c.Kind() == PathRelay && !sameKind {
 		return // see upgrade.go: never back to the relay passively
 	}
 	if _, ok := e.validations[from]; ok {
@@ -84,8 +90,12 @@ func (e *endpoint) maybeStartPassiveLocked(from netip.AddrPort, c Carrier, trigg
 		return
 	}
 	e.log.Debug("packet from a new address, validating", "remote", from)
-	// The challenge goes out the way the packet came in: that is the path
-	// the peer uses (a relay, or a local socket).
+	// A challenge to a new address of the same kind goes out on the active
+	// carrier; one to another kind of path (a direct address while
+	// relayed) the way the packet came in, the only way there.
+	if sameKind {
+		c = cur.carrier
+	}
 	e.startValidationLocked(c, from, trigger, ReasonPeerMoved)
 }
 
