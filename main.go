@@ -45,7 +45,7 @@ Usage:
                                           send files and folders; prints a code
   ferry receive [--rendezvous HOST:PORT] [--out DIR] [--yes] [--overwrite] [--json] [CODE]
                                           receive with the code from the sender
-  ferry rendezvous [--listen HOST:PORT] [--no-relay]
+  ferry rendezvous [--listen HOST:PORT] [--no-relay] [--relay-rate MIB/S]
                                           run a rendezvous server: mailbox and relay
                                           (TCP) and STUN (UDP) on one port (default
                                           :7887; --max-nameplates-per-ip N)
@@ -136,6 +136,9 @@ func runRendezvous(args []string, stderr io.Writer) int {
 	listen := fs.String("listen", defaultRendezvousListen, "`HOST:PORT` for the mailbox and the relay (TCP) and STUN (UDP)")
 	perIP := fs.Int("max-nameplates-per-ip", mailbox.DefaultMaxNameplatesPerIP, "open codes one client address may hold; raise it when many users share one address, -1 for no limit")
 	noRelay := fs.Bool("no-relay", false, "do not relay for peers that cannot reach each other directly (they are told the server does not relay)")
+	relaySessions := fs.Int("relay-max-sessions", transport.DefaultRelayMaxSessions, "relayed transfers at once")
+	relayPerIP := fs.Int("relay-max-sessions-per-ip", transport.DefaultRelayMaxSessionsPerAddr, "relayed transfers one client address (IPv6: /64) may hold; -1 for no limit")
+	relayRate := fs.Float64("relay-rate", float64(transport.DefaultRelaySessionRate)/(1<<20), "`MiB/s` one relayed transfer may use; -1 for no limit")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -149,7 +152,12 @@ func runRendezvous(args []string, stderr io.Writer) int {
 	logger.Info("rendezvous server starting", "listen", *listen, "relay", !*noRelay, "version", version)
 	// With --no-relay the relay still answers relay hellos, with
 	// RelayDisabled, so clients can say why there is no relayed path.
-	relay := transport.NewRelayServer(transport.RelayConfig{Disabled: *noRelay, Logger: logger})
+	rate := int64(*relayRate * (1 << 20))
+	if *relayRate < 0 {
+		rate = -1
+	}
+	relay := transport.NewRelayServer(transport.RelayConfig{Disabled: *noRelay, Logger: logger,
+		MaxSessions: *relaySessions, MaxSessionsPerAddr: *relayPerIP, SessionRate: rate})
 	defer relay.Close()
 	err := mailbox.ListenAndServe(ctx, *listen, mailbox.ServerConfig{Logger: logger, MaxNameplatesPerIP: *perIP},
 		mailbox.WithRelay(func(c net.Conn) { relay.ServeConn(ctx, c) }))

@@ -37,6 +37,10 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(tcpProxyEnv) != "" {
+		// This process is the plain TCP proxy a benchmark compares the relay with.
+		os.Exit(runTCPProxy())
+	}
 	dir, err := os.MkdirTemp("", "ferry-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
