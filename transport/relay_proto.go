@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 )
 
 // The relay protocol, version 1, over one TCP connection per side. The
@@ -27,6 +28,55 @@ import (
 // connections from mailbox ones by it (a mailbox frame starts with a
 // length, whose first byte is 0 for any frame the mailbox accepts).
 const RelayMagic = "FRYR"
+
+// RelayAddrMagic asks the relay which address it sees the connection come
+// from, instead of a hello: the relay answers with that address
+// (AppendRelayAddr) and closes. A TCP hole punch needs the public address
+// of the very local port it punches from.
+const RelayAddrMagic = "FRYA"
+
+// IsRelayMagic reports whether the first bytes of a connection to the
+// rendezvous port start the relay's protocol (a hello or an address query).
+func IsRelayMagic(head []byte) bool {
+	return string(head) == RelayMagic || string(head) == RelayAddrMagic
+}
+
+// relayAddrMaxLen is the longest address answer: family, IPv6, port.
+const relayAddrMaxLen = 1 + 16 + 2
+
+// AppendRelayAddr appends an address answer: family (4 or 6), IP, port.
+func AppendRelayAddr(dst []byte, ap netip.AddrPort) []byte {
+	a := ap.Addr().Unmap()
+	if a.Is4() {
+		ip := a.As4()
+		dst = append(append(dst, 4), ip[:]...)
+	} else {
+		ip := a.As16()
+		dst = append(append(dst, 6), ip[:]...)
+	}
+	return binary.BigEndian.AppendUint16(dst, ap.Port())
+}
+
+// ReadRelayAddr reads an address answer.
+func ReadRelayAddr(r io.Reader) (netip.AddrPort, error) {
+	var b [relayAddrMaxLen]byte
+	if _, err := io.ReadFull(r, b[:1]); err != nil {
+		return netip.AddrPort{}, err
+	}
+	n := 4
+	switch b[0] {
+	case 4:
+	case 6:
+		n = 16
+	default:
+		return netip.AddrPort{}, fmt.Errorf("%w: address family %d", ErrRelayFrame, b[0])
+	}
+	if _, err := io.ReadFull(r, b[1:1+n+2]); err != nil {
+		return netip.AddrPort{}, err
+	}
+	ip, _ := netip.AddrFromSlice(b[1 : 1+n])
+	return netip.AddrPortFrom(ip, binary.BigEndian.Uint16(b[1+n:])), nil
+}
 
 // relayVersion is the protocol version in the hello.
 const relayVersion = 1

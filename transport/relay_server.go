@@ -277,6 +277,10 @@ func (s *RelayServer) ServeConn(ctx context.Context, c net.Conn) {
 	defer stop()
 
 	token, side, st := s.readHello(c)
+	if st == relayAddrQuery {
+		s.answerAddr(c)
+		return
+	}
 	if st != RelayWaiting {
 		if st != relayGone {
 			s.refuse(c, st)
@@ -339,12 +343,35 @@ func (s *RelayServer) untrack(c net.Conn) {
 // before it closed: there is no one to answer.
 const relayGone RelayStatus = 255
 
+// relayAddrQuery is readHello's answer for an address query (RelayAddrMagic).
+const relayAddrQuery RelayStatus = 254
+
 // readHello reads the hello. It returns RelayWaiting for a good one, or
 // the refusal to send.
+// answerAddr answers an address query with the address c comes from.
+func (s *RelayServer) answerAddr(c net.Conn) {
+	defer c.Close()
+	ta, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return
+	}
+	_ = c.SetWriteDeadline(time.Now().Add(s.cfg.HelloTimeout))
+	_, _ = c.Write(AppendRelayAddr(nil, ta.AddrPort()))
+}
+
 func (s *RelayServer) readHello(c net.Conn) (token [RelayTokenLen]byte, side Role, st RelayStatus) {
 	_ = c.SetReadDeadline(time.Now().Add(s.cfg.HelloTimeout))
 	var b [RelayHelloLen]byte
-	n, err := io.ReadFull(c, b[:])
+	n, err := io.ReadFull(c, b[:len(RelayMagic)])
+	if err == nil && string(b[:n]) == RelayAddrMagic {
+		_ = c.SetReadDeadline(time.Time{})
+		return token, 0, relayAddrQuery
+	}
+	if err == nil {
+		var k int
+		k, err = io.ReadFull(c, b[len(RelayMagic):])
+		n += k
+	}
 	_ = c.SetReadDeadline(time.Time{})
 	switch {
 	case err != nil && n == 0:

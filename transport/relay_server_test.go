@@ -601,3 +601,27 @@ func benchRelay(b *testing.B, cfg RelayConfig) {
 		}
 	}
 }
+
+// TestRelayServerAnswersAddressQuery: an address query gets back the
+// address the connection came from, and the connection is closed.
+func TestRelayServerAnswersAddressQuery(t *testing.T) {
+	addr := startRelay(t, RelayConfig{})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(RelayAddrMagic)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadRelayAddr(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := c.LocalAddr().(*net.TCPAddr).AddrPort(); got != unmapAddrPort(want) {
+		t.Fatalf("relay saw %v, the connection is from %v", got, want)
+	}
+	if _, err := c.Read(make([]byte, 1)); err == nil {
+		t.Fatal("connection still open after the answer")
+	}
+}

@@ -25,6 +25,7 @@ const peekTimeout = 5 * time.Second
 // its own, so a slow or silent client never holds up the others:
 //
 //	transport.RelayMagic ("FRYR")            the relay handler
+//	transport.RelayAddrMagic ("FRYA")        the relay handler (address query)
 //	anything else, or nothing in peekTimeout  the mailbox, through Mailbox()
 //
 // No mailbox client is taken for a relay one: a mailbox frame starts with
@@ -172,19 +173,19 @@ func (d *Demux) handle(c net.Conn) {
 // become it, or peekTimeout passes, or the read fails (the mailbox then
 // sees the same end). It returns what it read.
 func (d *Demux) peek(c net.Conn) (head []byte, relay bool) {
-	const magic = transport.RelayMagic
+	const magicLen = len(transport.RelayMagic)
 	_ = c.SetReadDeadline(time.Now().Add(d.peekTimeout))
 	defer c.SetReadDeadline(time.Time{})
-	buf := make([]byte, len(magic))
+	buf := make([]byte, magicLen)
 	got := 0
-	for got < len(magic) {
+	for got < magicLen {
 		n, err := c.Read(buf[got:])
 		got += n
-		if !strings.HasPrefix(magic, string(buf[:got])) || err != nil {
+		if !strings.HasPrefix(transport.RelayMagic, string(buf[:min(got, magicLen-1)])) || err != nil {
 			return buf[:got], false
 		}
 	}
-	return buf, true
+	return buf, transport.IsRelayMagic(buf)
 }
 
 // prefixConn is a connection whose first bytes were already read: Read
