@@ -57,6 +57,10 @@ type Offer struct {
 	Fingerprint transport.Fingerprint
 	// Candidates are addresses this side's transport socket may be reached at.
 	Candidates []netip.AddrPort
+	// TCPCandidates are addresses this side's TCP punching port may be
+	// reached at (its host addresses and the public address the rendezvous
+	// server saw it come from).
+	TCPCandidates []netip.AddrPort
 }
 
 // Result is what pairing hands to the transport.
@@ -71,6 +75,8 @@ type Result struct {
 	PeerFingerprint transport.Fingerprint
 	// PeerCandidates are the peer's addresses to probe.
 	PeerCandidates []netip.AddrPort
+	// PeerTCPCandidates are the peer's TCP punching addresses.
+	PeerTCPCandidates []netip.AddrPort
 }
 
 // TransportRole maps the side to the transport's role: the sender accepts,
@@ -163,11 +169,12 @@ func runPAKE(ctx context.Context, mb Mailbox, side Side, c code.Code, own Offer)
 		return nil, err
 	}
 	res := &Result{
-		Side:            side,
-		TransportKey:    ks.transport,
-		PeerFingerprint: theirs.Fingerprint,
-		PeerCandidates:  theirs.Candidates,
-		SessionID:       own.SessionID,
+		Side:              side,
+		TransportKey:      ks.transport,
+		PeerFingerprint:   theirs.Fingerprint,
+		PeerCandidates:    theirs.Candidates,
+		PeerTCPCandidates: theirs.TCPCandidates,
+		SessionID:         own.SessionID,
 	}
 	if side == Receiver {
 		res.SessionID = theirs.SessionID
@@ -257,6 +264,8 @@ type offerJSON struct {
 	SessionID   string   `json:"session,omitempty"`
 	Fingerprint string   `json:"fingerprint"`
 	Candidates  []string `json:"candidates"`
+	// TCP candidates came later: a peer that does not know them ignores them.
+	TCPCandidates []string `json:"tcp_candidates,omitempty"`
 }
 
 // seal encrypts s's offer. Each key seals exactly one message, so a zero
@@ -270,14 +279,8 @@ func (k *pairKeys) seal(s Side, o Offer) ([]byte, error) {
 	if s == Sender {
 		w.SessionID = o.SessionID.String()
 	}
-	for _, c := range o.Candidates {
-		if len(w.Candidates) == transport.MaxPeerCandidates {
-			break
-		}
-		if transport.UsableCandidate(c) {
-			w.Candidates = append(w.Candidates, unmapAddrPort(c).String())
-		}
-	}
+	w.Candidates = sealCandidates(o.Candidates)
+	w.TCPCandidates = sealCandidates(o.TCPCandidates)
 	plain, err := json.Marshal(w)
 	if err != nil {
 		return nil, err
@@ -317,15 +320,44 @@ func (k *pairKeys) open(s Side, sealed []byte) (Offer, error) {
 			return Offer{}, fmt.Errorf("%w: bad session id", ErrTampered)
 		}
 	}
-	if len(w.Candidates) > transport.MaxPeerCandidates {
-		return Offer{}, fmt.Errorf("%w: %d candidates", ErrTampered, len(w.Candidates))
+	if o.Candidates, err = openCandidates(w.Candidates); err != nil {
+		return Offer{}, err
 	}
-	for _, c := range w.Candidates {
+	if o.TCPCandidates, err = openCandidates(w.TCPCandidates); err != nil {
+		return Offer{}, err
+	}
+	return o, nil
+}
+
+// sealCandidates is the wire form of cands: the usable ones, unmapped, at
+// most transport.MaxPeerCandidates, the first ones.
+func sealCandidates(cands []netip.AddrPort) []string {
+	var out []string
+	for _, c := range cands {
+		if len(out) == transport.MaxPeerCandidates {
+			break
+		}
+		if transport.UsableCandidate(c) {
+			out = append(out, unmapAddrPort(c).String())
+		}
+	}
+	return out
+}
+
+// openCandidates parses a peer's candidate list: more than
+// transport.MaxPeerCandidates is tampering; addresses that do not parse or
+// are not usable are dropped, the others kept.
+func openCandidates(wire []string) ([]netip.AddrPort, error) {
+	if len(wire) > transport.MaxPeerCandidates {
+		return nil, fmt.Errorf("%w: %d candidates", ErrTampered, len(wire))
+	}
+	var out []netip.AddrPort
+	for _, c := range wire {
 		ap, err := netip.ParseAddrPort(c)
 		if err != nil || !transport.UsableCandidate(ap) {
 			continue // one odd address does not spoil the rest
 		}
-		o.Candidates = append(o.Candidates, unmapAddrPort(ap))
+		out = append(out, unmapAddrPort(ap))
 	}
-	return o, nil
+	return out, nil
 }

@@ -371,3 +371,29 @@ func TestSealLeavesOutUnusableCandidates(t *testing.T) {
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestOfferCarriesTCPCandidates: TCP candidates travel in the sealed offer
+// under the same rules as UDP ones, and an offer without them (an older
+// peer's) opens with none.
+func TestOfferCarriesTCPCandidates(t *testing.T) {
+	k := testKeys(t)
+	o := testOffer(t, 1)
+	tcp := netip.MustParseAddrPort("198.51.100.9:41000")
+	o.TCPCandidates = []netip.AddrPort{tcp, netip.MustParseAddrPort("0.0.0.0:1")}
+	sealed, err := k.seal(Sender, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := k.open(Sender, sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.TCPCandidates) != 1 || got.TCPCandidates[0] != tcp {
+		t.Fatalf("TCP candidates %v, want [%v]", got.TCPCandidates, tcp)
+	}
+	w := openJSON(t, k, Sender, sealed)
+	w.TCPCandidates = nil
+	if got, err := k.open(Sender, sealJSON(t, k, Sender, w)); err != nil || len(got.TCPCandidates) != 0 {
+		t.Fatalf("an offer without TCP candidates: %v, %v", got.TCPCandidates, err)
+	}
+}
