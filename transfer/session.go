@@ -107,11 +107,17 @@ func openPeer(cfg Config, emit Sink) (*peer, error) {
 
 func (p *peer) close() { p.sock.Close() }
 
-// candidates lists where the peer may reach this socket: its local
-// addresses and the reflexive addresses the rendezvous server's STUN port
-// (and any configured STUN server) report.
-func (p *peer) candidates(ctx context.Context) []netip.AddrPort {
-	out := p.sock.LocalCandidates()
+// candidates lists where the peer may reach this side, for the offer: the
+// UDP socket's local addresses and the reflexive addresses the rendezvous
+// server's STUN port (and any configured STUN server) report, and the TCP
+// punching port's addresses (local, and public as the rendezvous server
+// sees it). With --relay-only the offer names none: the peer never learns
+// this side's addresses.
+func (p *peer) candidates(ctx context.Context) (udp, tcp []netip.AddrPort) {
+	if p.cfg.Paths == transport.RelayOnly {
+		return nil, nil
+	}
+	udp = p.sock.LocalCandidates()
 	servers := slices.Clone(p.cfg.STUNServers)
 	if p.cfg.Rendezvous != "" {
 		servers = append(servers, p.cfg.Rendezvous)
@@ -126,12 +132,16 @@ func (p *peer) candidates(ctx context.Context) []netip.AddrPort {
 			p.cfg.Logger.Info("no reflexive address", "err", err)
 		}
 		for _, a := range refl {
-			if !slices.Contains(out, a) {
-				out = append(out, a)
+			if !slices.Contains(udp, a) {
+				udp = append(udp, a)
 			}
 		}
 	}
-	return out
+	if p.cfg.Rendezvous != "" {
+		// TCP punching needs the server to tell the port's public address.
+		tcp = p.sock.TCPCandidates(ctx, p.cfg.Rendezvous)
+	}
+	return udp, tcp
 }
 
 // tamperedPeer classifies a peer whose certificate does not match the one
@@ -150,6 +160,7 @@ func (p *peer) transportPeer(res *discovery.Result) transport.Peer {
 		Candidates:      res.PeerCandidates,
 		Relay:           p.cfg.Rendezvous,
 		Paths:           p.cfg.Paths,
+		TCPCandidates:   res.PeerTCPCandidates,
 	}
 }
 
@@ -336,7 +347,7 @@ func SendFiles(ctx context.Context, cfg Config, paths []string, sink Sink) (Stat
 		return Stats{}, err
 	}
 	defer p.close()
-	cands := p.candidates(ctx)
+	cands, tcpCands := p.candidates(ctx)
 	inv, err := discovery.Host(ctx, cfg.discovery())
 	if err != nil {
 		return Stats{}, pairingError(err)
@@ -344,7 +355,7 @@ func SendFiles(ctx context.Context, cfg Config, paths []string, sink Sink) (Stat
 	defer inv.Close()
 	emit(Event{Kind: EventCode, Code: inv.Code().String()})
 	emit(Event{Kind: EventState, State: StateWaiting})
-	res, err := inv.Pair(ctx, discovery.Offer{SessionID: uuid.New(), Fingerprint: p.cert.Fingerprint, Candidates: cands})
+	res, err := inv.Pair(ctx, discovery.Offer{SessionID: uuid.New(), Fingerprint: p.cert.Fingerprint, Candidates: cands, TCPCandidates: tcpCands})
 	if err != nil {
 		return Stats{}, pairingError(err)
 	}
@@ -383,9 +394,9 @@ func ReceiveFiles(ctx context.Context, cfg Config, c code.Code, opts ReceiveOpti
 		return Stats{}, err
 	}
 	defer p.close()
-	cands := p.candidates(ctx)
+	cands, tcpCands := p.candidates(ctx)
 	emit(Event{Kind: EventState, State: StatePairing})
-	res, err := discovery.Join(ctx, cfg.discovery(), c, discovery.Offer{Fingerprint: p.cert.Fingerprint, Candidates: cands})
+	res, err := discovery.Join(ctx, cfg.discovery(), c, discovery.Offer{Fingerprint: p.cert.Fingerprint, Candidates: cands, TCPCandidates: tcpCands})
 	if err != nil {
 		return Stats{}, pairingError(err)
 	}

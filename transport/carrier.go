@@ -7,14 +7,28 @@ import (
 // PathKind says what carries a path's datagrams.
 type PathKind int
 
-// Path kinds. Only direct UDP exists today; a TCP simultaneous-open path and a
-// relay through the rendezvous server plug in later as further Carriers.
+// Path kinds: a local UDP socket, a punched TCP connection, a relay session.
 const (
 	PathNone PathKind = iota
 	PathDirectUDP
 	PathDirectTCP
 	PathRelay
 )
+
+// rank orders path kinds by preference: direct UDP first, then direct
+// TCP (head-of-line blocking under QUIC), then the relay (a detour through
+// the server). Lower is better.
+func (k PathKind) rank() int {
+	switch k {
+	case PathDirectUDP:
+		return 0
+	case PathDirectTCP:
+		return 1
+	case PathRelay:
+		return 2
+	}
+	return 3
+}
 
 func (k PathKind) String() string {
 	switch k {

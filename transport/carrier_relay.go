@@ -93,6 +93,7 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 }
 
 func (c *relayCarrier) Kind() PathKind            { return PathRelay }
+func (c *relayCarrier) owner() *endpoint          { return c.ep }
 func (c *relayCarrier) LocalAddr() netip.AddrPort { return c.local }
 func (c *relayCarrier) Close() error              { return c.conn.Close() }
 

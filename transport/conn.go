@@ -36,6 +36,10 @@ type Peer struct {
 	Relay string
 	// Paths restricts the kinds of path used; the zero value allows any.
 	Paths PathPolicy
+	// TCPCandidates are the peer's TCP punching addresses (its
+	// Socket.TCPCandidates): a TCP path is punched to them at once, for
+	// networks that block UDP.
+	TCPCandidates []netip.AddrPort
 }
 
 // Conn is an established, end-to-end encrypted connection to one peer. Its
@@ -73,6 +77,15 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 		defer s.wg.Done()
 		e.run()
 	}()
+	if len(p.TCPCandidates) > 0 && p.Paths != RelayOnly {
+		tctx, stopTCP := context.WithCancel(ctx)
+		defer stopTCP() // an established connection keeps its TCP path; a failed Connect drops it
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			_ = s.joinTCP(tctx, e, p.TCPCandidates)
+		}()
+	}
 	relayErr := make(chan error, 1)
 	if p.Relay != "" && p.Paths != DirectOnly {
 		rctx, stopRelay := context.WithCancel(ctx)
@@ -170,7 +183,7 @@ func (s *Socket) joinRelay(ctx context.Context, e *endpoint, addr string) error 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.relayAddr = addr
-	if e.state == StateClosed || !s.addRelayCarrier(rc) {
+	if e.state == StateClosed || !s.addOwnedCarrier(rc) {
 		_ = rc.Close()
 		return ErrClosed
 	}

@@ -50,11 +50,12 @@ type attempt struct {
 	heard      []*peerAttempt                   // keys of nonces only heard in HELLOs, newest first
 	candidates map[netip.AddrPort]*candidate    // offered by the peer
 	proven     map[netip.AddrPort]provenAddress // acceptor: answered a challenge
-	// relayed (dialer) is the relay path, proven, kept back until
-	// relayedAt in case a direct path is proven too.
-	relayed   *provenAddress
-	relayedAt time.Time
-	relayFrom netip.AddrPort
+	// heldBack (dialer) is the best proven path other than direct UDP (a
+	// TCP connection, the relay), kept back until heldUntil in case a
+	// direct UDP path is proven too.
+	heldBack  *provenAddress
+	heldFrom  netip.AddrPort
+	heldUntil time.Time
 }
 
 // peerAttempt is one pairing of our nonce with a peer nonce: its keys and
@@ -174,8 +175,8 @@ func (a *attempt) validCookie(echo [8]byte, from netip.AddrPort, c Carrier, peer
 // tickConnectingLocked probes the offered candidates that are due, each on
 // its own schedule (the gap grows per probe, not per tick).
 func (e *endpoint) tickConnectingLocked(now time.Time) {
-	if r := e.attempt.relayed; r != nil && !now.Before(e.attempt.relayedAt) {
-		e.establishLocked(r.carrier, e.attempt.relayFrom, r.peer)
+	if h := e.attempt.heldBack; h != nil && !now.Before(e.attempt.heldUntil) {
+		e.establishLocked(h.carrier, e.attempt.heldFrom, h.peer)
 		return
 	}
 	for addr, cand := range e.attempt.candidates {
@@ -270,9 +271,12 @@ func (e *endpoint) handleProbeLocked(b []byte, p *ControlPacket, from netip.Addr
 		e.answerLocked(c, from, pa, p.Data, ask, len(b), now)
 	}
 	switch {
-	case establish && c.Kind() == PathRelay && len(e.direct) > 0:
-		if a.relayed == nil {
-			a.relayed, a.relayedAt, a.relayFrom = &provenAddress{carrier: c, peer: pa}, now.Add(preferDirectFor), from
+	case establish && c.Kind() != PathDirectUDP && len(e.direct) > 0:
+		if a.heldBack == nil {
+			a.heldUntil = now.Add(preferDirectFor)
+		}
+		if a.heldBack == nil || c.Kind().rank() < a.heldBack.carrier.Kind().rank() {
+			a.heldBack, a.heldFrom = &provenAddress{carrier: c, peer: pa}, from
 		}
 	case establish:
 		e.establishLocked(c, from, pa)
@@ -312,7 +316,8 @@ func (e *endpoint) establishLocked(c Carrier, from netip.AddrPort, pa *peerAttem
 	e.nextKeep = time.Now() // the first keepalive measures the RTT at once
 	clear(e.attempt.candidates)
 	clear(e.attempt.proven)
-	if c.Kind() == PathRelay {
+	if c.Kind() != PathDirectUDP {
+		// Packets of a relay or TCP path are routed by their carrier.
 		e.s.router.retainAddrs(e.tag, netip.AddrPort{})
 		e.startUpgradeLocked(time.Now())
 	} else {

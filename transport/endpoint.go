@@ -57,6 +57,7 @@ type endpoint struct {
 	attempt     *attempt
 	relay       *relayCarrier                 // the pairing's session at a relay, once paired
 	relayAddr   string                        // the relay server, for rejoining
+	tcp         *ownedTCP                     // the punched TCP connection, once one authenticated
 	direct      []netip.AddrPort              // the peer's offered direct candidates, for upgrades
 	upgrade     map[netip.AddrPort]*candidate // upgrade probes while the path is relayed
 	established *peerAttempt                  // the attempt's keys once established
@@ -252,7 +253,7 @@ func (e *endpoint) usesCarrier(c Carrier) bool {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.rebind != nil && e.rebind.carrier == c || e.relay != nil && Carrier(e.relay) == c
+	return e.rebind != nil && e.rebind.carrier == c || e.relay != nil && Carrier(e.relay) == c || e.tcp != nil && Carrier(e.tcp) == c
 }
 
 func (e *endpoint) stateNow() State {
@@ -278,10 +279,13 @@ func (e *endpoint) close() {
 		close(ch)
 	}
 	clear(e.subs)
-	relay := e.relay
+	relay, tcp := e.relay, e.tcp
 	e.mu.Unlock()
 	if relay != nil {
 		_ = relay.Close()
+	}
+	if tcp != nil {
+		_ = tcp.Close()
 	}
 	e.s.router.remove(e)
 	_ = e.vc.Close()

@@ -17,6 +17,7 @@ const MinKeyLen = 32
 //	hello key (d->a)   = HKDF(K, "ferry/transport/v2 hello dialer to acceptor")
 //	hello key (a->d)   = HKDF(K, "ferry/transport/v2 hello acceptor to dialer")
 //	relay token        = HKDF(K, "ferry/transport/v2 relay token")
+//	TCP punch proofs   = HKDF(K, "ferry/transport/v2 tcp punch dialer to acceptor"), and back
 //
 // Each connection attempt has fresh keys from both sides' nonces:
 //
@@ -35,6 +36,8 @@ const (
 	labelAttemptD2A     = "ferry/transport/v2 dialer to acceptor"
 	labelAttemptA2D     = "ferry/transport/v2 acceptor to dialer"
 	labelRelayToken     = "ferry/transport/v2 relay token"
+	labelTCPProofD2A    = "ferry/transport/v2 tcp punch dialer to acceptor"
+	labelTCPProofA2D    = "ferry/transport/v2 tcp punch acceptor to dialer"
 )
 
 // directionKeys authenticate one side's sending and receiving.
@@ -48,6 +51,9 @@ type pairingKeys struct {
 	session SessionID // names the endpoint in connecting packets
 	hello   directionKeys
 	relay   [RelayTokenLen]byte // matches the two sides at a relay
+	// tcpSend and tcpRecv are what each side of a punched TCP connection
+	// shows the other first (tcp_path.go).
+	tcpSend, tcpRecv [32]byte
 }
 
 // attemptKeys are one connection attempt's keys, fresh with its nonces.
@@ -87,6 +93,12 @@ func derivePairingKeys(shared []byte, role Role) (pairingKeys, error) {
 	copy(k.session[:], hkdfKey(shared, nil, labelPairingSession, len(k.session)))
 	k.hello = directional(role, controlKey(shared, nil, labelHelloD2A), controlKey(shared, nil, labelHelloA2D))
 	copy(k.relay[:], hkdfKey(shared, nil, labelRelayToken, RelayTokenLen))
+	d2a, a2d := hkdfKey(shared, nil, labelTCPProofD2A, 32), hkdfKey(shared, nil, labelTCPProofA2D, 32)
+	if role == RoleAcceptor {
+		d2a, a2d = a2d, d2a
+	}
+	copy(k.tcpSend[:], d2a)
+	copy(k.tcpRecv[:], a2d)
 	return k, nil
 }
 

@@ -110,7 +110,7 @@ type path struct {
 func (e *endpoint) setPathLocked(c Carrier, remote netip.AddrPort, reason PathChangeReason) {
 	old := e.path.Load()
 	e.seq++
-	if old != nil && old.carrier.Kind() == PathRelay && c.Kind() != PathRelay {
+	if old != nil && c.Kind().rank() < old.carrier.Kind().rank() {
 		reason = ReasonUpgraded
 	}
 	info := PathInfo{Kind: c.Kind(), Local: c.LocalAddr(), Remote: remote, Seq: e.seq, Reason: reason, Since: time.Now(), RTT: e.rtt}
@@ -118,7 +118,7 @@ func (e *endpoint) setPathLocked(c Carrier, remote netip.AddrPort, reason PathCh
 	if old != nil {
 		e.counters.pathChanges.Add(1)
 		if old.remote != remote {
-			if old.carrier.Kind() != PathRelay {
+			if old.carrier.Kind() == PathDirectUDP {
 				e.s.router.removeAddr(old.remote, e.tag)
 			}
 			// Packets still in flight from the old address must not start
@@ -127,9 +127,9 @@ func (e *endpoint) setPathLocked(c Carrier, remote netip.AddrPort, reason PathCh
 		}
 	}
 	e.budget.forget(remote)
-	if c.Kind() != PathRelay {
-		// Relayed packets are routed by their carrier; every relayed pair
-		// shares the relay's address.
+	if c.Kind() == PathDirectUDP {
+		// Relayed and TCP packets are routed by their carrier; every
+		// relayed pair shares the relay's address.
 		e.s.router.addAddr(remote, e.tag)
 	}
 	e.log.Info("path changed", "kind", info.Kind.String(), "local", info.Local, "remote", remote, "reason", string(reason), "seq", info.Seq)

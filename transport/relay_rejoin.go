@@ -20,11 +20,17 @@ const (
 	relayRejoinMaxGap   = 5 * time.Second
 )
 
-// relayLost is called by the relay session's reader when rc ended.
-func (e *endpoint) relayLost(rc *relayCarrier) {
+// carrierLost is called by the reader of one of e's own carriers (a relay
+// session, a TCP connection) when it ended.
+func (e *endpoint) carrierLost(c ownedCarrier) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.relay != rc || e.state == StateClosed {
+	if e.tcp != nil && Carrier(e.tcp) == c {
+		e.tcp = nil // the connection idles out, and reconnects, if it was the path
+		return
+	}
+	rc, ok := c.(*relayCarrier)
+	if !ok || e.relay != rc || e.state == StateClosed {
 		return
 	}
 	e.relay = nil
@@ -80,7 +86,7 @@ func (e *endpoint) adoptRelay(rc *relayCarrier, old *relayCarrier) {
 	rc.ep = e
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.state == StateClosed || !e.s.addRelayCarrier(rc) {
+	if e.state == StateClosed || !e.s.addOwnedCarrier(rc) {
 		_ = rc.Close()
 		return
 	}

@@ -32,6 +32,9 @@ type Socket struct {
 	carriers map[Carrier]time.Time // carrier -> when it was seen unused (zero while used)
 	closed   bool
 
+	tcpMu sync.Mutex
+	tcp   *tcpPort // the TCP punching port, opened on first use
+
 	rebindReq chan struct{}
 	released  chan struct{}
 	done      chan struct{}
@@ -79,18 +82,26 @@ func (s *Socket) bind(addr string) (Carrier, error) {
 	return newUDPCarrier(udp), nil
 }
 
-// addRelayCarrier starts reading rc, a relay session of one endpoint. It is
-// never the newest carrier: new paths and STUN use local sockets.
-func (s *Socket) addRelayCarrier(rc *relayCarrier) bool {
+// ownedCarrier is a carrier that reaches one peer only (a relay session, a
+// punched TCP connection): what it reads belongs to that peer's endpoint,
+// whatever it claims.
+type ownedCarrier interface {
+	Carrier
+	owner() *endpoint
+}
+
+// addOwnedCarrier starts reading c. It is never the newest carrier: new
+// paths and STUN use local sockets.
+func (s *Socket) addOwnedCarrier(c ownedCarrier) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return false
 	}
-	s.carriers[rc] = time.Time{}
+	s.carriers[c] = time.Time{}
 	s.wg.Add(1)
-	go s.readLoop(rc)
-	s.log.Info("relay session open", "relay", rc.remote)
+	go s.readLoop(c)
+	s.log.Info("peer connection open", "kind", c.Kind().String(), "local", c.LocalAddr())
 	return true
 }
 
@@ -129,8 +140,11 @@ func (s *Socket) LocalAddr() netip.AddrPort { return s.newestCarrier().LocalAddr
 // LocalCandidates lists addresses a peer on the same network might reach this
 // socket at: the bound address, or every interface address with the bound
 // port when bound to the wildcard.
-func (s *Socket) LocalCandidates() []netip.AddrPort {
-	local := s.LocalAddr()
+func (s *Socket) LocalCandidates() []netip.AddrPort { return hostCandidates(s.LocalAddr()) }
+
+// hostCandidates is local itself, or every interface address with local's
+// port when local is the wildcard address.
+func hostCandidates(local netip.AddrPort) []netip.AddrPort {
 	if !local.Addr().IsUnspecified() {
 		return []netip.AddrPort{local}
 	}
@@ -177,11 +191,11 @@ func (s *Socket) readLoop(c Carrier) {
 	}()
 	for {
 		n, err := c.ReadBatch(ds)
-		if rc, ok := c.(*relayCarrier); ok && err != nil {
-			// A relay session's stream cannot go on after any read error.
-			_ = rc.Close()
-			if rc.ep != nil && !s.isClosed() {
-				rc.ep.relayLost(rc)
+		if oc, ok := c.(ownedCarrier); ok && err != nil {
+			// A stream (relay session, TCP) cannot go on after any read error.
+			_ = oc.Close()
+			if e := oc.owner(); e != nil && !s.isClosed() {
+				e.carrierLost(oc)
 			}
 			return
 		}
@@ -215,8 +229,8 @@ func (s *Socket) readLoop(c Carrier) {
 func (s *Socket) dispatch(pb *pktBuf, n int, from netip.AddrPort, c Carrier) bool {
 	b := pb.b[:n]
 	var owner *endpoint
-	if rc, ok := c.(*relayCarrier); ok {
-		owner = rc.ep
+	if oc, ok := c.(ownedCarrier); ok {
+		owner = oc.owner()
 	}
 	switch Classify(b) {
 	case ClassQUIC:
@@ -419,6 +433,11 @@ func (s *Socket) Close() error {
 		_ = c.Close()
 	}
 	s.mu.Unlock()
+	s.tcpMu.Lock()
+	if s.tcp != nil {
+		_ = s.tcp.Close()
+	}
+	s.tcpMu.Unlock()
 	s.wg.Wait()
 	return nil
 }

@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// Upgrading: a connection that came up through a relay keeps probing the
+// Upgrading: a connection that came up through a relay (or a punched TCP
+// connection) keeps probing the
 // peer's offered direct candidates with PINGs from the newest local
 // socket, while both sides do so at once (each side's PINGs open its own
 // NAT's mapping for the other's). The dialer moves to the first candidate
@@ -32,7 +33,7 @@ func (e *endpoint) startUpgradeLocked(now time.Time) {
 // path is relayed.
 func (e *endpoint) tickUpgradeLocked(now time.Time) {
 	p := e.path.Load()
-	if len(e.upgrade) == 0 || p == nil || p.carrier.Kind() != PathRelay {
+	if len(e.upgrade) == 0 || p == nil || p.carrier.Kind() == PathDirectUDP {
 		return
 	}
 	c := e.s.newestCarrier()
@@ -51,7 +52,7 @@ func (e *endpoint) tickUpgradeLocked(now time.Time) {
 // dialer's packets from there.
 func (e *endpoint) upgradedLocked(c Carrier, from netip.AddrPort) {
 	p := e.path.Load()
-	if e.role != RoleDialer || p == nil || p.carrier.Kind() != PathRelay {
+	if e.role != RoleDialer || p == nil || p.carrier.Kind() == PathDirectUDP {
 		return
 	}
 	e.setPathLocked(c, from, ReasonUpgraded)

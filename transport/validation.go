@@ -71,8 +71,8 @@ func (e *endpoint) maybeStartPassiveLocked(from netip.AddrPort, c Carrier, trigg
 		// straggler to an old socket after a rebind, not a move.
 		return
 	}
-	if c.Kind() == PathRelay && !sameKind {
-		return // see upgrade.go: never back to the relay passively
+	if c.Kind().rank() > cur.carrier.Kind().rank() {
+		return // see upgrade.go: never to a worse kind of path passively
 	}
 	if _, ok := e.validations[from]; ok {
 		return

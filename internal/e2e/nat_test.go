@@ -148,3 +148,25 @@ func TestNATPathFlags(t *testing.T) {
 		}
 	})
 }
+
+// TestNATTCPPunch: between two port-restricted NATs whose routers drop all
+// UDP (no STUN, no direct UDP), the real binaries punch a TCP connection
+// by simultaneous open and send over it, byte-exact.
+func TestNATTCPPunch(t *testing.T) {
+	lab := newNATLab(t)
+	for round := range 3 {
+		t.Run(fmt.Sprintf("round %d", round), func(t *testing.T) {
+			spec := netlab.NATSpec{Kind: netlab.PortRestricted, DropUDP: true}
+			from, to := lab.pair(t, spec, spec)
+			s, r := lab.transfer(t, from, to, 2<<20)
+			if s.exit != 0 || r.exit != 0 {
+				t.Fatalf("exit: send %d, receive %d\nsend stderr:\n%s\nreceive stderr:\n%s", s.exit, r.exit, s.stderr.String(), r.stderr.String())
+			}
+			for side, p := range map[string]*ferryProc{"sender": s, "receiver": r} {
+				if got := finalPath(p); got != "direct-tcp" {
+					t.Errorf("%s ended on %q, want direct-tcp", side, got)
+				}
+			}
+		})
+	}
+}
