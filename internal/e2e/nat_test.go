@@ -170,3 +170,54 @@ func TestNATTCPPunch(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkNATRelayVsDirect sends 32 MiB of random data between two hosts
+// behind port-restricted NATs in a lab whose links to the internet are
+// rate-limited (tbf), once directly and once with --relay-only through
+// `ferry rendezvous` in the lab's internet, and reports MB/s from starting
+// the receiver to both exiting.
+func BenchmarkNATRelayVsDirect(b *testing.B) {
+	for _, rate := range []string{"100mbit", "1gbit"} {
+		for _, mode := range []string{"direct", "relay"} {
+			b.Run(rate+"/"+mode, func(b *testing.B) {
+				lab := netlab.NewLab(b, netlab.LabConfig{Rate: rate})
+				listen := netip.AddrPortFrom(lab.ServerIP(), 7887).String()
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				addr, _ := startRendezvousCmd(b, lab.Internet.Command(ctx, ferryBinary, "rendezvous", "--listen", listen, "--relay-rate", "-1"), labListeningRE)
+				spec := netlab.NATSpec{Kind: netlab.PortRestricted}
+				from := lab.AddHost(b, "s", spec)
+				to := lab.AddHost(b, "r", spec)
+				const size = 32 << 20
+				src := filepath.Join(b.TempDir(), "payload.bin")
+				writeRandomFile(b, src, size)
+				var extra []string
+				if mode == "relay" {
+					extra = []string{"--relay-only"}
+				}
+				b.SetBytes(size)
+				b.ResetTimer()
+				var elapsed time.Duration
+				for range b.N {
+					out := b.TempDir()
+					args := func(verb string) []string {
+						return append([]string{verb, "--json", "--no-lan", "--rendezvous", addr}, extra...)
+					}
+					s := startFerryCmd(b, from.NS.Command(ctx, ferryBinary, append(args("send"), src)...))
+					code := s.waitEvent(b, "the code", func(e jsonEvent) bool { return e.Event == "code" }).Code
+					start := time.Now()
+					r := startFerryCmd(b, to.NS.Command(ctx, ferryBinary, append(args("receive"), "--yes", "--out", out, code)...))
+					if r.wait(b) != 0 || s.wait(b) != 0 {
+						b.Fatalf("transfer failed:\n%s\n%s", s.stderr.String(), r.stderr.String())
+					}
+					elapsed += time.Since(start)
+					if got := finalPath(r); (mode == "relay") != (got == "relay") {
+						b.Fatalf("%s transfer went %q", mode, got)
+					}
+				}
+				b.StopTimer()
+				b.ReportMetric(float64(size*int64(b.N))/1e6/elapsed.Seconds(), "MB/s")
+			})
+		}
+	}
+}
