@@ -211,6 +211,7 @@ func (e *endpoint) handleControl(b []byte, p *ControlPacket, from netip.AddrPort
 	switch p.Type {
 	case CtrlPing, CtrlPunch:
 		e.sendEstablishedLocked(c, from, &ControlPacket{Type: CtrlPong, Data: p.Data})
+		e.maybeUpgradeTowardsLocked(c, from)
 	case CtrlPong:
 		e.handlePongLocked(p, from, c)
 		return

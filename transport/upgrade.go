@@ -62,3 +62,19 @@ func (e *endpoint) upgradedLocked(c Carrier, from netip.AddrPort) {
 	e.nextKeep = time.Now()
 	e.tickKeepaliveLocked(e.nextKeep)
 }
+
+// maybeUpgradeTowardsLocked answers the peer's upgrade PING, which reached
+// the dialer directly through c from from while the connection is on TCP
+// or the relay, with an upgrade PING of the dialer's own: a direct path
+// that just opened (the peer's NAT has a mapping towards us now) is taken
+// one round trip later instead of at the dialer's next scheduled PING. It
+// is paid from the send budget the peer's PING earned.
+func (e *endpoint) maybeUpgradeTowardsLocked(c Carrier, from netip.AddrPort) {
+	p := e.path.Load()
+	if e.role != RoleDialer || p == nil || p.carrier.Kind() == PathDirectUDP || c.Kind() != PathDirectUDP {
+		return
+	}
+	if e.budget.spend(from, MinControlLen) {
+		e.sendPingLocked(c, from, pingUpgrade)
+	}
+}

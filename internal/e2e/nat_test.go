@@ -221,3 +221,101 @@ func BenchmarkNATRelayVsDirect(b *testing.B) {
 		}
 	}
 }
+
+// midTransfer runs a 48 MiB transfer over 100 Mbit/s lab links from one
+// host to the other with the real binaries and calls during once the
+// receiver has a quarter of it; it returns both sides once they exited
+// with the file checked byte for byte.
+func (l *natLab) midTransfer(t *testing.T, from, to *netlab.Host, during func()) (s, r *ferryProc) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	const size = 48 << 20
+	src := filepath.Join(t.TempDir(), "payload.bin")
+	writeRandom(t, src, size)
+	out := t.TempDir()
+	args := func(verb string) []string { return []string{verb, "--json", "--no-lan", "--rendezvous", l.rendezvous} }
+	s = startFerryCmd(t, from.NS.Command(ctx, ferryBinary, append(args("send"), src)...))
+	code := s.waitEvent(t, "the code", func(e jsonEvent) bool { return e.Event == "code" }).Code
+	r = startFerryCmd(t, to.NS.Command(ctx, ferryBinary, append(args("receive"), "--yes", "--out", out, code)...))
+	r.waitEvent(t, "a quarter", func(e jsonEvent) bool { return e.Event == "progress" && e.Bytes >= size/4 })
+	during()
+	if r.wait(t) != 0 || s.wait(t) != 0 {
+		t.Fatalf("exit: send %d, receive %d\nsend stderr:\n%s\nreceive stderr:\n%s", s.exit, r.exit, s.stderr.String(), r.stderr.String())
+	}
+	if err := sameFile(src, filepath.Join(out, "payload.bin")); err != nil {
+		t.Fatal(err)
+	}
+	return s, r
+}
+
+// hasPath reports whether p reported a path event with reason on path.
+func hasPath(p *ferryProc, path, reason string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range p.events {
+		if e.Event == "path" && e.Path == path && e.Reason == reason {
+			return true
+		}
+	}
+	return false
+}
+
+// TestNATUpgradeMidTransfer: two hosts behind port-restricted NATs start
+// relayed because their routers drop everything to each other; half way
+// through, the routers stop dropping and the transfer moves to direct UDP
+// ("upgraded" on both sides) and completes byte-exact.
+func TestNATUpgradeMidTransfer(t *testing.T) {
+	lab := netlab.NewLab(t, netlab.LabConfig{Rate: "100mbit"})
+	listen := netip.AddrPortFrom(lab.ServerIP(), 7887).String()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	addr, _ := startRendezvousCmd(t, lab.Internet.Command(ctx, ferryBinary, "rendezvous", "--listen", listen), labListeningRE)
+	l := &natLab{Lab: lab, rendezvous: addr}
+	spec := netlab.NATSpec{Kind: netlab.PortRestricted}
+	from, to := l.pair(t, spec, spec)
+	block := func(h, other *netlab.Host) {
+		h.Router(0).NS.NFT(t, fmt.Sprintf("table inet blockpeer {\n chain f {\n  type filter hook forward priority -10; policy accept;\n  ip daddr %s drop\n  ip saddr %s drop\n }\n}\n",
+			other.Router(0).PublicIP(), other.Router(0).PublicIP()))
+	}
+	block(from, to)
+	block(to, from)
+	s, r := l.midTransfer(t, from, to, func() {
+		for _, h := range []*netlab.Host{from, to} {
+			h.Router(0).NS.NFT(t, "delete table inet blockpeer")
+		}
+	})
+	for side, p := range map[string]*ferryProc{"sender": s, "receiver": r} {
+		if ev, _ := p.find("connected"); ev.Path != "relay" {
+			t.Errorf("%s connected on %q, want relay", side, ev.Path)
+		}
+		if !hasPath(p, "direct-udp", "upgraded") {
+			t.Errorf("%s never reported the upgrade to direct-udp", side)
+		}
+	}
+}
+
+// TestNATRelayRestartMidTransfer: a transfer that must be relayed
+// (port-restricted to symmetric) carries on when `ferry rendezvous` is
+// killed half way and started again on the same address: both sides join
+// the new relay and the transfer completes byte-exact.
+func TestNATRelayRestartMidTransfer(t *testing.T) {
+	lab := netlab.NewLab(t, netlab.LabConfig{Rate: "100mbit"})
+	listen := netip.AddrPortFrom(lab.ServerIP(), 7887).String()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	first := lab.Internet.Command(ctx, ferryBinary, "rendezvous", "--listen", listen)
+	addr, _ := startRendezvousCmd(t, first, labListeningRE)
+	l := &natLab{Lab: lab, rendezvous: addr}
+	from, to := l.pair(t, netlab.NATSpec{Kind: netlab.PortRestricted}, netlab.NATSpec{Kind: netlab.Symmetric})
+	s, r := l.midTransfer(t, from, to, func() {
+		first.Process.Kill()
+		first.Wait()
+		startRendezvousCmd(t, lab.Internet.Command(ctx, ferryBinary, "rendezvous", "--listen", listen), labListeningRE)
+	})
+	for side, p := range map[string]*ferryProc{"sender": s, "receiver": r} {
+		if !hasPath(p, "relay", "migrated") {
+			t.Errorf("%s never reported moving to the new relay session", side)
+		}
+	}
+}
