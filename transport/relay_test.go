@@ -103,6 +103,21 @@ func (rp *relayPeers) connect(t *testing.T, policy PathPolicy) (connectResult, c
 	return ra, rb
 }
 
+// connectSubscribed connects with any path and subscribes to both sides'
+// path changes until the test ends.
+func (rp *relayPeers) connectSubscribed(t *testing.T) (ra, rb connectResult, subA, subB <-chan PathInfo) {
+	t.Helper()
+	ra, rb = rp.connect(t, AnyPath)
+	if ra.err != nil || rb.err != nil {
+		t.Fatalf("connect: dialer %v, acceptor %v", ra.err, rb.err)
+	}
+	subA, stopA := ra.c.SubscribePath()
+	t.Cleanup(stopA)
+	subB, stopB := rb.c.SubscribePath()
+	t.Cleanup(stopB)
+	return ra, rb, subA, subB
+}
+
 // TestRelayCarriesConnectionWithoutDirectPath: with the direct link down,
 // both sides connect through the relay and move data both ways.
 func TestRelayCarriesConnectionWithoutDirectPath(t *testing.T) {
@@ -126,14 +141,7 @@ func TestRelayCarriesConnectionWithoutDirectPath(t *testing.T) {
 // the direct path.
 func TestRelayUpgradesToDirectMidStream(t *testing.T) {
 	rp := newRelayPeers(t)
-	ra, rb := rp.connect(t, AnyPath)
-	if ra.err != nil || rb.err != nil {
-		t.Fatalf("connect: dialer %v, acceptor %v", ra.err, rb.err)
-	}
-	subA, stopA := ra.c.SubscribePath()
-	defer stopA()
-	subB, stopB := rb.c.SubscribePath()
-	defer stopB()
+	ra, rb, subA, subB := rp.connectSubscribed(t)
 	var mu sync.Mutex
 	direct := 0
 	t.Cleanup(rp.n.Tap(func(p vnet.PacketInfo) {
@@ -211,14 +219,7 @@ func TestRelayRestartMidStream(t *testing.T) {
 	rp := newRelayPeers(t)
 	addr, stop := startRelayAt(t, RelayConfig{Logger: testLogger()}, "127.0.0.1:0")
 	rp.relay = addr
-	ra, rb := rp.connect(t, AnyPath)
-	if ra.err != nil || rb.err != nil {
-		t.Fatalf("connect: dialer %v, acceptor %v", ra.err, rb.err)
-	}
-	subA, stopA := ra.c.SubscribePath()
-	defer stopA()
-	subB, stopB := rb.c.SubscribePath()
-	defer stopB()
+	ra, rb, subA, subB := rp.connectSubscribed(t)
 	streamInHalves(t, ra.c, rb.c, 4<<20, func() {
 		stop()
 		startRelayAt(t, RelayConfig{Logger: testLogger()}, addr)
