@@ -180,10 +180,16 @@ func (s *Socket) joinRelay(ctx context.Context, e *endpoint, addr string) error 
 		return err
 	}
 	rc.ep = e
+	// The Socket's lock before the endpoint's, never inside it (retiring
+	// carriers takes them in this order).
+	if !s.addOwnedCarrier(rc) {
+		_ = rc.Close()
+		return ErrClosed
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.relayAddr = addr
-	if e.state == StateClosed || !s.addOwnedCarrier(rc) {
+	if e.state == StateClosed {
 		_ = rc.Close()
 		return ErrClosed
 	}

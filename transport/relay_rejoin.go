@@ -84,9 +84,13 @@ func (e *endpoint) rejoinRelay(old *relayCarrier) {
 // was still on the lost session old, its path.
 func (e *endpoint) adoptRelay(rc *relayCarrier, old *relayCarrier) {
 	rc.ep = e
+	if !e.s.addOwnedCarrier(rc) { // outside e.mu: see joinRelay
+		_ = rc.Close()
+		return
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.state == StateClosed || !e.s.addOwnedCarrier(rc) {
+	if e.state == StateClosed {
 		_ = rc.Close()
 		return
 	}

@@ -179,9 +179,13 @@ func (s *Socket) joinTCP(ctx context.Context, e *endpoint, cands []netip.AddrPor
 		return err
 	}
 	c := &ownedTCP{tcpCarrier: newTCPCarrier(conn), ep: e}
+	if !s.addOwnedCarrier(c) { // outside e.mu: see joinRelay
+		_ = c.Close()
+		return ErrClosed
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.state != StateConnecting || !s.addOwnedCarrier(c) {
+	if e.state != StateConnecting {
 		_ = c.Close()
 		return ErrClosed
 	}
