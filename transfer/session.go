@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 
@@ -107,41 +106,15 @@ func openPeer(cfg Config, emit Sink) (*peer, error) {
 
 func (p *peer) close() { p.sock.Close() }
 
-// candidates lists where the peer may reach this side, for the offer: the
-// UDP socket's local addresses and the reflexive addresses the rendezvous
-// server's STUN port (and any configured STUN server) report, and the TCP
-// punching port's addresses (local, and public as the rendezvous server
-// sees it). With --relay-only the offer names none: the peer never learns
-// this side's addresses.
+// candidates lists where the peer may reach this side, for the offer
+// (discovery.GatherCandidates).
 func (p *peer) candidates(ctx context.Context) (udp, tcp []netip.AddrPort) {
-	if p.cfg.Paths == transport.RelayOnly {
-		return nil, nil
-	}
-	udp = p.sock.LocalCandidates()
-	servers := slices.Clone(p.cfg.STUNServers)
-	if p.cfg.Rendezvous != "" {
-		servers = append(servers, p.cfg.Rendezvous)
-	}
-	if len(servers) > 0 {
-		c := discovery.NewSTUNClient(p.sock)
-		defer c.Close()
-		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		refl, err := c.Reflexive(sctx, servers)
-		if err != nil {
-			p.cfg.Logger.Info("no reflexive address", "err", err)
-		}
-		for _, a := range refl {
-			if !slices.Contains(udp, a) {
-				udp = append(udp, a)
-			}
-		}
-	}
-	if p.cfg.Rendezvous != "" {
-		// TCP punching needs the server to tell the port's public address.
-		tcp = p.sock.TCPCandidates(ctx, p.cfg.Rendezvous)
-	}
-	return udp, tcp
+	return discovery.GatherCandidates(ctx, p.sock, discovery.GatherOptions{
+		Rendezvous:  p.cfg.Rendezvous,
+		STUNServers: p.cfg.STUNServers,
+		RelayOnly:   p.cfg.Paths == transport.RelayOnly,
+		Logger:      p.cfg.Logger,
+	})
 }
 
 // tamperedPeer classifies a peer whose certificate does not match the one
@@ -247,35 +220,26 @@ func (l *link) reconnector(ctx context.Context) Reconnector {
 	}
 }
 
-// reconnectRetry spaces connection attempts that fail at once.
-const reconnectRetry = 500 * time.Millisecond
-
 // reconnect closes the lost connection and connects to the same peer again
-// (the same keys, certificates and candidates), retrying until
-// ReconnectTimeout. The new path is reported with reason "reconnected".
+// (the same keys, certificates and candidates) through the transport's
+// Reconnect, for up to ReconnectTimeout. The new path is reported with
+// reason "reconnected".
 func (l *link) reconnect(ctx, rctx context.Context) (*transport.Conn, error) {
 	l.close()
 	l.p.cfg.Logger.Info("connection lost; reconnecting", "timeout", l.p.cfg.ReconnectTimeout)
 	rctx, cancel := context.WithTimeout(rctx, l.p.cfg.ReconnectTimeout)
 	defer cancel()
-	for {
-		conn, err := l.p.sock.Connect(rctx, l.peer)
-		if err == nil {
-			info := conn.Path()
-			l.p.emit(Event{Kind: EventPath, Path: pathLabel(info), Peer: info.Remote.String(), Reason: "reconnected"})
-			l.use(ctx, conn)
-			return conn, nil
-		}
+	conn, err := l.p.sock.Reconnect(rctx, l.peer)
+	if err != nil {
 		if errors.Is(err, transport.ErrPeerCertificate) {
 			return nil, tamperedPeer(err)
 		}
-		l.p.cfg.Logger.Debug("reconnect attempt failed", "err", err)
-		select {
-		case <-rctx.Done():
-			return nil, fmt.Errorf("no answer within %v: %w", l.p.cfg.ReconnectTimeout, err)
-		case <-time.After(reconnectRetry):
-		}
+		return nil, fmt.Errorf("no answer within %v: %w", l.p.cfg.ReconnectTimeout, err)
 	}
+	info := conn.Path()
+	l.p.emit(Event{Kind: EventPath, Path: pathLabel(info), Peer: info.Remote.String(), Reason: "reconnected"})
+	l.use(ctx, conn)
+	return conn, nil
 }
 
 func pathLabel(info transport.PathInfo) PathLabel {

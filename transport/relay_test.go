@@ -16,13 +16,13 @@ import (
 // and returns its address.
 func startRelay(t testing.TB, cfg RelayConfig) string {
 	t.Helper()
-	addr, _ := startRelayAt(t, cfg, "127.0.0.1:0")
+	addr, _, _ := startRelayAt(t, cfg, "127.0.0.1:0")
 	return addr
 }
 
-// startRelayAt runs a relay server on addr and returns its address and a
-// function that stops it (also called when the test ends).
-func startRelayAt(t testing.TB, cfg RelayConfig, addr string) (string, func()) {
+// startRelayAt runs a relay server on addr and returns its address, a
+// function that stops it (also called when the test ends) and the server.
+func startRelayAt(t testing.TB, cfg RelayConfig, addr string) (string, func(), *RelayServer) {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -53,7 +53,7 @@ func startRelayAt(t testing.TB, cfg RelayConfig, addr string) (string, func()) {
 		})
 	}
 	t.Cleanup(stop)
-	return ln.Addr().String(), stop
+	return ln.Addr().String(), stop, srv
 }
 
 // relayPeers are two sockets on the in-memory network whose direct UDP
@@ -217,7 +217,7 @@ func TestRelayRefusalIsExplained(t *testing.T) {
 // connection.
 func TestRelayRestartMidStream(t *testing.T) {
 	rp := newRelayPeers(t)
-	addr, stop := startRelayAt(t, RelayConfig{Logger: testLogger()}, "127.0.0.1:0")
+	addr, stop, _ := startRelayAt(t, RelayConfig{Logger: testLogger()}, "127.0.0.1:0")
 	rp.relay = addr
 	ra, rb, subA, subB := rp.connectSubscribed(t)
 	streamInHalves(t, ra.c, rb.c, 4<<20, func() {
@@ -231,4 +231,32 @@ func TestRelayRestartMidStream(t *testing.T) {
 	if ra.c.Context().Err() != nil || rb.c.Context().Err() != nil {
 		t.Fatal("the connection did not survive the relay's restart")
 	}
+}
+
+// TestReconnectRetriesUntilThePeerComes: a relay-only reconnect whose peer
+// is not there fails each try as the relay gives up waiting, and
+// Reconnect tries again until the peer does come.
+func TestReconnectRetriesUntilThePeerComes(t *testing.T) {
+	rp := newRelayPeers(t)
+	addr, _, srv := startRelayAt(t, RelayConfig{Logger: testLogger(), PairTimeout: 100 * time.Millisecond}, "127.0.0.1:0")
+	spec := newPairSpec(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dc := make(chan connectResult, 1)
+	go func() {
+		c, err := rp.a.Reconnect(ctx, Peer{Role: RoleDialer, Key: spec.key, Certificate: spec.certA, PeerFingerprint: spec.certB.Fingerprint, Relay: addr, Paths: RelayOnly})
+		dc <- connectResult{c, err}
+	}()
+	waitFor(t, "two tries to time out at the relay", func() bool { return srv.Stats().Refused[RelayTimeout] >= 2 })
+	cb, err := rp.b.Reconnect(ctx, Peer{Role: RoleAcceptor, Key: spec.key, Certificate: spec.certB, PeerFingerprint: spec.certA.Fingerprint, Relay: addr, Paths: RelayOnly})
+	if err != nil {
+		t.Fatalf("acceptor: %v", err)
+	}
+	defer cb.Close()
+	r := <-dc
+	if r.err != nil {
+		t.Fatalf("dialer: %v", r.err)
+	}
+	defer r.c.Close()
+	roundTrip(t, r.c, cb, 64<<10)
 }
