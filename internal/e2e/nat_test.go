@@ -115,7 +115,14 @@ func TestNATMatrix(t *testing.T) {
 						t.Errorf("%s ended on %q, want %q", side, got, want)
 					}
 				}
-				t.Logf("%v -> %v: %s, %v from start to both exits", a, b, want, time.Since(start).Round(time.Millisecond))
+				// Time to the first byte: from starting the receiver
+				// (the code known, pairing ahead) to its first progress.
+				ttfb := time.Duration(0)
+				if ev, ok := r.firstAfter("progress"); ok {
+					ttfb = ev.At.Sub(r.started)
+				}
+				t.Logf("%v -> %v: %s, first byte %v after the receiver started, %v from start to both exits", a, b, want,
+					ttfb.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 			})
 		}
 	}
@@ -247,6 +254,19 @@ func (l *natLab) midTransfer(t *testing.T, from, to *netlab.Host, during func())
 		t.Fatal(err)
 	}
 	return s, r
+}
+
+// firstAfter returns p's first event of kind whose bytes are above zero
+// (for progress: the first byte), or the first of kind for other kinds.
+func (p *ferryProc) firstAfter(kind string) (jsonEvent, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range p.events {
+		if e.Event == kind && (kind != "progress" || e.Bytes > 0) {
+			return e, true
+		}
+	}
+	return jsonEvent{}, false
 }
 
 // hasPath reports whether p reported a path event with reason on path.

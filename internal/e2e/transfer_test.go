@@ -33,18 +33,21 @@ type jsonEvent struct {
 	Message      string `json:"message"`
 	File         string `json:"file"`
 	Reason       string `json:"reason"`
+	// At is when the test read the event (not part of the JSON).
+	At time.Time `json:"-"`
 }
 
 // ferryProc is a running `ferry send|receive --json` whose events are
 // collected as they arrive.
 type ferryProc struct {
-	cmd    *exec.Cmd
-	mu     sync.Mutex
-	events []jsonEvent
-	stderr bytes.Buffer
-	notify chan jsonEvent
-	done   chan struct{}
-	exit   int
+	cmd     *exec.Cmd
+	started time.Time
+	mu      sync.Mutex
+	events  []jsonEvent
+	stderr  bytes.Buffer
+	notify  chan jsonEvent
+	done    chan struct{}
+	exit    int
 }
 
 // startFerry starts the real binary with --json and the loopback-only
@@ -61,7 +64,7 @@ func startFerry(t testing.TB, rendezvous string, args ...string) *ferryProc {
 // arrive, and kills it at cleanup.
 func startFerryCmd(t testing.TB, cmd *exec.Cmd) *ferryProc {
 	t.Helper()
-	p := &ferryProc{cmd: cmd, notify: make(chan jsonEvent, 1024), done: make(chan struct{})}
+	p := &ferryProc{cmd: cmd, notify: make(chan jsonEvent, 1024), done: make(chan struct{}), started: time.Now()}
 	p.cmd.Stderr = &p.stderr
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
@@ -78,6 +81,7 @@ func startFerryCmd(t testing.TB, cmd *exec.Cmd) *ferryProc {
 			if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 				ev = jsonEvent{Event: "unparsable", Message: sc.Text()}
 			}
+			ev.At = time.Now()
 			p.mu.Lock()
 			p.events = append(p.events, ev)
 			p.mu.Unlock()
