@@ -85,8 +85,8 @@ func (c *tcpCarrier) ReadBatch(ds []Datagram) (int, error) {
 		}
 		ds[n].N, ds[n].From = k, c.remote
 		n++
-		if c.r.Buffered() < 2 {
-			break
+		if !frameBuffered(c.r) {
+			break // a partial frame must not hold back the whole ones
 		}
 	}
 	return n, nil

@@ -217,3 +217,13 @@ func ReadRelayFrame(r io.Reader, buf []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// frameBuffered reports whether r holds a whole frame, so reading it will
+// not block.
+func frameBuffered(r *bufio.Reader) bool {
+	if r.Buffered() < 2 {
+		return false
+	}
+	h, _ := r.Peek(2)
+	return r.Buffered() >= 2+int(binary.BigEndian.Uint16(h))
+}

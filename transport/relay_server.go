@@ -3,7 +3,6 @@ package transport
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -563,16 +562,6 @@ func (s *RelayServer) forward(sess *relaySession, me, peer *relaySide) string {
 		default:
 		}
 	}
-}
-
-// frameBuffered reports whether r holds a whole frame, so reading it will
-// not block.
-func frameBuffered(r *bufio.Reader) bool {
-	if r.Buffered() < 2 {
-		return false
-	}
-	h, _ := r.Peek(2)
-	return r.Buffered() >= 2+int(binary.BigEndian.Uint16(h))
 }
 
 // end ends sess (only the first call has an effect): both connections are
