@@ -75,6 +75,10 @@ func ReadRelayAddr(r io.Reader) (netip.AddrPort, error) {
 		return netip.AddrPort{}, err
 	}
 	ip, _ := netip.AddrFromSlice(b[1 : 1+n])
+	if ip.Is4In6() {
+		// AppendRelayAddr writes IPv4 as family 4: one address, one form.
+		return netip.AddrPort{}, fmt.Errorf("%w: IPv4 address as family 6", ErrRelayFrame)
+	}
 	return netip.AddrPortFrom(ip, binary.BigEndian.Uint16(b[1+n:])), nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/netip"
 	"testing"
 )
 
@@ -68,6 +69,25 @@ func FuzzReadRelayFrame(f *testing.F) {
 		w.Flush()
 		if !bytes.Equal(out.Bytes(), stream[:consumed]) {
 			t.Fatal("frames re-encode differently")
+		}
+	})
+}
+
+// FuzzReadRelayAddr: any bytes read as an address answer either fail or
+// give an address that re-encodes to exactly the bytes consumed.
+func FuzzReadRelayAddr(f *testing.F) {
+	f.Add(AppendRelayAddr(nil, netip.MustParseAddrPort("198.51.100.7:4000")))
+	f.Add(AppendRelayAddr(nil, netip.MustParseAddrPort("[2001:db8::1]:9")))
+	f.Add([]byte{5, 1, 2})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bytes.NewReader(b)
+		ap, err := ReadRelayAddr(r)
+		if err != nil {
+			return
+		}
+		consumed := len(b) - r.Len()
+		if again := AppendRelayAddr(nil, ap); !bytes.Equal(again, b[:consumed]) {
+			t.Fatalf("re-encoding differs: %x vs %x", again, b[:consumed])
 		}
 	})
 }
