@@ -397,3 +397,37 @@ func TestOfferCarriesTCPCandidates(t *testing.T) {
 		t.Fatalf("an offer without TCP candidates: %v, %v", got.TCPCandidates, err)
 	}
 }
+
+// FuzzOpenOffer: whatever plaintext a peer seals as its offer, opening it
+// never panics, and an offer that opens carries at most
+// transport.MaxPeerCandidates usable addresses in each list.
+func FuzzOpenOffer(f *testing.F) {
+	f.Add([]byte(`{"v":1,"fingerprint":"00","candidates":["1.2.3.4:5"],"tcp_candidates":["[::1]:0"]}`))
+	f.Add([]byte(`{"v":1}`))
+	f.Add([]byte(`[]`))
+	isk := bytes.Repeat([]byte{7}, 64)
+	k, err := deriveKeys(isk, []byte("fuzz transcript"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, plain []byte) {
+		a, err := k.aead(Sender)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := k.open(Sender, a.Seal(nil, make([]byte, a.NonceSize()), plain, k.transcript))
+		if err != nil {
+			return
+		}
+		for _, list := range [][]netip.AddrPort{o.Candidates, o.TCPCandidates} {
+			if len(list) > transport.MaxPeerCandidates {
+				t.Fatalf("%d candidates", len(list))
+			}
+			for _, c := range list {
+				if !transport.UsableCandidate(c) {
+					t.Fatalf("unusable candidate %v", c)
+				}
+			}
+		}
+	})
+}
