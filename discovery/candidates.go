@@ -34,15 +34,20 @@ type GatherOptions struct {
 // GatherCandidates lists where a peer may reach sock, for the offer: the
 // UDP socket's host addresses and the server-reflexive addresses STUN
 // reports for that very socket, and the TCP punching port's host addresses
-// and the public address the rendezvous server sees it come from.
-func GatherCandidates(ctx context.Context, sock *transport.Socket, o GatherOptions) (udp, tcp []netip.AddrPort) {
+// and the public address the rendezvous server sees it come from; and the
+// type of each.
+func GatherCandidates(ctx context.Context, sock *transport.Socket, o GatherOptions) (udp, tcp []netip.AddrPort, types map[netip.AddrPort]transport.CandidateType) {
 	if o.RelayOnly {
-		return nil, nil
+		return nil, nil, nil
 	}
+	types = make(map[netip.AddrPort]transport.CandidateType)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	udp = sock.LocalCandidates()
+	for _, a := range udp {
+		types[a] = transport.CandidateHost
+	}
 	servers := slices.Clone(o.STUNServers)
 	if o.Rendezvous != "" {
 		servers = append(servers, o.Rendezvous)
@@ -59,12 +64,24 @@ func GatherCandidates(ctx context.Context, sock *transport.Socket, o GatherOptio
 		for _, a := range refl {
 			if !slices.Contains(udp, a) {
 				udp = append(udp, a)
+				types[a] = transport.CandidateServerReflexive
 			}
 		}
 	}
 	if o.Rendezvous != "" {
 		// TCP punching needs the server to tell the port's public address.
 		tcp = sock.TCPCandidates(ctx, o.Rendezvous)
+		host := sock.TCPHostCandidates()
+		for _, a := range tcp {
+			if _, typed := types[a]; typed {
+				continue
+			}
+			if slices.Contains(host, a) {
+				types[a] = transport.CandidateHost
+			} else {
+				types[a] = transport.CandidateServerReflexive
+			}
+		}
 	}
-	return udp, tcp
+	return udp, tcp, types
 }

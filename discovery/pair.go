@@ -61,6 +61,10 @@ type Offer struct {
 	// reached at (its host addresses and the public address the rendezvous
 	// server saw it come from).
 	TCPCandidates []netip.AddrPort
+	// CandidateTypes says how this side learned each candidate (UDP and
+	// TCP); addresses missing here count as host addresses if private and
+	// server-reflexive otherwise.
+	CandidateTypes map[netip.AddrPort]transport.CandidateType
 }
 
 // Result is what pairing hands to the transport.
@@ -77,6 +81,8 @@ type Result struct {
 	PeerCandidates []netip.AddrPort
 	// PeerTCPCandidates are the peer's TCP punching addresses.
 	PeerTCPCandidates []netip.AddrPort
+	// PeerCandidateTypes says how the peer learned its candidates.
+	PeerCandidateTypes map[netip.AddrPort]transport.CandidateType
 }
 
 // TransportRole maps the side to the transport's role: the sender accepts,
@@ -169,12 +175,13 @@ func runPAKE(ctx context.Context, mb Mailbox, side Side, c code.Code, own Offer)
 		return nil, err
 	}
 	res := &Result{
-		Side:              side,
-		TransportKey:      ks.transport,
-		PeerFingerprint:   theirs.Fingerprint,
-		PeerCandidates:    theirs.Candidates,
-		PeerTCPCandidates: theirs.TCPCandidates,
-		SessionID:         own.SessionID,
+		Side:               side,
+		TransportKey:       ks.transport,
+		PeerFingerprint:    theirs.Fingerprint,
+		PeerCandidates:     theirs.Candidates,
+		PeerTCPCandidates:  theirs.TCPCandidates,
+		PeerCandidateTypes: theirs.CandidateTypes,
+		SessionID:          own.SessionID,
 	}
 	if side == Receiver {
 		res.SessionID = theirs.SessionID
@@ -264,8 +271,12 @@ type offerJSON struct {
 	SessionID   string   `json:"session,omitempty"`
 	Fingerprint string   `json:"fingerprint"`
 	Candidates  []string `json:"candidates"`
-	// TCP candidates came later: a peer that does not know them ignores them.
+	// TCP candidates and candidate types came later: a peer that does not
+	// know them ignores them.
 	TCPCandidates []string `json:"tcp_candidates,omitempty"`
+	// Types maps a candidate ("IP:PORT", of either list) to how it was
+	// learned ("host", "srflx"); candidates without one are inferred.
+	Types map[string]string `json:"types,omitempty"`
 }
 
 // seal encrypts s's offer. Each key seals exactly one message, so a zero
@@ -281,6 +292,16 @@ func (k *pairKeys) seal(s Side, o Offer) ([]byte, error) {
 	}
 	w.Candidates = sealCandidates(o.Candidates)
 	w.TCPCandidates = sealCandidates(o.TCPCandidates)
+	for _, list := range [][]string{w.Candidates, w.TCPCandidates} {
+		for _, c := range list {
+			if t, ok := o.CandidateTypes[netip.MustParseAddrPort(c)]; ok {
+				if w.Types == nil {
+					w.Types = make(map[string]string)
+				}
+				w.Types[c] = t.String()
+			}
+		}
+	}
 	plain, err := json.Marshal(w)
 	if err != nil {
 		return nil, err
@@ -326,7 +347,28 @@ func (k *pairKeys) open(s Side, sealed []byte) (Offer, error) {
 	if o.TCPCandidates, err = openCandidates(w.TCPCandidates); err != nil {
 		return Offer{}, err
 	}
+	o.CandidateTypes = openTypes(w.Types, o.Candidates, o.TCPCandidates)
 	return o, nil
+}
+
+// openTypes keeps the peer's candidate types that name one of its
+// candidates and a type a peer can know of its own addresses (host or
+// server-reflexive); anything else is dropped, and then inferred.
+func openTypes(wire map[string]string, lists ...[]netip.AddrPort) map[netip.AddrPort]transport.CandidateType {
+	var out map[netip.AddrPort]transport.CandidateType
+	for _, list := range lists {
+		for _, c := range list {
+			t, ok := transport.ParseCandidateType(wire[c.String()])
+			if !ok || (t != transport.CandidateHost && t != transport.CandidateServerReflexive) {
+				continue
+			}
+			if out == nil {
+				out = make(map[netip.AddrPort]transport.CandidateType)
+			}
+			out[c] = t
+		}
+	}
+	return out
 }
 
 // sealCandidates is the wire form of cands: the usable ones, unmapped, at

@@ -431,3 +431,32 @@ func FuzzOpenOffer(f *testing.F) {
 		}
 	})
 }
+
+// TestOfferCarriesCandidateTypes: candidate types travel in the offer for
+// the addresses of either list; a type for an address not offered, or one
+// a peer cannot know of its own addresses, is dropped (and then inferred).
+func TestOfferCarriesCandidateTypes(t *testing.T) {
+	k := testKeys(t)
+	o := testOffer(t, 1)
+	host, srflx, tcp := o.Candidates[0], netip.MustParseAddrPort("198.51.100.7:4000"), netip.MustParseAddrPort("198.51.100.7:41000")
+	o.Candidates = append(o.Candidates, srflx)
+	o.TCPCandidates = []netip.AddrPort{tcp}
+	o.CandidateTypes = map[netip.AddrPort]transport.CandidateType{host: transport.CandidateHost, srflx: transport.CandidateServerReflexive, tcp: transport.CandidateServerReflexive}
+	sealed, err := k.seal(Sender, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := k.open(Sender, sealed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.CandidateTypes) != 3 || got.CandidateTypes[host] != transport.CandidateHost || got.CandidateTypes[srflx] != transport.CandidateServerReflexive || got.CandidateTypes[tcp] != transport.CandidateServerReflexive {
+		t.Fatalf("types %v", got.CandidateTypes)
+	}
+	w := openJSON(t, k, Sender, sealed)
+	w.Types = map[string]string{host.String(): "relay", srflx.String(): "nonsense", "203.0.113.1:1": "host"}
+	got, err = k.open(Sender, sealJSON(t, k, Sender, w))
+	if err != nil || len(got.CandidateTypes) != 0 {
+		t.Fatalf("hostile types kept: %v, %v", got.CandidateTypes, err)
+	}
+}

@@ -108,7 +108,7 @@ func (p *peer) close() { p.sock.Close() }
 
 // candidates lists where the peer may reach this side, for the offer
 // (discovery.GatherCandidates).
-func (p *peer) candidates(ctx context.Context) (udp, tcp []netip.AddrPort) {
+func (p *peer) candidates(ctx context.Context) (udp, tcp []netip.AddrPort, types map[netip.AddrPort]transport.CandidateType) {
 	return discovery.GatherCandidates(ctx, p.sock, discovery.GatherOptions{
 		Rendezvous:  p.cfg.Rendezvous,
 		STUNServers: p.cfg.STUNServers,
@@ -134,6 +134,7 @@ func (p *peer) transportPeer(res *discovery.Result) transport.Peer {
 		Relay:           p.cfg.Rendezvous,
 		Paths:           p.cfg.Paths,
 		TCPCandidates:   res.PeerTCPCandidates,
+		CandidateTypes:  res.PeerCandidateTypes,
 	}
 }
 
@@ -311,7 +312,7 @@ func SendFiles(ctx context.Context, cfg Config, paths []string, sink Sink) (Stat
 		return Stats{}, err
 	}
 	defer p.close()
-	cands, tcpCands := p.candidates(ctx)
+	cands, tcpCands, types := p.candidates(ctx)
 	inv, err := discovery.Host(ctx, cfg.discovery())
 	if err != nil {
 		return Stats{}, pairingError(err)
@@ -319,7 +320,7 @@ func SendFiles(ctx context.Context, cfg Config, paths []string, sink Sink) (Stat
 	defer inv.Close()
 	emit(Event{Kind: EventCode, Code: inv.Code().String()})
 	emit(Event{Kind: EventState, State: StateWaiting})
-	res, err := inv.Pair(ctx, discovery.Offer{SessionID: uuid.New(), Fingerprint: p.cert.Fingerprint, Candidates: cands, TCPCandidates: tcpCands})
+	res, err := inv.Pair(ctx, discovery.Offer{SessionID: uuid.New(), Fingerprint: p.cert.Fingerprint, Candidates: cands, TCPCandidates: tcpCands, CandidateTypes: types})
 	if err != nil {
 		return Stats{}, pairingError(err)
 	}
@@ -358,9 +359,9 @@ func ReceiveFiles(ctx context.Context, cfg Config, c code.Code, opts ReceiveOpti
 		return Stats{}, err
 	}
 	defer p.close()
-	cands, tcpCands := p.candidates(ctx)
+	cands, tcpCands, types := p.candidates(ctx)
 	emit(Event{Kind: EventState, State: StatePairing})
-	res, err := discovery.Join(ctx, cfg.discovery(), c, discovery.Offer{Fingerprint: p.cert.Fingerprint, Candidates: cands, TCPCandidates: tcpCands})
+	res, err := discovery.Join(ctx, cfg.discovery(), c, discovery.Offer{Fingerprint: p.cert.Fingerprint, Candidates: cands, TCPCandidates: tcpCands, CandidateTypes: types})
 	if err != nil {
 		return Stats{}, pairingError(err)
 	}

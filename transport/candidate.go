@@ -36,3 +36,57 @@ func usableCandidates(cands []netip.AddrPort) []netip.AddrPort {
 	}
 	return out
 }
+
+// CandidateType says how an address of the peer was learned. It orders the
+// probes of a connection attempt (a host address first: on a shared
+// network it is the shortest path) and names the remote end of a path.
+type CandidateType uint8
+
+// Candidate types, in order of preference.
+const (
+	// CandidateHost is an address of one of the peer's own interfaces.
+	CandidateHost CandidateType = iota + 1
+	// CandidateServerReflexive is the peer's public address as a server saw
+	// it (STUN for UDP, the rendezvous server's address query for TCP).
+	CandidateServerReflexive
+	// CandidatePeerReflexive was learned from the peer's own packets: a
+	// NAT mapping no server saw (a symmetric NAT's, or one that rebound).
+	CandidatePeerReflexive
+	// CandidateRelay is the pairing's session at the relay.
+	CandidateRelay
+)
+
+func (t CandidateType) String() string {
+	switch t {
+	case CandidateHost:
+		return "host"
+	case CandidateServerReflexive:
+		return "srflx"
+	case CandidatePeerReflexive:
+		return "prflx"
+	case CandidateRelay:
+		return "relay"
+	}
+	return "unknown"
+}
+
+// ParseCandidateType is the inverse of String; ok is false for anything else.
+func ParseCandidateType(s string) (t CandidateType, ok bool) {
+	for t := CandidateHost; t <= CandidateRelay; t++ {
+		if t.String() == s {
+			return t, true
+		}
+	}
+	return 0, false
+}
+
+// inferCandidateType is the type of an offered address whose type the
+// offer does not say (a peer before typed offers): a private, loopback or
+// link-local address is a host address, anything else was seen by a server.
+func inferCandidateType(a netip.AddrPort) CandidateType {
+	ip := a.Addr().Unmap()
+	if ip.IsPrivate() || ip.IsLoopback() || ip.IsLinkLocalUnicast() {
+		return CandidateHost
+	}
+	return CandidateServerReflexive
+}

@@ -40,6 +40,10 @@ type Peer struct {
 	// Socket.TCPCandidates): a TCP path is punched to them at once, for
 	// networks that block UDP.
 	TCPCandidates []netip.AddrPort
+	// CandidateTypes says how the peer learned each of its candidates (UDP
+	// and TCP); an address missing here is a host address if private,
+	// loopback or link-local, and server-reflexive otherwise.
+	CandidateTypes map[netip.AddrPort]CandidateType
 }
 
 // Conn is an established, end-to-end encrypted connection to one peer. Its
@@ -69,6 +73,7 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 		return nil, errors.New("transport: relay-only connection without a relay")
 	}
 	e := newEndpoint(s, s.newTag(), keys, p.Role, p.Paths, p.Candidates)
+	e.candTypes = p.CandidateTypes
 	if !s.router.add(e) {
 		return nil, errors.New("transport: a connection with this key is already open")
 	}

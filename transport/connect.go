@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -179,10 +180,20 @@ func (e *endpoint) tickConnectingLocked(now time.Time) {
 		e.establishLocked(h.carrier, e.attempt.heldFrom, h.peer)
 		return
 	}
+	// Due candidates in order of preference: host addresses first (on a
+	// shared network the first proven is the shortest path), then the
+	// server-reflexive ones, then the relay.
+	var due []netip.AddrPort
 	for addr, cand := range e.attempt.candidates {
-		if now.Before(cand.next) {
-			continue
+		if !now.Before(cand.next) {
+			due = append(due, addr)
 		}
+	}
+	slices.SortFunc(due, func(a, b netip.AddrPort) int {
+		return cmp.Or(cmp.Compare(e.probeTypeLocked(a), e.probeTypeLocked(b)), a.Compare(b))
+	})
+	for _, addr := range due {
+		cand := e.attempt.candidates[addr]
 		c := cand.carrier
 		if c == nil {
 			c = e.s.newestCarrier()
@@ -191,6 +202,17 @@ func (e *endpoint) tickConnectingLocked(now time.Time) {
 		cand.next = now.Add(cand.gap)
 		cand.gap = min(cand.gap*3/2, e.s.cfg.MaxProbeInterval)
 	}
+}
+
+// probeTypeLocked is the type of an attempt's candidate, for ordering.
+func (e *endpoint) probeTypeLocked(a netip.AddrPort) CandidateType {
+	if cand := e.attempt.candidates[a]; cand != nil && cand.carrier != nil {
+		return e.candidateTypeLocked(cand.carrier, a)
+	}
+	if t, ok := e.candTypes[a]; ok {
+		return t
+	}
+	return inferCandidateType(a)
 }
 
 // probeLocked sends a HELLO to to when no peer nonce is known, else a PROBE

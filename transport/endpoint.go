@@ -55,13 +55,14 @@ type endpoint struct {
 	state       State
 	policy      PathPolicy
 	attempt     *attempt
-	relay       *relayCarrier                 // the pairing's session at a relay, once paired
-	relayAddr   string                        // the relay server, for rejoining
-	tcp         *ownedTCP                     // the punched TCP connection, once one authenticated
-	direct      []netip.AddrPort              // the peer's offered direct candidates, for upgrades
-	upgrade     map[netip.AddrPort]*candidate // upgrade probes while the path is relayed
-	established *peerAttempt                  // the attempt's keys once established
-	sent        uint64                        // counter of the last control packet sent
+	relay       *relayCarrier                    // the pairing's session at a relay, once paired
+	relayAddr   string                           // the relay server, for rejoining
+	tcp         *ownedTCP                        // the punched TCP connection, once one authenticated
+	candTypes   map[netip.AddrPort]CandidateType // how the peer learned its offered addresses (read-only)
+	direct      []netip.AddrPort                 // the peer's offered direct candidates, for upgrades
+	upgrade     map[netip.AddrPort]*candidate    // upgrade probes while the path is relayed
+	established *peerAttempt                     // the attempt's keys once established
+	sent        uint64                           // counter of the last control packet sent
 	budget      *sendBudget
 	validations map[netip.AddrPort]*validation
 	holdDown    map[netip.AddrPort]time.Time

@@ -3,6 +3,7 @@ package transport
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -88,6 +89,10 @@ type PathInfo struct {
 	// RTT is the latest round-trip time measured on the path by PING/PONG
 	// (zero before the first sample).
 	RTT time.Duration
+	// RemoteType says how the remote address was learned: offered as a
+	// host or server-reflexive address, learned from the peer's packets,
+	// or the relay.
+	RemoteType CandidateType
 }
 
 // IsLocalNetwork reports whether the remote address is on a local network
@@ -113,7 +118,8 @@ func (e *endpoint) setPathLocked(c Carrier, remote netip.AddrPort, reason PathCh
 	if old != nil && c.Kind().rank() < old.carrier.Kind().rank() {
 		reason = ReasonUpgraded
 	}
-	info := PathInfo{Kind: c.Kind(), Local: c.LocalAddr(), Remote: remote, Seq: e.seq, Reason: reason, Since: time.Now(), RTT: e.rtt}
+	info := PathInfo{Kind: c.Kind(), Local: c.LocalAddr(), Remote: remote, Seq: e.seq, Reason: reason, Since: time.Now(), RTT: e.rtt,
+		RemoteType: e.candidateTypeLocked(c, remote)}
 	e.path.Store(&path{carrier: c, remote: remote, info: info})
 	if old != nil {
 		e.counters.pathChanges.Add(1)
@@ -132,7 +138,7 @@ func (e *endpoint) setPathLocked(c Carrier, remote netip.AddrPort, reason PathCh
 		// relayed pair shares the relay's address.
 		e.s.router.addAddr(remote, e.tag)
 	}
-	e.log.Info("path changed", "kind", info.Kind.String(), "local", info.Local, "remote", remote, "reason", string(reason), "seq", info.Seq)
+	e.log.Info("path changed", "kind", info.Kind.String(), "local", info.Local, "remote", remote, "type", info.RemoteType.String(), "reason", string(reason), "seq", info.Seq)
 	for ch := range e.subs {
 		offerLatest(ch, info)
 	}
@@ -171,4 +177,19 @@ func (e *endpoint) subscribe() (<-chan PathInfo, func()) {
 			close(ch)
 		}
 	}
+}
+
+// candidateTypeLocked is how the peer's address remote, reached through c,
+// was learned.
+func (e *endpoint) candidateTypeLocked(c Carrier, remote netip.AddrPort) CandidateType {
+	if c.Kind() == PathRelay {
+		return CandidateRelay
+	}
+	if t, ok := e.candTypes[remote]; ok {
+		return t
+	}
+	if slices.Contains(e.direct, remote) || c.Kind() == PathDirectTCP {
+		return inferCandidateType(remote)
+	}
+	return CandidatePeerReflexive
 }

@@ -127,7 +127,7 @@ func TestRelayCarriesConnectionWithoutDirectPath(t *testing.T) {
 		t.Fatalf("connect: dialer %v, acceptor %v", ra.err, rb.err)
 	}
 	for side, c := range map[string]*Conn{"dialer": ra.c, "acceptor": rb.c} {
-		if p := c.Path(); p.Kind != PathRelay {
+		if p := c.Path(); p.Kind != PathRelay || p.RemoteType != CandidateRelay {
 			t.Fatalf("%s's path %+v, want the relay", side, p)
 		}
 	}

@@ -83,6 +83,18 @@ func (s *Socket) TCPCandidates(ctx context.Context, server string) []netip.AddrP
 	return append(out, pub)
 }
 
+// TCPHostCandidates lists the TCP punching port's host addresses, once it
+// is open (nil before).
+func (s *Socket) TCPHostCandidates() []netip.AddrPort {
+	s.tcpMu.Lock()
+	p := s.tcp
+	s.tcpMu.Unlock()
+	if p == nil {
+		return nil
+	}
+	return hostCandidates(p.Addr())
+}
+
 // queryTCPAddr asks the rendezvous server which address it sees p's
 // connections come from.
 func queryTCPAddr(ctx context.Context, p *tcpPort, server string) (netip.AddrPort, error) {
