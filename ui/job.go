@@ -135,6 +135,11 @@ func (j *job) handle(e transfer.Event) {
 		s.path, s.peer = e.Path, e.Peer
 	case transfer.EventPath:
 		s.path, s.peer = e.Path, e.Peer
+		if e.Reason == "upgraded" {
+			// A better path came up; nothing was interrupted. The path
+			// column says the new way in words.
+			break
+		}
 		s.netChanged = true
 		s.netChangedAt = eventTime(e)
 		s.netChangedBytes = j.bytes.Load()

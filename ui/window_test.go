@@ -449,6 +449,27 @@ func TestProgressIsCoalesced(t *testing.T) {
 	}
 }
 
+// TestUpgradeChangesPathLive: an upgrade from the relay to a direct path
+// changes the row's path at once and says nothing about a network change.
+func TestUpgradeChangesPathLive(t *testing.T) {
+	h := newHarness(t)
+	c := h.sendWithCode()
+	c.emit(
+		transfer.Event{Kind: transfer.EventConnected, Path: transfer.PathRelay},
+		transfer.Event{Kind: transfer.EventState, State: transfer.StateSending},
+		transfer.Event{Kind: transfer.EventProgress, Bytes: 10, Total: 100},
+	)
+	r := h.jobRow()
+	h.until("the relayed path", func() bool { return r.path.Text == "Relayed through your server" })
+	c.emit(transfer.Event{Kind: transfer.EventPath, Path: transfer.PathDirectUDP, Reason: "upgraded"},
+		transfer.Event{Kind: transfer.EventProgress, Bytes: 20, Total: 100})
+	h.until("the direct path", func() bool { return r.path.Text == "Direct" })
+	h.until("progress", func() bool { return r.progress.Value == 0.2 })
+	if r.state.Text == textNetChanged {
+		t.Errorf("state %q after an upgrade", r.state.Text)
+	}
+}
+
 func TestNetworkChangeState(t *testing.T) {
 	h := newHarness(t)
 	c := h.sendWithCode()
