@@ -70,17 +70,14 @@ func GatherCandidates(ctx context.Context, sock *transport.Socket, o GatherOptio
 	}
 	if o.Rendezvous != "" {
 		// TCP punching needs the server to tell the port's public address.
-		tcp = sock.TCPCandidates(ctx, o.Rendezvous)
-		host := sock.TCPHostCandidates()
-		for _, a := range tcp {
-			if _, typed := types[a]; typed {
-				continue
-			}
-			if slices.Contains(host, a) {
-				types[a] = transport.CandidateHost
-			} else {
-				types[a] = transport.CandidateServerReflexive
-			}
+		host, public := sock.TCPCandidates(ctx, o.Rendezvous)
+		for _, a := range host {
+			tcp = append(tcp, a)
+			types[a] = transport.CandidateHost
+		}
+		if public.IsValid() && !slices.Contains(tcp, public) {
+			tcp = append(tcp, public)
+			types[public] = transport.CandidateServerReflexive
 		}
 	}
 	return udp, tcp, types

@@ -54,45 +54,29 @@ func (s *Socket) tcpPortOpen(ctx context.Context) (*tcpPort, error) {
 	return p, nil
 }
 
-// TCPCandidates opens the Socket's TCP punching port (once) and lists where
-// a peer may reach it: the host addresses with its port and, when server
-// ("host:port" of a ferry rendezvous server) is set, the public address the
-// server sees it come from. It returns nil where no TCP port can be opened.
-func (s *Socket) TCPCandidates(ctx context.Context, server string) []netip.AddrPort {
+// TCPCandidates opens the Socket's TCP punching port (once) and tells
+// where a peer may reach it: host, its interface addresses with its port,
+// and public, when server ("host:port" of a ferry rendezvous server) is set
+// and answers, the address the server sees it come from (invalid
+// otherwise). Both are empty where no TCP port can be opened.
+func (s *Socket) TCPCandidates(ctx context.Context, server string) (host []netip.AddrPort, public netip.AddrPort) {
 	p, err := s.tcpPortOpen(ctx)
 	if err != nil {
 		s.log.Info("no TCP punching port", "err", err)
-		return nil
+		return nil, netip.AddrPort{}
 	}
-	out := hostCandidates(p.Addr())
+	host = hostCandidates(p.Addr())
 	if server == "" {
-		return out
+		return host, netip.AddrPort{}
 	}
 	qctx, cancel := context.WithTimeout(ctx, tcpQueryTimeout)
 	defer cancel()
-	pub, err := queryTCPAddr(qctx, p, server)
+	public, err = queryTCPAddr(qctx, p, server)
 	if err != nil {
 		s.log.Info("no public TCP address", "server", server, "err", err)
-		return out
+		return host, netip.AddrPort{}
 	}
-	for _, a := range out {
-		if a == pub {
-			return out
-		}
-	}
-	return append(out, pub)
-}
-
-// TCPHostCandidates lists the TCP punching port's host addresses, once it
-// is open (nil before).
-func (s *Socket) TCPHostCandidates() []netip.AddrPort {
-	s.tcpMu.Lock()
-	p := s.tcp
-	s.tcpMu.Unlock()
-	if p == nil {
-		return nil
-	}
-	return hostCandidates(p.Addr())
+	return host, public
 }
 
 // queryTCPAddr asks the rendezvous server which address it sees p's
