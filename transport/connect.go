@@ -75,6 +75,21 @@ type candidate struct {
 	carrier Carrier // nil: the newest local socket
 }
 
+// probed schedules the next probe after one sent at now: the gap grows by
+// half per probe, up to maxGap.
+func (c *candidate) probed(now time.Time, maxGap time.Duration) {
+	c.next = now.Add(c.gap)
+	c.gap = min(c.gap*3/2, maxGap)
+}
+
+// pushFront puts pa first in list, which holds at most maxPeerAttempts.
+func pushFront(list []*peerAttempt, pa *peerAttempt) []*peerAttempt {
+	if len(list) == maxPeerAttempts {
+		list = list[:maxPeerAttempts-1]
+	}
+	return append([]*peerAttempt{pa}, list...)
+}
+
 // provenAddress is an address that answered the acceptor's challenge: the
 // carrier it answered on and the peer nonce it answered under.
 type provenAddress struct {
@@ -120,10 +135,7 @@ func (e *endpoint) peerForLocked(n Nonce) (pa *peerAttempt, known bool) {
 		}
 	}
 	pa = &peerAttempt{nonce: n, keys: e.pairing.attempt(e.role, a.nonce, n)}
-	if len(a.heard) == maxPeerAttempts {
-		a.heard = a.heard[:maxPeerAttempts-1]
-	}
-	a.heard = append([]*peerAttempt{pa}, a.heard...)
+	a.heard = pushFront(a.heard, pa)
 	return pa, false
 }
 
@@ -137,10 +149,7 @@ func (a *attempt) remember(pa *peerAttempt) {
 			return
 		}
 	}
-	if len(a.peers) == maxPeerAttempts {
-		a.peers = a.peers[:maxPeerAttempts-1]
-	}
-	a.peers = append([]*peerAttempt{pa}, a.peers...)
+	a.peers = pushFront(a.peers, pa)
 }
 
 // cookie is this endpoint's challenge for (to, c) under the peer nonce,
@@ -183,36 +192,28 @@ func (e *endpoint) tickConnectingLocked(now time.Time) {
 	// Due candidates in order of preference: host addresses first (on a
 	// shared network the first proven is the shortest path), then the
 	// server-reflexive ones, then the relay.
-	var due []netip.AddrPort
-	for addr, cand := range e.attempt.candidates {
-		if !now.Before(cand.next) {
-			due = append(due, addr)
-		}
+	type dueProbe struct {
+		addr netip.AddrPort
+		cand *candidate
+		c    Carrier
+		typ  CandidateType
 	}
-	slices.SortFunc(due, func(a, b netip.AddrPort) int {
-		return cmp.Or(cmp.Compare(e.probeTypeLocked(a), e.probeTypeLocked(b)), a.Compare(b))
-	})
-	for _, addr := range due {
-		cand := e.attempt.candidates[addr]
+	var due []dueProbe
+	for addr, cand := range e.attempt.candidates {
+		if now.Before(cand.next) {
+			continue
+		}
 		c := cand.carrier
 		if c == nil {
 			c = e.s.newestCarrier()
 		}
-		e.probeLocked(c, addr, e.attempt.latest(), [8]byte{}, true, now)
-		cand.next = now.Add(cand.gap)
-		cand.gap = min(cand.gap*3/2, e.s.cfg.MaxProbeInterval)
+		due = append(due, dueProbe{addr, cand, c, e.candidateTypeLocked(c, addr)})
 	}
-}
-
-// probeTypeLocked is the type of an attempt's candidate, for ordering.
-func (e *endpoint) probeTypeLocked(a netip.AddrPort) CandidateType {
-	if cand := e.attempt.candidates[a]; cand != nil && cand.carrier != nil {
-		return e.candidateTypeLocked(cand.carrier, a)
+	slices.SortFunc(due, func(a, b dueProbe) int { return cmp.Or(cmp.Compare(a.typ, b.typ), a.addr.Compare(b.addr)) })
+	for _, d := range due {
+		e.probeLocked(d.c, d.addr, e.attempt.latest(), [8]byte{}, true, now)
+		d.cand.probed(now, e.s.cfg.MaxProbeInterval)
 	}
-	if t, ok := e.candTypes[a]; ok {
-		return t
-	}
-	return inferCandidateType(a)
 }
 
 // probeLocked sends a HELLO to to when no peer nonce is known, else a PROBE

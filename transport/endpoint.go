@@ -152,7 +152,9 @@ func (e *endpoint) receiveQUIC(pb *pktBuf, from netip.AddrPort, c Carrier) {
 		e.mu.Lock()
 		e.maybeFollowDialerLocked(from)
 		e.mu.Unlock()
-	case p != nil && (p.remote != from || p.carrier != c):
+	case p != nil && (p.remote != from || p.carrier.Kind() != c.Kind()):
+		// (The active remote through another local socket of ours is a
+		// straggler to an old socket after a rebind: no lock, no move.)
 		e.mu.Lock()
 		e.budget.earn(from, pb.n, time.Now())
 		e.maybeStartPassiveLocked(from, c, triggerQUIC)

@@ -6,9 +6,8 @@ import (
 )
 
 // Upgrading: a connection that came up through a relay (or a punched TCP
-// connection) keeps probing the
-// peer's offered direct candidates with PINGs from the newest local
-// socket, while both sides do so at once (each side's PINGs open its own
+// connection) keeps probing the peer's offered direct candidates with
+// PINGs from the newest local socket, while both sides do so at once (each side's PINGs open its own
 // NAT's mapping for the other's). The dialer moves to the first candidate
 // whose PONG comes back, make-before-break; the acceptor follows its QUIC
 // packets from there by passive migration. Both report ReasonUpgraded.
@@ -42,8 +41,7 @@ func (e *endpoint) tickUpgradeLocked(now time.Time) {
 			continue
 		}
 		e.sendPingLocked(c, addr, pingUpgrade)
-		cand.next = now.Add(cand.gap)
-		cand.gap = min(cand.gap*3/2, maxUpgradeInterval)
+		cand.probed(now, maxUpgradeInterval)
 	}
 }
 
