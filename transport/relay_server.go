@@ -750,8 +750,21 @@ func (b *relayBucket) take(n int, now time.Time) time.Duration {
 	return time.Duration(-b.tokens / b.rate * float64(time.Second))
 }
 
-// relayAddrKey is what the per-source limit counts: the IPv4 address, or
-// the IPv6 /64.
+// SourceKey is what a per-source limit of the rendezvous server counts one
+// source: an IPv4 address (IPv4-mapped IPv6 counts as IPv4), or an IPv6
+// /64, since a host can pick any address of its /64 and must not get a
+// fresh allowance for each. The relay and the STUN responder both use it.
+func SourceKey(ip netip.Addr) netip.Prefix {
+	ip = ip.Unmap().WithZone("")
+	bits := 64
+	if ip.Is4() {
+		bits = 32
+	}
+	p, _ := ip.Prefix(bits)
+	return p
+}
+
+// relayAddrKey is the SourceKey of a connection's remote address.
 func relayAddrKey(a net.Addr) netip.Prefix {
 	var ip netip.Addr
 	if ta, ok := a.(*net.TCPAddr); ok {
@@ -761,13 +774,7 @@ func relayAddrKey(a net.Addr) netip.Prefix {
 			ip = ap.Addr()
 		}
 	}
-	ip = ip.Unmap().WithZone("")
-	bits := 64
-	if ip.Is4() {
-		bits = 32
-	}
-	p, _ := ip.Prefix(bits)
-	return p
+	return SourceKey(ip)
 }
 
 // remoteIP is the client's address for logs (no port: it says nothing more).

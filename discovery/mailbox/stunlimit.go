@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"ferry/transport"
 )
 
 // STUN answer limits. A Binding request is one UDP datagram whose source
@@ -32,10 +34,6 @@ const (
 	// forgotten: one quiet for stunBurst/stunRate = 4 s has refilled its
 	// bucket, and forgetting it loses nothing.
 	stunMaxSources = 4096
-	// stunIPv6SourceBits is the prefix that counts as one IPv6 source. A
-	// host (and a spoofer aiming at a network) can pick any address of its
-	// /64, so one bucket per address would give each of them a fresh one.
-	stunIPv6SourceBits = 64
 )
 
 // stunLimiter is the per-source token bucket for STUN answers, keyed by the
@@ -45,25 +43,18 @@ const (
 // safe for concurrent use (one Server may serve several UDP sockets).
 type stunLimiter struct {
 	mu      sync.Mutex
-	sources map[netip.Addr]*list.Element // of *stunSource
-	lru     list.List                    // of *stunSource, most recently seen first
+	sources map[netip.Prefix]*list.Element // of *stunSource
+	lru     list.List                      // of *stunSource, most recently seen first
 }
 
 type stunSource struct {
-	key    netip.Addr
+	key    netip.Prefix
 	bucket tokenBucket
 }
 
-// stunSourceKey returns the key ip is counted under: the address itself for
-// IPv4 (IPv4-mapped IPv6 counts as IPv4), the /64 for IPv6.
-func stunSourceKey(ip netip.Addr) netip.Addr {
-	ip = ip.Unmap()
-	if ip.Is6() {
-		p, _ := ip.WithZone("").Prefix(stunIPv6SourceBits) // 64 of 128 bits: cannot fail
-		return p.Addr()
-	}
-	return ip
-}
+// stunSourceKey returns the key ip is counted under: transport.SourceKey,
+// the relay's too (an IPv4 address, an IPv6 /64).
+func stunSourceKey(ip netip.Addr) netip.Prefix { return transport.SourceKey(ip) }
 
 // allow reports whether a packet from ip may be answered at now, taking a
 // token from its bucket if so.
@@ -76,7 +67,7 @@ func (l *stunLimiter) allow(ip netip.Addr, now time.Time) bool {
 		return e.Value.(*stunSource).bucket.allow(now)
 	}
 	if l.sources == nil {
-		l.sources = make(map[netip.Addr]*list.Element)
+		l.sources = make(map[netip.Prefix]*list.Element)
 	}
 	var src *stunSource
 	if len(l.sources) >= stunMaxSources {
