@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -292,14 +293,13 @@ func (k *pairKeys) seal(s Side, o Offer) ([]byte, error) {
 	}
 	w.Candidates = sealCandidates(o.Candidates)
 	w.TCPCandidates = sealCandidates(o.TCPCandidates)
-	for _, list := range [][]string{w.Candidates, w.TCPCandidates} {
-		for _, c := range list {
-			if t, ok := o.CandidateTypes[netip.MustParseAddrPort(c)]; ok {
-				if w.Types == nil {
-					w.Types = make(map[string]string)
-				}
-				w.Types[c] = t.String()
+	for a, t := range o.CandidateTypes {
+		// Types only for the candidates that went in.
+		if c := unmapAddrPort(a).String(); slices.Contains(w.Candidates, c) || slices.Contains(w.TCPCandidates, c) {
+			if w.Types == nil {
+				w.Types = make(map[string]string)
 			}
+			w.Types[c] = t.String()
 		}
 	}
 	plain, err := json.Marshal(w)
