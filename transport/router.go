@@ -108,13 +108,7 @@ func (r *router) addAddr(a netip.AddrPort, t routerTag) bool {
 		return true
 	}
 	return r.update(func(n *routes) bool {
-		held := 0
-		for _, tag := range n.byAddr {
-			if tag == t {
-				held++
-			}
-		}
-		if held >= maxAddrsPerEndpoint {
+		if addrsOf(n.byAddr, t) >= maxAddrsPerEndpoint {
 			return false
 		}
 		n.byAddr[a] = t
@@ -142,9 +136,12 @@ func (r *router) retainAddrs(t routerTag, keep netip.AddrPort) {
 }
 
 // addrsOf counts the address entries of tag t (tests, diagnostics).
-func (r *router) addrsOf(t routerTag) int {
+func (r *router) addrsOf(t routerTag) int { return addrsOf(r.routes.Load().byAddr, t) }
+
+// addrsOf counts the entries of byAddr that route to tag t.
+func addrsOf(byAddr map[netip.AddrPort]routerTag, t routerTag) int {
 	n := 0
-	for _, tag := range r.routes.Load().byAddr {
+	for _, tag := range byAddr {
 		if tag == t {
 			n++
 		}
