@@ -303,13 +303,19 @@ func (s *Socket) NetworkChanged() {
 	}
 }
 
-// rebind opens a new carrier and starts moving endpoints to it.
-func (s *Socket) rebind() {
+// listenHostAnyPort is ListenAddr's host with port 0: where later local
+// sockets (after a network change, the TCP punching port) are opened.
+func (s *Socket) listenHostAnyPort() string {
 	host, _, err := net.SplitHostPort(s.cfg.ListenAddr)
 	if err != nil {
 		host = ""
 	}
-	c, err := s.bind(net.JoinHostPort(host, "0"))
+	return net.JoinHostPort(host, "0")
+}
+
+// rebind opens a new carrier and starts moving endpoints to it.
+func (s *Socket) rebind() {
+	c, err := s.bind(s.listenHostAnyPort())
 	if err != nil {
 		s.log.Warn("network changed but no new socket could be opened", "err", err)
 		return

@@ -42,11 +42,7 @@ func (s *Socket) tcpPortOpen(ctx context.Context) (*tcpPort, error) {
 	if s.isClosed() {
 		return nil, ErrClosed
 	}
-	host, _, err := net.SplitHostPort(s.cfg.ListenAddr)
-	if err != nil {
-		host = ""
-	}
-	p, err := newTCPPort(ctx, net.JoinHostPort(host, "0"))
+	p, err := newTCPPort(ctx, s.listenHostAnyPort())
 	if err != nil {
 		return nil, err
 	}
@@ -82,13 +78,16 @@ func (s *Socket) TCPCandidates(ctx context.Context, server string) (host []netip
 // queryTCPAddr asks the rendezvous server which address it sees p's
 // connections come from.
 func queryTCPAddr(ctx context.Context, p *tcpPort, server string) (netip.AddrPort, error) {
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", hostOf(server))
-	if err != nil || len(addrs) == 0 {
-		return netip.AddrPort{}, fmt.Errorf("resolve %q: %w", server, err)
-	}
-	_, port, err := net.SplitHostPort(server)
+	host, port, err := net.SplitHostPort(server)
 	if err != nil {
-		return netip.AddrPort{}, err
+		return netip.AddrPort{}, fmt.Errorf("server address %q: %w", server, err)
+	}
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("resolve %q: %w", host, err)
+	}
+	if len(addrs) == 0 {
+		return netip.AddrPort{}, fmt.Errorf("resolve %q: no address", host)
 	}
 	pn, err := net.DefaultResolver.LookupPort(ctx, "tcp", port)
 	if err != nil {
@@ -110,14 +109,6 @@ func queryTCPAddr(ctx context.Context, p *tcpPort, server string) (netip.AddrPor
 		return netip.AddrPort{}, err
 	}
 	return unmapAddrPort(ap), nil
-}
-
-func hostOf(hostport string) string {
-	h, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return hostport
-	}
-	return h
 }
 
 // tcpChosen is the byte the dialer sends on the punched connection it
