@@ -10,11 +10,12 @@ import (
 	"sync"
 )
 
-// tcpCarrier carries datagrams over one TCP connection to the peer, made
-// by hole punching (punchTCP): the same control, QUIC and STUN datagrams a
-// UDP path carries, each framed as on the relay (a 2-byte big-endian
-// length, then the datagram: WriteRelayFrame, ReadRelayFrame). A
-// connection reaches one peer, so every datagram read comes from the
+// tcpCarrier carries datagrams over one TCP connection: a connection to
+// the peer made by hole punching (punchTCP), or a session at a relay
+// (carrier_relay.go). Either carries the same control, QUIC and STUN
+// datagrams a UDP path carries, each framed as on the relay (a 2-byte
+// big-endian length, then the datagram: WriteRelayFrame, ReadRelayFrame).
+// A connection reaches one peer, so every datagram read comes from the
 // connection's remote address and WriteTo ignores its address.
 //
 // A byte stream cannot resynchronise: after any read or write error (the
@@ -24,6 +25,7 @@ import (
 // having a passing fault.
 type tcpCarrier struct {
 	conn   net.Conn
+	kind   PathKind // PathDirectTCP, or PathRelay
 	local  netip.AddrPort
 	remote netip.AddrPort
 
@@ -35,28 +37,39 @@ type tcpCarrier struct {
 	werr error // the error that ended writing, under wmu
 }
 
-// tcpCarrierBuffer sizes the carrier's read and write buffers, as on the
-// relay carrier: a GSO batch from quic-go (up to 64 KiB) goes out in one
-// write, and a burst of frames comes in with one read.
+// tcpCarrierBuffer sizes the carrier's read and write buffers: a GSO batch
+// from quic-go (up to 64 KiB) goes out in one write, and a burst of frames
+// comes in with one read.
 const tcpCarrierBuffer = 64 << 10
 
-// newTCPCarrier carries datagrams over conn, which the carrier owns from
-// now on.
+// newTCPCarrier carries datagrams over conn, a punched connection to the
+// peer, which the carrier owns from now on.
 func newTCPCarrier(conn net.Conn) *tcpCarrier {
+	return newFramedCarrier(conn, nil, PathDirectTCP)
+}
+
+// newFramedCarrier carries datagrams of a path of kind over conn, reading
+// through r when the caller already read from conn through it (nil: a new
+// reader).
+func newFramedCarrier(conn net.Conn, r *bufio.Reader, kind PathKind) *tcpCarrier {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		// Each frame is a whole packet quic-go wants on the wire now.
 		_ = tc.SetNoDelay(true)
 	}
+	if r == nil {
+		r = bufio.NewReaderSize(conn, tcpCarrierBuffer)
+	}
 	return &tcpCarrier{
 		conn:   conn,
+		kind:   kind,
 		local:  addrPortOf(conn.LocalAddr()),
 		remote: addrPortOf(conn.RemoteAddr()),
-		r:      bufio.NewReaderSize(conn, tcpCarrierBuffer),
+		r:      r,
 		w:      bufio.NewWriterSize(conn, tcpCarrierBuffer),
 	}
 }
 
-func (c *tcpCarrier) Kind() PathKind            { return PathDirectTCP }
+func (c *tcpCarrier) Kind() PathKind            { return c.kind }
 func (c *tcpCarrier) LocalAddr() netip.AddrPort { return c.local }
 
 // RemoteAddr is the peer's address on this connection, the From of every
@@ -98,11 +111,11 @@ func (c *tcpCarrier) ended(err error) error {
 	_ = c.conn.Close()
 	switch {
 	case errors.Is(err, net.ErrClosed): // closed here
-		return fmt.Errorf("transport: TCP path to %v: %w", c.remote, err)
+		return fmt.Errorf("transport: %v path to %v: %w", c.kind, c.remote, err)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("transport: %v closed the TCP path (%w): %w", c.remote, err, net.ErrClosed)
+		return fmt.Errorf("transport: %v closed the %v path (%w): %w", c.remote, c.kind, err, net.ErrClosed)
 	default:
-		return fmt.Errorf("transport: TCP path to %v ended (%w): %w", c.remote, err, net.ErrClosed)
+		return fmt.Errorf("transport: %v path to %v ended (%w): %w", c.kind, c.remote, err, net.ErrClosed)
 	}
 }
 
