@@ -295,7 +295,7 @@ func (k *pairKeys) seal(s Side, o Offer) ([]byte, error) {
 	w.TCPCandidates = sealCandidates(o.TCPCandidates)
 	for a, t := range o.CandidateTypes {
 		// Types only for the candidates that went in.
-		if c := unmapAddrPort(a).String(); slices.Contains(w.Candidates, c) || slices.Contains(w.TCPCandidates, c) {
+		if c := transport.UnmapAddrPort(a).String(); slices.Contains(w.Candidates, c) || slices.Contains(w.TCPCandidates, c) {
 			if w.Types == nil {
 				w.Types = make(map[string]string)
 			}
@@ -380,7 +380,7 @@ func sealCandidates(cands []netip.AddrPort) []string {
 			break
 		}
 		if transport.UsableCandidate(c) {
-			out = append(out, unmapAddrPort(c).String())
+			out = append(out, transport.UnmapAddrPort(c).String())
 		}
 	}
 	return out
@@ -399,7 +399,7 @@ func openCandidates(wire []string) ([]netip.AddrPort, error) {
 		if err != nil || !transport.UsableCandidate(ap) {
 			continue // one odd address does not spoil the rest
 		}
-		out = append(out, unmapAddrPort(ap))
+		out = append(out, transport.UnmapAddrPort(ap))
 	}
 	return out, nil
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/pion/stun/v2"
+
+	"ferry/transport"
 )
 
 // STUNSocket is the part of the transport's socket a STUN client needs: it
@@ -68,7 +70,7 @@ func (c *STUNClient) handle(msg []byte, from netip.AddrPort) {
 	c.mu.Lock()
 	q, ok := c.pending[m.TransactionID]
 	c.mu.Unlock()
-	if !ok || unmapAddrPort(from) != q.server {
+	if !ok || transport.UnmapAddrPort(from) != q.server {
 		return
 	}
 	var xor stun.XORMappedAddress
@@ -98,7 +100,7 @@ func (c *STUNClient) Query(ctx context.Context, server netip.AddrPort) (netip.Ad
 	}
 	ch := make(chan netip.AddrPort, 1)
 	c.mu.Lock()
-	c.pending[req.TransactionID] = stunQuery{server: unmapAddrPort(server), answer: ch}
+	c.pending[req.TransactionID] = stunQuery{server: transport.UnmapAddrPort(server), answer: ch}
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
@@ -181,7 +183,7 @@ func (c *STUNClient) Reflexive(ctx context.Context, servers []string) ([]netip.A
 // resolver.
 func resolveAddrPorts(ctx context.Context, hostport string) ([]netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(hostport); err == nil {
-		return []netip.AddrPort{unmapAddrPort(ap)}, nil
+		return []netip.AddrPort{transport.UnmapAddrPort(ap)}, nil
 	}
 	host, port, err := net.SplitHostPort(hostport)
 	if err != nil {
@@ -200,10 +202,4 @@ func resolveAddrPorts(ctx context.Context, hostport string) ([]netip.AddrPort, e
 		out = append(out, netip.AddrPortFrom(ip.Unmap(), uint16(pn)))
 	}
 	return out, nil
-}
-
-// unmapAddrPort returns ap with an IPv4-mapped IPv6 address as IPv4, so
-// that the two spellings of one address compare equal.
-func unmapAddrPort(ap netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }

@@ -27,7 +27,7 @@ func usableCandidates(cands []netip.AddrPort) []netip.AddrPort {
 	out := make([]netip.AddrPort, 0, min(len(cands), MaxPeerCandidates))
 	seen := make(map[netip.AddrPort]bool, len(cands))
 	for _, c := range cands {
-		c = unmapAddrPort(c)
+		c = UnmapAddrPort(c)
 		if len(out) == MaxPeerCandidates || !UsableCandidate(c) || seen[c] {
 			continue
 		}

@@ -74,7 +74,7 @@ func relayHandshake(conn net.Conn, token [RelayTokenLen]byte, side Role) (*relay
 
 func addrPortOf(a net.Addr) netip.AddrPort {
 	if ta, ok := a.(*net.TCPAddr); ok {
-		return unmapAddrPort(ta.AddrPort())
+		return UnmapAddrPort(ta.AddrPort())
 	}
 	return netip.AddrPort{}
 }

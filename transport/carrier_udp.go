@@ -61,7 +61,7 @@ func (c *udpCarrier) ReadBatch(ds []Datagram) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		ds[0].N, ds[0].From = n, unmapAddrPort(from)
+		ds[0].N, ds[0].From = n, UnmapAddrPort(from)
 		return 1, nil
 	}
 	if len(c.msgs) < len(ds) {
@@ -82,7 +82,7 @@ func (c *udpCarrier) ReadBatch(ds []Datagram) (int, error) {
 		ds[i].N = msgs[i].N
 		ds[i].From = netip.AddrPort{}
 		if ua, ok := msgs[i].Addr.(*net.UDPAddr); ok {
-			ds[i].From = unmapAddrPort(ua.AddrPort())
+			ds[i].From = UnmapAddrPort(ua.AddrPort())
 		}
 	}
 	return n, nil
@@ -104,9 +104,10 @@ func (c *udpCarrier) WriteTo(b []byte, segSize int, to netip.AddrPort) error {
 // does; setSocketBuffers (sockbuf_*.go) applies it.
 const socketBufferSize = 7 << 20
 
-// unmapAddrPort turns an IPv4-mapped IPv6 address (from a dual-stack socket)
-// back into plain IPv4, so one peer has one address form.
-func unmapAddrPort(ap netip.AddrPort) netip.AddrPort {
+// UnmapAddrPort turns an IPv4-mapped IPv6 address (from a dual-stack socket)
+// back into plain IPv4, so one peer has one address form: the two
+// spellings of one address compare equal.
+func UnmapAddrPort(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 

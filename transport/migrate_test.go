@@ -27,7 +27,7 @@ func startForwarder(t *testing.T, dialer, acceptor netip.AddrPort) netip.AddrPor
 			if err != nil {
 				return
 			}
-			switch unmapAddrPort(from) {
+			switch UnmapAddrPort(from) {
 			case dialer:
 				u.WriteToUDPAddrPort(buf[:n], acceptor)
 			case acceptor:
@@ -36,7 +36,7 @@ func startForwarder(t *testing.T, dialer, acceptor netip.AddrPort) netip.AddrPor
 		}
 	}()
 	t.Cleanup(func() { u.Close(); <-done })
-	return unmapAddrPort(u.LocalAddr().(*net.UDPAddr).AddrPort())
+	return UnmapAddrPort(u.LocalAddr().(*net.UDPAddr).AddrPort())
 }
 
 // waitPath waits for a path change matching ok on sub.
@@ -90,7 +90,7 @@ func TestMigrateTimeoutKeepsPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dead := unmapAddrPort(u.LocalAddr().(*net.UDPAddr).AddrPort())
+	dead := UnmapAddrPort(u.LocalAddr().(*net.UDPAddr).AddrPort())
 	u.Close()
 	before := ca.Path()
 

@@ -618,7 +618,7 @@ func TestRelayServerAnswersAddressQuery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := c.LocalAddr().(*net.TCPAddr).AddrPort(); got != unmapAddrPort(want) {
+	if want := c.LocalAddr().(*net.TCPAddr).AddrPort(); got != UnmapAddrPort(want) {
 		t.Fatalf("relay saw %v, the connection is from %v", got, want)
 	}
 	if _, err := c.Read(make([]byte, 1)); err == nil {

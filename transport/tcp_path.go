@@ -108,7 +108,7 @@ func queryTCPAddr(ctx context.Context, p *tcpPort, server string) (netip.AddrPor
 	if err != nil {
 		return netip.AddrPort{}, err
 	}
-	return unmapAddrPort(ap), nil
+	return UnmapAddrPort(ap), nil
 }
 
 // tcpChosen is the byte the dialer sends on the punched connection it

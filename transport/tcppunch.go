@@ -119,7 +119,7 @@ func newTCPPort(ctx context.Context, laddr string) (*tcpPort, error) {
 		return nil, fmt.Errorf("transport: TCP port %s: %w", laddr, err)
 	}
 	p.ns = ns
-	p.addr = unmapAddrPort(p.ln.Addr().(*net.TCPAddr).AddrPort())
+	p.addr = UnmapAddrPort(p.ln.Addr().(*net.TCPAddr).AddrPort())
 	return p, nil
 }
 
@@ -235,7 +235,7 @@ func punchTCPWith(parent context.Context, port *tcpPort, remotes []netip.AddrPor
 	}
 	var targets []netip.AddrPort
 	for _, r := range remotes {
-		r = unmapAddrPort(r)
+		r = UnmapAddrPort(r)
 		if port.usable(r) && !slices.Contains(targets, r) {
 			targets = append(targets, r)
 		}

@@ -175,7 +175,7 @@ func (e *endpoint) handlePathResponseLocked(p *ControlPacket, from netip.AddrPor
 // migrate validates remote through the active carrier and, on success, makes
 // it the active path.
 func (e *endpoint) migrate(ctx context.Context, remote netip.AddrPort) error {
-	remote = unmapAddrPort(remote)
+	remote = UnmapAddrPort(remote)
 	wait := make(chan error, 1)
 	e.mu.Lock()
 	switch e.state {
