@@ -154,10 +154,10 @@ func (p *tcpPort) Close() error {
 // with a port, of a family the port's socket can dial, and not the port
 // itself.
 func (p *tcpPort) usable(remote netip.AddrPort) bool {
-	a := remote.Addr()
-	if !remote.IsValid() || remote.Port() == 0 || a.IsUnspecified() || a.IsMulticast() || remote == p.addr {
+	if !UsableCandidate(remote) || remote == p.addr {
 		return false
 	}
+	a := remote.Addr()
 	local := p.addr.Addr()
 	switch {
 	case local.Is4():
