@@ -32,7 +32,8 @@ import (
 //
 //	hello        read within HelloTimeout; malformed: RelayBadHello
 //	register     under mu: RelayDisabled, RelayBusy, RelayTooManyFromAddr,
-//	             RelaySideTaken, or a place in the token's session
+//	             or a place in the token's session. A hello for a side the
+//	             session already holds takes that side over (see below).
 //	waiting      RelayWaiting is sent at once. The first side then blocks in
 //	             a one-byte read of its own connection whose read deadline is
 //	             the pairing timeout; the second side wakes it by moving that
@@ -48,6 +49,23 @@ import (
 //
 // A paired session has no way to tell its clients why it ended (the
 // protocol has no status after RelayPaired): they see the connection close.
+//
+// A second hello for a side the token's session already holds, waiting or
+// paired, is a takeover: it ends that session like any other end (both
+// connections closed, reason "side joined again", its places given back),
+// and the newcomer opens a fresh session for the token, normally waiting.
+// The partner, whose connection just closed, joins again by itself (the
+// client rejoins whenever it loses its session, relay_rejoin.go) and pairs
+// with the newcomer. This is for a client whose network changed: its old
+// connection is often silently dead (no FIN or RST ever arrives), it cannot
+// tell, and refusing the newcomer (RelaySideTaken, which the server no
+// longer sends) would keep the pairing off the relay until the dead
+// connection's idle or pairing timeout. The limits judge the newcomer as if
+// the old session had ended, since its places are given back first; a
+// newcomer they refuse leaves the old session unharmed. Only the pairing's
+// two sides and the server know the token, and an on-path observer who
+// could replay a hello could as well drop the session's packets: a takeover
+// gives no one a power over a session that they lack.
 
 // Default relay limits; see RelayConfig. Each bounds what one client, one
 // pairing or the whole relay may cost the server.
@@ -390,25 +408,42 @@ func (s *RelayServer) readHello(c net.Conn) (token [RelayTokenLen]byte, side Rol
 }
 
 // register gives c the token's place for side, opening the session if it
-// is the first side. peer is the partner if it was already waiting (it has
-// been woken). Anything but RelayWaiting is a refusal.
+// is the first side, or taking the side over (see the top of the file) if
+// the session already holds it. peer is the partner if it was already
+// waiting (it has been woken). Anything but RelayWaiting is a refusal.
 func (s *RelayServer) register(token [RelayTokenLen]byte, side Role, c net.Conn) (sess *relaySession, me, peer *relaySide, st RelayStatus) {
 	addr := relayAddrKey(c.RemoteAddr())
 	s.mu.Lock()
 	sess = s.sessions[token]
+	var old *relaySession // the session a takeover ends
+	if sess != nil && sess.sides[side] != nil {
+		old, sess = sess, nil
+	}
+	// The places old gives back count as free already.
+	sessions, fromAddr := len(s.sessions), s.perAddr[addr]
+	if old != nil {
+		sessions--
+		if slices.Contains(old.addrs, addr) {
+			fromAddr--
+		}
+	}
 	st = RelayWaiting
 	newAddr := sess == nil || !slices.Contains(sess.addrs, addr)
 	switch {
-	case sess != nil && sess.sides[side] != nil:
-		st = RelaySideTaken
-	case sess == nil && s.cfg.MaxSessions >= 0 && len(s.sessions) >= s.cfg.MaxSessions:
+	case sess == nil && s.cfg.MaxSessions >= 0 && sessions >= s.cfg.MaxSessions:
 		st = RelayBusy
-	case newAddr && s.cfg.MaxSessionsPerAddr >= 0 && s.perAddr[addr] >= s.cfg.MaxSessionsPerAddr:
+	case newAddr && s.cfg.MaxSessionsPerAddr >= 0 && fromAddr >= s.cfg.MaxSessionsPerAddr:
 		st = RelayTooManyFromAddr
 	}
 	if st != RelayWaiting {
 		s.mu.Unlock()
 		return nil, nil, nil, st
+	}
+	if old != nil {
+		// Ended under mu, before the fresh session takes the token's entry,
+		// so nothing can join old any more and old's goroutines, ending it
+		// again, find it ended and touch nothing (endLocked).
+		s.endLocked(old)
 	}
 	now := time.Now()
 	if sess == nil {
@@ -440,6 +475,9 @@ func (s *RelayServer) register(token [RelayTokenLen]byte, side Role, c net.Conn)
 		_ = c.SetReadDeadline(me.deadline)
 	}
 	s.mu.Unlock()
+	if old != nil {
+		s.closeEnded(old, "side joined again")
+	}
 	if peer != nil {
 		s.log.Info("relay session paired", "session", sess.id, "remote", remoteIP(c), "side", side,
 			"waited", now.Sub(sess.start).Round(time.Millisecond))
@@ -570,9 +608,14 @@ func (s *RelayServer) end(sess *relaySession, why string) {
 	s.mu.Lock()
 	first := s.endLocked(sess)
 	s.mu.Unlock()
-	if !first {
-		return
+	if first {
+		s.closeEnded(sess, why)
 	}
+}
+
+// closeEnded closes the connections of sess, which endLocked ended, and logs
+// why it ended.
+func (s *RelayServer) closeEnded(sess *relaySession, why string) {
 	// The sides are fixed now: the session left the map under mu.
 	for _, sd := range sess.sides {
 		if sd != nil {
@@ -590,6 +633,8 @@ func (s *RelayServer) endLocked(sess *relaySession) bool {
 	}
 	sess.ended = true
 	close(sess.done)
+	// After a takeover the token's entry is the fresh session's: only
+	// sess's own entry is sess's to delete.
 	if s.sessions[sess.token] == sess {
 		delete(s.sessions, sess.token)
 	}

@@ -85,6 +85,30 @@ func (h *relayHarness) dial(t testing.TB, raw []byte) *relayClient {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newRelayClient(t, c, raw)
+}
+
+// joinFrom is join from the local address ip: another loopback address
+// stands for another network. It skips the test where ip cannot be used.
+func (h *relayHarness) joinFrom(t testing.TB, ip string, tok [RelayTokenLen]byte, side Role) *relayClient {
+	t.Helper()
+	d := net.Dialer{Timeout: relayTestTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c, err := d.Dial("tcp", h.addr)
+	if err != nil {
+		t.Skipf("cannot connect from %s: %v", ip, err)
+	}
+	return newRelayClient(t, c, AppendRelayHello(nil, tok, side))
+}
+
+// served is the number of connections in ServeConn.
+func (h *relayHarness) served() int {
+	h.srv.mu.Lock()
+	defer h.srv.mu.Unlock()
+	return len(h.srv.conns)
+}
+
+func newRelayClient(t testing.TB, c net.Conn, raw []byte) *relayClient {
+	t.Helper()
 	t.Cleanup(func() { c.Close() })
 	if len(raw) > 0 {
 		if _, err := c.Write(raw); err != nil {
@@ -227,28 +251,149 @@ func TestRelayServerPairsAndForwards(t *testing.T) {
 	waitFor(t, "session gone", func() bool { return h.srv.Stats().Active == 0 })
 }
 
-// TestRelayServerSideTaken: a second connection for a token's side that is
-// already there, waiting or paired, is refused; the first is unharmed.
-func TestRelayServerSideTaken(t *testing.T) {
-	h := newRelayHarness(t, RelayConfig{})
-	tok := newRelayToken(t)
-	a := h.join(t, tok, RoleDialer)
-	a.expectStatus(RelayWaiting)
-	h.join(t, tok, RoleDialer).expectRefused(RelaySideTaken)
-
-	b := h.join(t, tok, RoleAcceptor)
-	b.expectStatus(RelayWaiting, RelayPaired)
-	a.expectStatus(RelayPaired)
-	h.join(t, tok, RoleAcceptor).expectRefused(RelaySideTaken)
-	h.join(t, tok, RoleDialer).expectRefused(RelaySideTaken)
-
-	a.send([]byte("still here"))
-	if got := b.recv(); string(got) != "still here" {
-		t.Fatalf("got %q", got)
+// expectRelayed checks that frames cross between a and b both ways.
+func expectRelayed(t testing.TB, a, b *relayClient) {
+	t.Helper()
+	a.send([]byte("from a"))
+	if got := b.recv(); string(got) != "from a" {
+		t.Fatalf("got %q, want %q", got, "from a")
 	}
-	if n := h.srv.Stats().Refused[RelaySideTaken]; n != 3 {
-		t.Fatalf("%d side-taken refusals counted, want 3", n)
+	b.send([]byte("from b"))
+	if got := a.recv(); string(got) != "from b" {
+		t.Fatalf("got %q, want %q", got, "from b")
 	}
+}
+
+// expectTakenOver waits until the server holds only the n connections of
+// the new session (the old session's ServeConn calls returned: their ends
+// have run), and checks the stats.
+func expectTakenOver(t *testing.T, h *relayHarness, n int, total, paired uint64) {
+	t.Helper()
+	waitFor(t, "the old session's connections to be let go", func() bool { return h.served() == n })
+	st := h.srv.Stats()
+	if st.Active != 1 || st.Total != total || st.Paired != paired || len(st.Refused) != 0 {
+		t.Fatalf("stats %+v, want 1 active, %d total, %d paired, no refusal", st, total, paired)
+	}
+}
+
+// TestRelayServerTakeover: a second connection for a token's side that is
+// already there (a client whose network changed, its old connection
+// perhaps silently dead) takes the side over: the session, waiting or
+// paired, ends for both old connections, the newcomer waits in a fresh
+// session and pairs with the partner when that joins again. The limits
+// count the old session's places as free, and a newcomer they refuse
+// leaves the old session alone.
+func TestRelayServerTakeover(t *testing.T) {
+	t.Run("paired", func(t *testing.T) {
+		h := newRelayHarness(t, RelayConfig{})
+		tok := newRelayToken(t)
+		a := h.join(t, tok, RoleDialer)
+		a.expectStatus(RelayWaiting)
+		b := h.join(t, tok, RoleAcceptor)
+		b.expectStatus(RelayWaiting, RelayPaired)
+		a.expectStatus(RelayPaired)
+
+		a2 := h.join(t, tok, RoleDialer)
+		a2.expectStatus(RelayWaiting)
+		a.expectClosed()
+		b.expectClosed()
+		expectTakenOver(t, h, 1, 2, 1)
+
+		b2 := h.join(t, tok, RoleAcceptor)
+		b2.expectStatus(RelayWaiting, RelayPaired)
+		a2.expectStatus(RelayPaired)
+		expectRelayed(t, a2, b2)
+		if st := h.srv.Stats(); st.Active != 1 || st.Paired != 2 {
+			t.Fatalf("stats %+v, want 1 active, 2 paired", st)
+		}
+	})
+	t.Run("waiting", func(t *testing.T) {
+		h := newRelayHarness(t, RelayConfig{})
+		tok := newRelayToken(t)
+		b := h.join(t, tok, RoleAcceptor)
+		b.expectStatus(RelayWaiting)
+
+		b2 := h.join(t, tok, RoleAcceptor)
+		b2.expectStatus(RelayWaiting)
+		b.expectClosed()
+		expectTakenOver(t, h, 1, 2, 0)
+
+		a := h.join(t, tok, RoleDialer)
+		a.expectStatus(RelayWaiting, RelayPaired)
+		b2.expectStatus(RelayPaired)
+		expectRelayed(t, a, b2)
+	})
+	t.Run("limits", func(t *testing.T) {
+		h := newRelayHarness(t, RelayConfig{MaxSessions: 1, MaxSessionsPerAddr: 1})
+		a, b := pairRelay(t, h)
+		tok := h.soleToken(t)
+
+		a2 := h.join(t, tok, RoleDialer)
+		a2.expectStatus(RelayWaiting)
+		a.expectClosed()
+		b.expectClosed()
+		expectTakenOver(t, h, 1, 2, 1)
+		// The fresh session holds the places the old one gave back.
+		h.join(t, newRelayToken(t), RoleDialer).expectRefused(RelayBusy)
+
+		b2 := h.join(t, tok, RoleAcceptor)
+		b2.expectStatus(RelayWaiting, RelayPaired)
+		a2.expectStatus(RelayPaired)
+		expectRelayed(t, a2, b2)
+		h.srv.mu.Lock()
+		perAddr := len(h.srv.perAddr)
+		n := h.srv.perAddr[relayAddrKey(a2.c.LocalAddr())]
+		h.srv.mu.Unlock()
+		if perAddr != 1 || n != 1 {
+			t.Fatalf("%d addresses counted, this one %d times; want 1, once", perAddr, n)
+		}
+	})
+	t.Run("new address", func(t *testing.T) {
+		h := newRelayHarness(t, RelayConfig{MaxSessionsPerAddr: 1})
+		tok := newRelayToken(t)
+		a := h.join(t, tok, RoleDialer)
+		a.expectStatus(RelayWaiting)
+		other := h.joinFrom(t, "127.0.0.2", newRelayToken(t), RoleDialer)
+		other.expectStatus(RelayWaiting)
+
+		// 127.0.0.2 is full: the takeover is refused and changes nothing.
+		h.joinFrom(t, "127.0.0.2", tok, RoleDialer).expectRefused(RelayTooManyFromAddr)
+		b := h.join(t, tok, RoleAcceptor)
+		b.expectStatus(RelayWaiting, RelayPaired)
+		a.expectStatus(RelayPaired)
+		expectRelayed(t, a, b)
+
+		// With 127.0.0.2 free, the dialer moves there.
+		other.c.Close()
+		waitFor(t, "the other session to end", func() bool { return h.srv.Stats().Active == 1 })
+		a2 := h.joinFrom(t, "127.0.0.2", tok, RoleDialer)
+		a2.expectStatus(RelayWaiting)
+		a.expectClosed()
+		b.expectClosed()
+		waitFor(t, "the old session's connections to be let go", func() bool { return h.served() == 1 })
+		b2 := h.join(t, tok, RoleAcceptor)
+		b2.expectStatus(RelayWaiting, RelayPaired)
+		a2.expectStatus(RelayPaired)
+		expectRelayed(t, a2, b2)
+		st := h.srv.Stats()
+		if st.Active != 1 || st.Refused[RelayTooManyFromAddr] != 1 || st.Refused[RelaySideTaken] != 0 {
+			t.Fatalf("stats %+v, want 1 active, 1 per-address refusal", st)
+		}
+	})
+}
+
+// soleToken is the token of the server's only session.
+func (h *relayHarness) soleToken(t testing.TB) [RelayTokenLen]byte {
+	t.Helper()
+	h.srv.mu.Lock()
+	defer h.srv.mu.Unlock()
+	if len(h.srv.sessions) != 1 {
+		t.Fatalf("%d sessions, want 1", len(h.srv.sessions))
+	}
+	for tok := range h.srv.sessions {
+		return tok
+	}
+	panic("unreachable")
 }
 
 // TestRelayServerLimits: the per-address and total session limits refuse
