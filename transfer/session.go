@@ -101,7 +101,23 @@ func openPeer(cfg Config, emit Sink) (*peer, error) {
 		sock.Close()
 		return nil, err
 	}
-	return &peer{cfg: cfg, sock: sock, cert: cert, emit: emit}, nil
+	p := &peer{cfg: cfg, sock: sock, cert: cert, emit: emit}
+	sock.SetGatherer(p.announced)
+	return p, nil
+}
+
+// announced lists this side's candidates for the transport to announce to
+// the peer after a network change: the same gathering as for the offer.
+func (p *peer) announced(ctx context.Context) []transport.Announced {
+	udp, tcp, types := p.candidates(ctx)
+	out := make([]transport.Announced, 0, len(udp)+len(tcp))
+	for _, a := range udp {
+		out = append(out, transport.Announced{Addr: a, Type: types[a]})
+	}
+	for _, a := range tcp {
+		out = append(out, transport.Announced{Addr: a, TCP: true, Type: types[a]})
+	}
+	return out
 }
 
 func (p *peer) close() { p.sock.Close() }

@@ -320,7 +320,11 @@ func TestSpoofedTagsDoNotLockOutRebind(t *testing.T) {
 	roundTrip(t, cf, cm, 64<<10)
 	p := waitPath(t, sub, func(p PathInfo) bool { return p.Remote != before })
 	after, _ := nat.Mapping(private, publicA)
-	if p.Remote != after || p.Reason != ReasonPeerMoved {
+	// Peer-moved by validation, or migrated when the fixed side's path
+	// went silent first and its own PING to the new address was answered
+	// (liveness.go): either proves the address with an authenticated
+	// answer from it.
+	if p.Remote != after || p.Reason != ReasonPeerMoved && p.Reason != ReasonMigrated {
 		t.Fatalf("path %+v after the rebind, NAT mapping %v", p, after)
 	}
 	roundTrip(t, cm, cf, 64<<10)

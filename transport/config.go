@@ -48,6 +48,13 @@ type Config struct {
 	// NetworkPollInterval is how often interface addresses are compared to
 	// detect network changes; default 2 s, negative disables polling.
 	NetworkPollInterval time.Duration
+	// PathSilence is how long the active path may stay silent while this
+	// side sends before it is suspect (liveness.go); default 1 s.
+	PathSilence time.Duration
+	// NoNetworkWatch turns off the kernel's network change notifications
+	// (netlink on Linux), leaving polling and NetworkChanged (tests that
+	// must control when a change is seen).
+	NoNetworkWatch bool
 
 	// QUIC, when set, replaces ferry's quic-go settings (tests and benchmarks).
 	QUIC *quic.Config
@@ -82,6 +89,7 @@ func (c Config) withDefaults() Config {
 	def(&c.RebindTimeout, DefaultRebindTimeout)
 	def(&c.RetireGrace, DefaultRetireGrace)
 	def(&c.NetworkPollInterval, DefaultNetworkPollInterval)
+	def(&c.PathSilence, DefaultPathSilence)
 	c.tick = min(c.ValidationRetransmit/2, c.ProbeInterval/2, c.KeepAlive/2, maxTick)
 	c.tick = max(c.tick, time.Millisecond)
 	return c

@@ -93,9 +93,24 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 	}
 	relayErr := make(chan error, 1)
 	if p.Relay != "" && p.Paths != DirectOnly {
-		rctx, stopRelay := context.WithCancel(ctx)
-		defer stopRelay() // an established connection keeps the session; a failed Connect drops it
-		s.wg.Add(1)
+		// The session outlives Connect: an established connection keeps
+		// joining it (the fallback of a direct path, liveness.go); the
+		// endpoint's end stops it.
+		e.relayAddr = p.Relay
+		rctx, stopRelay := context.WithCancel(context.Background())
+		s.wg.Add(2)
+		go func() {
+			defer s.wg.Done()
+			select {
+			case <-e.done:
+			case <-ctx.Done():
+				if e.stateNow() == StateConnecting {
+					break // Connect failed
+				}
+				<-e.done
+			}
+			stopRelay()
+		}()
 		go func() {
 			defer s.wg.Done()
 			relayErr <- s.joinRelay(rctx, e, p.Relay)
@@ -193,7 +208,6 @@ func (s *Socket) joinRelay(ctx context.Context, e *endpoint, addr string) error 
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.relayAddr = addr
 	if e.state == StateClosed {
 		_ = rc.Close()
 		return ErrClosed

@@ -39,6 +39,14 @@ const (
 	// be zero). Echoing a challenge from the address it was sent to proves
 	// that address for the attempt.
 	CtrlProbe ControlType = 0x27
+	// CtrlCandidates tells the peer where this side can be reached now,
+	// after its network changed: a generation number in Data and the
+	// candidate list, encrypted, after the header (control_candidates.go).
+	// It is sent only on proven paths (the active path, the relay).
+	CtrlCandidates ControlType = 0x28
+	// CtrlCandidatesAck acknowledges the CtrlCandidates whose generation
+	// it echoes in Data.
+	CtrlCandidatesAck ControlType = 0x29
 )
 
 func (t ControlType) String() string {
@@ -57,6 +65,10 @@ func (t ControlType) String() string {
 		return "HELLO"
 	case CtrlProbe:
 		return "PROBE"
+	case CtrlCandidates:
+		return "CANDIDATES"
+	case CtrlCandidatesAck:
+		return "CANDIDATES_ACK"
 	}
 	return fmt.Sprintf("CONTROL(0x%02x)", byte(t))
 }
@@ -68,7 +80,7 @@ func (t ControlType) connecting() bool {
 	return t == CtrlHello || t == CtrlProbe
 }
 
-func (t ControlType) known() bool { return t >= CtrlPing && t <= CtrlProbe }
+func (t ControlType) known() bool { return t >= CtrlPing && t <= CtrlCandidatesAck }
 
 // FlagActivePath is set when a control packet leaves on the sender's active
 // path (the carrier it sends QUIC on). Only active-path packets from a new
@@ -94,10 +106,11 @@ type Nonce [16]byte
 //	30..37 HELLO, PROBE only: echo, the receiver's challenge answered (zero: none)
 //	38..53 HELLO, PROBE only: the sender's attempt nonce
 //	54..69 HELLO, PROBE only: the receiver's attempt nonce (zero in HELLO)
+//	30..   CANDIDATES only: the encrypted candidate list (control_candidates.go)
 //	last 16 bytes: HMAC-SHA256 over everything before it, truncated, keyed
 //	       with the sender-to-receiver key of the attempt (HELLO: of the pairing)
 //
-// Every answer has the length of what it answers, so no answer amplifies.
+// Every answer is no longer than what it answers, so no answer amplifies.
 const (
 	controlMagic0, controlMagic1, controlMagic2 = 'F', 'R', 'Y'
 	controlVersion                              = 2
@@ -108,6 +121,9 @@ const (
 	MinControlLen = controlHeaderLen + controlMACLen
 	// MaxControlLen is the length of a connecting control packet.
 	MaxControlLen = controlHeaderLen + controlConnectingLen + controlMACLen
+	// MaxCandidatesLen is the longest CANDIDATES packet: the header, a
+	// full list and the MAC.
+	MaxCandidatesLen = controlHeaderLen + maxCandidatesPayload + controlMACLen
 )
 
 // SessionID names one peer endpoint inside control packets. Both peers derive
@@ -127,6 +143,9 @@ type ControlPacket struct {
 	// Nonce and PeerNonce: the sender's and the receiver's attempt nonces
 	// (connecting types only).
 	Nonce, PeerNonce Nonce
+	// Payload is what follows the header, before the MAC (CANDIDATES
+	// only: the encrypted list). It aliases the parsed buffer.
+	Payload []byte
 }
 
 // Errors returned by ParseControl and VerifyControl. They are sentinel
@@ -144,12 +163,24 @@ func IsControl(b []byte) bool {
 	return len(b) >= 4 && b[0]&0xf0 == 0x20 && b[1] == controlMagic0 && b[2] == controlMagic1 && b[3] == controlMagic2
 }
 
-// controlLen is the wire length of a packet of type t.
+// controlLen is the wire length of a packet of type t: CANDIDATES, the
+// one type of variable length, at its shortest (an empty list).
 func controlLen(t ControlType) int {
-	if t.connecting() {
+	switch {
+	case t.connecting():
 		return MaxControlLen
+	case t == CtrlCandidates:
+		return MinControlLen + candidatesHeaderLen
 	}
 	return MinControlLen
+}
+
+// controlLenOK reports whether n is a valid wire length for type t.
+func controlLenOK(t ControlType, n int) bool {
+	if t == CtrlCandidates {
+		return n >= controlLen(t) && n <= MaxCandidatesLen
+	}
+	return n == controlLen(t)
 }
 
 // AppendControl appends the wire form of p, authenticated with key, to dst.
@@ -163,6 +194,9 @@ func AppendControl(dst []byte, p *ControlPacket, key *ControlKey) []byte {
 		dst = append(dst, p.Echo[:]...)
 		dst = append(dst, p.Nonce[:]...)
 		dst = append(dst, p.PeerNonce[:]...)
+	}
+	if p.Type == CtrlCandidates {
+		dst = append(dst, p.Payload...)
 	}
 	mac := key.sum(dst[start:])
 	return append(dst, mac[:controlMACLen]...)
@@ -185,7 +219,7 @@ func ParseControl(b []byte) (*ControlPacket, error) {
 	if !t.known() {
 		return nil, fmt.Errorf("%w: unknown type 0x%02x", ErrControlFormat, b[0])
 	}
-	if len(b) != controlLen(t) {
+	if !controlLenOK(t, len(b)) {
 		return nil, fmt.Errorf("%w: %v of length %d", ErrControlFormat, t, len(b))
 	}
 	p := &ControlPacket{Type: t, Flags: b[5]}
@@ -199,6 +233,9 @@ func ParseControl(b []byte) (*ControlPacket, error) {
 		copy(p.Echo[:], b[30:38])
 		copy(p.Nonce[:], b[38:54])
 		copy(p.PeerNonce[:], b[54:70])
+	}
+	if t == CtrlCandidates {
+		p.Payload = b[controlHeaderLen : len(b)-controlMACLen]
 	}
 	return p, nil
 }

@@ -50,30 +50,44 @@ type endpoint struct {
 	vc       *vconn
 	path     atomic.Pointer[path]
 	counters endpointCounters
+	// unanswered is the UnixNano of the first send on the active path after
+	// the last packet heard on it; zero when nothing is awaited
+	// (liveness.go).
+	unanswered atomic.Int64
 
-	mu          sync.Mutex
-	state       State
-	policy      PathPolicy
-	attempt     *attempt
-	relay       *relayCarrier                    // the pairing's session at a relay, once paired
-	relayAddr   string                           // the relay server, for rejoining
-	tcp         *ownedTCP                        // the punched TCP connection, once one authenticated
-	candTypes   map[netip.AddrPort]CandidateType // how the peer learned its offered addresses (read-only)
-	direct      []netip.AddrPort                 // the peer's offered direct candidates, for upgrades
-	upgrade     map[netip.AddrPort]*candidate    // upgrade probes while the path is relayed
-	established *peerAttempt                     // the attempt's keys once established
-	sent        uint64                           // counter of the last control packet sent
-	budget      *sendBudget
-	validations map[netip.AddrPort]*validation
-	holdDown    map[netip.AddrPort]time.Time
-	pings       map[[8]byte]*pingProbe
-	rebind      *rebindProbe
-	nextKeep    time.Time
-	rtt         time.Duration
-	seq         uint64
-	subs        map[chan PathInfo]struct{}
-	up          chan struct{} // closed when the first path is up
-	done        chan struct{} // closed by close
+	mu            sync.Mutex
+	state         State
+	policy        PathPolicy
+	attempt       *attempt
+	relay         *relayCarrier                    // the pairing's session at a relay, once paired
+	relayAddr     string                           // the relay server, for rejoining
+	rejoining     bool                             // a rejoinRelay loop runs
+	relayWake     chan struct{}                    // restarts the rejoin loop's wait after a network change
+	nextRelayKeep time.Time                        // the next PING on the relay session while it is not the path
+	tcp           *ownedTCP                        // the punched TCP connection, once one authenticated
+	candTypes     map[netip.AddrPort]CandidateType // how the peer learned its offered addresses (read-only)
+	direct        []netip.AddrPort                 // the peer's offered direct candidates, for upgrades
+	peerTCP       []netip.AddrPort                 // the peer's announced TCP punching addresses
+	upgrade       map[netip.AddrPort]*candidate    // upgrade probes while the path is relayed or suspect
+	repunchUntil  time.Time                        // probes continue on a direct path until then (upgrade.go)
+	suspectSince  time.Time                        // the active path is suspect since (liveness.go); zero: healthy
+	activeClaim   uint64                           // the peer's latest active-path packet counter acted on
+	announce      *announcement                    // this side's candidates on their way to the peer
+	ownGen        uint64                           // the latest generation this side announced
+	peerGen       uint64                           // the latest generation the peer announced
+	established   *peerAttempt                     // the attempt's keys once established
+	sent          uint64                           // counter of the last control packet sent
+	budget        *sendBudget
+	validations   map[netip.AddrPort]*validation
+	holdDown      map[netip.AddrPort]time.Time
+	pings         map[[8]byte]*pingProbe
+	rebind        *rebindProbe
+	nextKeep      time.Time
+	rtt           time.Duration
+	seq           uint64
+	subs          map[chan PathInfo]struct{}
+	up            chan struct{} // closed when the first path is up
+	done          chan struct{} // closed by close
 }
 
 func newEndpoint(s *Socket, tag routerTag, keys pairingKeys, role Role, policy PathPolicy, candidates []netip.AddrPort) *endpoint {
@@ -97,6 +111,7 @@ func newEndpoint(s *Socket, tag routerTag, keys pairingKeys, role Role, policy P
 		subs:        make(map[chan PathInfo]struct{}),
 		up:          make(chan struct{}),
 		done:        make(chan struct{}),
+		relayWake:   make(chan struct{}, 1),
 	}
 	e.vc = newVconn(e, &s.pool)
 	return e
@@ -130,6 +145,8 @@ func (e *endpoint) tick(now time.Time) {
 		e.tickValidationsLocked(now)
 		e.tickRebindLocked(now)
 		e.tickKeepaliveLocked(now)
+		e.tickLivenessLocked(now)
+		e.tickAnnounceLocked(now)
 		e.tickUpgradeLocked(now)
 	}
 	for a, until := range e.holdDown {
@@ -148,6 +165,8 @@ func (e *endpoint) receiveQUIC(pb *pktBuf, from netip.AddrPort, c Carrier) {
 	e.counters.quicIn.Add(1)
 	p := e.path.Load()
 	switch {
+	case p != nil && p.remote == from && p.carrier.Kind() == c.Kind():
+		e.noteHeard()
 	case p == nil && e.role == RoleAcceptor:
 		e.mu.Lock()
 		e.maybeFollowDialerLocked(from)
@@ -172,6 +191,7 @@ func (e *endpoint) send(b []byte, segSize int) error {
 	if p == nil {
 		return nil
 	}
+	e.noteSent(time.Now())
 	if err := p.carrier.WriteTo(b, segSize, p.remote); err != nil {
 		if isGSOError(err) {
 			return err
@@ -211,6 +231,11 @@ func (e *endpoint) handleControl(b []byte, p *ControlPacket, from netip.AddrPort
 	}
 	e.counters.controlIn.Add(1)
 	e.budget.earn(from, len(b), time.Now())
+	cur := e.path.Load()
+	onPath := cur != nil && cur.remote == from && cur.carrier.Kind() == c.Kind()
+	if onPath {
+		e.noteHeard()
+	}
 	switch p.Type {
 	case CtrlPing, CtrlPunch:
 		e.sendEstablishedLocked(c, from, &ControlPacket{Type: CtrlPong, Data: p.Data})
@@ -223,8 +248,20 @@ func (e *endpoint) handleControl(b []byte, p *ControlPacket, from netip.AddrPort
 	case CtrlPathResponse:
 		e.handlePathResponseLocked(p, from, c)
 		return
+	case CtrlCandidates:
+		e.handleCandidatesLocked(p, from, c)
+	case CtrlCandidatesAck:
+		e.handleCandidatesAckLocked(p)
 	}
-	if p.Flags&FlagActivePath != 0 {
+	if p.Flags&FlagActivePath == 0 {
+		return
+	}
+	switch {
+	case onPath:
+		e.activeClaim = max(e.activeClaim, p.Counter)
+	case e.relay != nil && c == Carrier(e.relay):
+		e.followRelayLocked(c, from, p.Counter)
+	default:
 		e.maybeStartPassiveLocked(from, c, triggerControl)
 	}
 }
@@ -243,7 +280,11 @@ func (e *endpoint) sendControlLocked(c Carrier, to netip.AddrPort, p *ControlPac
 	if cur := e.path.Load(); cur != nil && cur.carrier == c {
 		p.Flags |= FlagActivePath
 	}
-	var buf [MaxControlLen]byte
+	if p.Type == CtrlCandidates && e.announce != nil {
+		// The payload's key stream depends on the counter just taken.
+		p.Payload = sealCandidates(e.announce.cands, &e.established.keys.sealSend, session, p.Counter)
+	}
+	var buf [MaxCandidatesLen]byte
 	b := AppendControl(buf[:0], p, key)
 	if err := c.WriteTo(b, 0, to); err != nil {
 		e.counters.writeErrors.Add(1)

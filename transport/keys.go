@@ -25,6 +25,7 @@ const MinKeyLen = 32
 //	attempt session ID = HKDF(K, salt, "ferry/transport/v2 attempt session id")
 //	key (d->a)         = HKDF(K, salt, "ferry/transport/v2 dialer to acceptor")
 //	key (a->d)         = HKDF(K, salt, "ferry/transport/v2 acceptor to dialer")
+//	candidates (d->a)  = HKDF(K, salt, "ferry/transport/v2 candidates dialer to acceptor"), and back
 //
 // Keys are per direction, so a packet reflected back at its sender fails
 // authentication.
@@ -35,6 +36,8 @@ const (
 	labelAttemptSession = "ferry/transport/v2 attempt session id"
 	labelAttemptD2A     = "ferry/transport/v2 dialer to acceptor"
 	labelAttemptA2D     = "ferry/transport/v2 acceptor to dialer"
+	labelCandidatesD2A  = "ferry/transport/v2 candidates dialer to acceptor"
+	labelCandidatesA2D  = "ferry/transport/v2 candidates acceptor to dialer"
 	labelRelayToken     = "ferry/transport/v2 relay token"
 	labelTCPProofD2A    = "ferry/transport/v2 tcp punch dialer to acceptor"
 	labelTCPProofA2D    = "ferry/transport/v2 tcp punch acceptor to dialer"
@@ -60,6 +63,9 @@ type pairingKeys struct {
 type attemptKeys struct {
 	session SessionID
 	directionKeys
+	// sealSend and sealRecv encrypt CANDIDATES payloads
+	// (control_candidates.go), per direction.
+	sealSend, sealRecv [32]byte
 }
 
 func hkdfKey(secret, salt []byte, label string, n int) []byte {
@@ -114,5 +120,11 @@ func (k *pairingKeys) attempt(role Role, own, peer Nonce) attemptKeys {
 	var ak attemptKeys
 	copy(ak.session[:], hkdfKey(k.root, salt, labelAttemptSession, len(ak.session)))
 	ak.directionKeys = directional(role, controlKey(k.root, salt, labelAttemptD2A), controlKey(k.root, salt, labelAttemptA2D))
+	d2a, a2d := hkdfKey(k.root, salt, labelCandidatesD2A, 32), hkdfKey(k.root, salt, labelCandidatesA2D, 32)
+	if role == RoleAcceptor {
+		d2a, a2d = a2d, d2a
+	}
+	copy(ak.sealSend[:], d2a)
+	copy(ak.sealRecv[:], a2d)
 	return ak
 }

@@ -58,6 +58,9 @@ const (
 	// ReasonRelayRejoined: the relay session carrying the connection ended
 	// and a new one with the same peer took its place.
 	ReasonRelayRejoined PathChangeReason = "relay-rejoined"
+	// ReasonFallback: the direct path went silent or this side's network
+	// changed, and the connection moved to the relay (liveness.go).
+	ReasonFallback PathChangeReason = "fallback"
 )
 
 // PathPolicy says which kinds of path a connection may use.
@@ -121,6 +124,8 @@ func (e *endpoint) setPathLocked(c Carrier, remote netip.AddrPort, reason PathCh
 	info := PathInfo{Kind: c.Kind(), Local: c.LocalAddr(), Remote: remote, Seq: e.seq, Reason: reason, Since: time.Now(), RTT: e.rtt,
 		RemoteType: e.candidateTypeLocked(c, remote)}
 	e.path.Store(&path{carrier: c, remote: remote, info: info})
+	e.suspectSince = time.Time{}
+	e.unanswered.Store(0)
 	if old != nil {
 		e.counters.pathChanges.Add(1)
 		if old.remote != remote {

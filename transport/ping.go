@@ -38,8 +38,15 @@ func (e *endpoint) tickKeepaliveLocked(now time.Time) {
 	}
 	if p := e.path.Load(); p != nil {
 		e.sendPingLocked(p.carrier, p.remote, pingKeepalive)
+		e.noteSent(now)
 	}
 	e.nextKeep = now.Add(e.s.cfg.KeepAlive)
+	if e.relay != nil && !now.Before(e.nextRelayKeep) {
+		if p := e.path.Load(); p == nil || p.carrier != Carrier(e.relay) {
+			e.sendPingLocked(e.relay, e.relay.remote, pingKeepalive)
+		}
+		e.nextRelayKeep = now.Add(relayKeepAlive)
+	}
 }
 
 func (e *endpoint) sendPingLocked(c Carrier, to netip.AddrPort, purpose pingPurpose) {

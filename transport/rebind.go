@@ -58,3 +58,28 @@ func (e *endpoint) reboundLocked(c Carrier, from netip.AddrPort) {
 	e.rebind = nil
 	e.s.carrierReleased()
 }
+
+// localChangedLocked reacts to a change of this machine's network, with c
+// the new local socket: a rebind to it, and since the active path may have
+// died with the old network (a NAT that filters by address and port drops
+// packets from this side's new public address), the path is suspect
+// (liveness.go) and the peer's candidates are probed from c. It returns the
+// relay session, which the caller closes outside the lock: its TCP
+// connection left through the old network, so the endpoint joins the
+// relay again from the new one.
+func (e *endpoint) localChangedLocked(c Carrier, now time.Time) *relayCarrier {
+	if e.state == StateClosed || e.state == StateConnecting {
+		return nil
+	}
+	e.startRebindLocked(c, now)
+	if p := e.path.Load(); p != nil && p.carrier.Kind() != PathRelay {
+		e.suspectLocked(now, "the local network changed")
+	} else {
+		e.repunchLocked(now)
+	}
+	select {
+	case e.relayWake <- struct{}{}:
+	default:
+	}
+	return e.relay
+}

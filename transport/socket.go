@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -27,6 +28,7 @@ type Socket struct {
 
 	newest atomic.Pointer[carrierRef] // the newest carrier: new paths and STUN use it
 	stun   atomic.Pointer[func([]byte, netip.AddrPort)]
+	gather atomic.Pointer[Gatherer]
 
 	mu       sync.Mutex
 	carriers map[Carrier]time.Time // carrier -> when it was seen unused (zero while used)
@@ -36,8 +38,11 @@ type Socket struct {
 	tcp   *tcpPort // the TCP punching port, opened on first use
 
 	rebindReq chan struct{}
+	gatherReq chan struct{}
 	released  chan struct{}
 	done      chan struct{}
+	ctx       context.Context // ends with done, for what the socket's goroutines wait on
+	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 
 	unknownIn atomic.Uint64 // datagrams no endpoint claimed
@@ -54,6 +59,7 @@ func NewSocket(cfg Config) (*Socket, error) {
 		router:    newRouter(),
 		carriers:  make(map[Carrier]time.Time),
 		rebindReq: make(chan struct{}, 1),
+		gatherReq: make(chan struct{}, 1),
 		released:  make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
@@ -61,9 +67,11 @@ func NewSocket(cfg Config) (*Socket, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.addCarrier(c)
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.maintain()
+	go s.gatherLoop()
 	return s, nil
 }
 
@@ -324,11 +332,18 @@ func (s *Socket) rebind() {
 	s.addCarrier(c)
 	s.log.Info("network changed, moving to a new local socket", "old", old.LocalAddr(), "new", c.LocalAddr())
 	now := time.Now()
+	var relays []*relayCarrier
 	for _, e := range s.router.endpoints() {
 		e.mu.Lock()
-		e.startRebindLocked(c, now)
+		if rc := e.localChangedLocked(c, now); rc != nil {
+			relays = append(relays, rc)
+		}
 		e.mu.Unlock()
 	}
+	for _, rc := range relays {
+		_ = rc.Close() // its reader tells the endpoint, which joins again
+	}
+	s.requestGather()
 	s.carrierReleased()
 }
 
@@ -430,6 +445,7 @@ func (s *Socket) Close() error {
 	}
 	s.closed = true
 	close(s.done)
+	s.cancel()
 	s.mu.Unlock()
 	for _, e := range s.router.endpoints() {
 		e.close()

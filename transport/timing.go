@@ -47,6 +47,14 @@ const (
 	// compared to notice a network change: a user notices a stall of a
 	// few seconds, and a poll costs one syscall.
 	DefaultNetworkPollInterval = 2 * time.Second
+	// DefaultPathSilence is how long the active path may stay silent while
+	// this side sends before it is suspect (liveness.go): during a transfer
+	// the peer's ACKs arrive every few milliseconds, and an idle
+	// connection's keepalive PING is answered within a round trip, so a
+	// second of silence is a dead path far more often than a slow one,
+	// and noticing it within a second keeps a handover under the 3 s a
+	// user forgives.
+	DefaultPathSilence = time.Second
 )
 
 const (
@@ -72,6 +80,20 @@ const (
 	// quic-go's stale congestion state) later, and costs that much time to
 	// the first byte when no direct path comes.
 	preferDirectFor = 250 * time.Millisecond
+	// minFallbackDelay is the least time a suspect path gets to recover
+	// (a rebind PING answered, a direct candidate answering) before the
+	// connection falls back to the relay: a few round trips on a LAN or a
+	// continent, less than a user notices.
+	minFallbackDelay = 200 * time.Millisecond
+	// repunchFor is how long the peer's candidates are probed after a
+	// change while the path is direct: both sides' probes must cross
+	// within it, and a peer whose network is not usable yet announces
+	// again when it is.
+	repunchFor = 10 * time.Second
+	// relayKeepAlive is the gap between PINGs on a relay session that does
+	// not carry the connection: it stays paired as the fallback, and the
+	// relay ends sessions idle for DefaultRelayIdleTimeout.
+	relayKeepAlive = 30 * time.Second
 	// handshakeIdleTimeout bounds the QUIC handshake once a path is up.
 	handshakeIdleTimeout = 10 * time.Second
 )

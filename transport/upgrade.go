@@ -28,11 +28,34 @@ func (e *endpoint) startUpgradeLocked(now time.Time) {
 	}
 }
 
+// repunchLocked probes every direct candidate of the peer afresh, even on
+// a direct path, for repunchFor: after a change on either side (announce.go,
+// liveness.go) both sides' probes must cross to open their NATs for each
+// other.
+func (e *endpoint) repunchLocked(now time.Time) {
+	if e.policy == RelayOnly {
+		return
+	}
+	e.repunchUntil = now.Add(repunchFor)
+	for _, a := range e.direct {
+		e.upgrade[a] = &candidate{next: now, gap: e.s.cfg.ProbeInterval}
+	}
+	if p := e.path.Load(); p != nil && p.carrier.Kind() == PathDirectUDP {
+		// The peer's current address, which it may never have offered
+		// (learned from its packets), from this side's newest socket.
+		e.upgrade[p.remote] = &candidate{next: now, gap: e.s.cfg.ProbeInterval}
+	}
+}
+
 // tickUpgradeLocked sends the upgrade PINGs that are due while the active
-// path is relayed.
+// path is relayed, or for a while after a change (repunchLocked).
 func (e *endpoint) tickUpgradeLocked(now time.Time) {
 	p := e.path.Load()
-	if len(e.upgrade) == 0 || p == nil || p.carrier.Kind() == PathDirectUDP {
+	if len(e.upgrade) == 0 || p == nil {
+		return
+	}
+	if p.carrier.Kind() == PathDirectUDP && now.After(e.repunchUntil) {
+		clear(e.upgrade)
 		return
 	}
 	c := e.s.newestCarrier()
@@ -46,14 +69,27 @@ func (e *endpoint) tickUpgradeLocked(now time.Time) {
 }
 
 // upgradedLocked acts on a PONG to an upgrade PING: a direct path to from
-// works both ways. The dialer moves there; the acceptor waits for the
-// dialer's packets from there.
+// works both ways. From a relay or TCP path the dialer moves there, while
+// the acceptor waits for the dialer's packets from there. From a suspect
+// direct path either side moves (reported as a migration); a healthy
+// direct path stays, and the peer's own move reaches it passively.
 func (e *endpoint) upgradedLocked(c Carrier, from netip.AddrPort) {
 	p := e.path.Load()
-	if e.role != RoleDialer || p == nil || p.carrier.Kind() == PathDirectUDP {
+	if p == nil {
 		return
 	}
-	e.setPathLocked(c, from, ReasonUpgraded)
+	switch {
+	case p.carrier.Kind() != PathDirectUDP:
+		if e.role != RoleDialer {
+			return
+		}
+		e.setPathLocked(c, from, ReasonUpgraded)
+	case e.suspectSince.IsZero() || p.carrier == c && p.remote == from:
+		delete(e.upgrade, from)
+		return
+	default:
+		e.setPathLocked(c, from, ReasonMigrated)
+	}
 	clear(e.upgrade)
 	// A PING on the new path at once, flagged as sent on the active path:
 	// the acceptor follows on it even while this side has no data to send.
@@ -66,10 +102,16 @@ func (e *endpoint) upgradedLocked(c Carrier, from netip.AddrPort) {
 // or the relay, with an upgrade PING of the dialer's own: a direct path
 // that just opened (the peer's NAT has a mapping towards us now) is taken
 // one round trip later instead of at the dialer's next scheduled PING. It
-// is paid from the send budget the peer's PING earned.
+// is paid from the send budget the peer's PING earned. A side whose direct
+// path is suspect does the same, whatever its role.
 func (e *endpoint) maybeUpgradeTowardsLocked(c Carrier, from netip.AddrPort) {
 	p := e.path.Load()
-	if e.role != RoleDialer || p == nil || p.carrier.Kind() == PathDirectUDP || c.Kind() != PathDirectUDP {
+	switch {
+	case p == nil || c.Kind() != PathDirectUDP:
+		return
+	case p.carrier.Kind() != PathDirectUDP && e.role != RoleDialer:
+		return
+	case p.carrier.Kind() == PathDirectUDP && (e.suspectSince.IsZero() || p.remote == from):
 		return
 	}
 	if e.budget.spend(from, MinControlLen) {

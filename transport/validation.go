@@ -167,6 +167,10 @@ func (e *endpoint) handlePathResponseLocked(p *ControlPacket, from netip.AddrPor
 		return
 	}
 	delete(e.validations, from)
+	if p.Flags&FlagActivePath != 0 {
+		// Relay packets the peer sent before this one are older claims.
+		e.activeClaim = max(e.activeClaim, p.Counter)
+	}
 	e.setPathLocked(c, from, v.reason)
 	v.finish(nil)
 	e.settleStateLocked()
