@@ -11,6 +11,10 @@ import (
 // coalesce further (the CLI's JSON to 4 per second, the GUI to 10).
 const progressInterval = 250 * time.Millisecond
 
+// stallTicks is how many progress ticks without a byte make a stall: half
+// a second, longer than any gap of a healthy transfer's writes.
+const stallTicks = 2
+
 // progress counts bytes moved and emits EventProgress on a ticker, with a
 // smoothed rate and an ETA. add is called from many goroutines.
 type progress struct {
@@ -25,6 +29,7 @@ type progress struct {
 	last    time.Time
 	lastVal int64
 	began   time.Time
+	stalled int // ticks in a row without a byte
 
 	stopOnce sync.Once
 	done     chan struct{}
@@ -64,14 +69,24 @@ func (p *progress) add(n int64, path string) {
 }
 
 // tick emits one progress event; the rate is an exponentially weighted
-// average over about two seconds.
+// average over about two seconds. A stall (the network changed, the peer
+// is reconnecting) shows as the rate falling; when bytes flow again after
+// one the average starts over from the new rate, so the display does not
+// crawl up from the stall's near-zero for seconds after the transfer has
+// resumed at full speed.
 func (p *progress) tick(now time.Time) {
 	p.mu.Lock()
 	moved := p.moved.Load()
 	dt := now.Sub(p.last).Seconds()
 	if dt > 0 {
 		inst := float64(moved-p.lastVal) / dt
-		if p.rate == 0 {
+		resumed := inst > 0 && p.stalled >= stallTicks
+		if inst == 0 {
+			p.stalled++
+		} else {
+			p.stalled = 0
+		}
+		if p.rate == 0 || resumed {
 			p.rate = inst
 		} else {
 			const alpha = 0.12
