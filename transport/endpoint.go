@@ -71,6 +71,7 @@ type endpoint struct {
 	upgrade       map[netip.AddrPort]*candidate    // upgrade probes while the path is relayed or suspect
 	repunchUntil  time.Time                        // probes continue on a direct path until then (upgrade.go)
 	suspectSince  time.Time                        // the active path is suspect since (liveness.go); zero: healthy
+	suspectLocal  bool                             // the suspicion came from a local network change
 	activeClaim   uint64                           // the peer's latest active-path packet counter acted on
 	announce      *announcement                    // this side's candidates on their way to the peer
 	ownGen        uint64                           // the latest generation this side announced

@@ -39,6 +39,7 @@ func fastConfig() Config {
 		RebindTimeout:        3 * time.Second,
 		RetireGrace:          200 * time.Millisecond,
 		NetworkPollInterval:  -1,
+		NoNetworkWatch:       true,
 	}
 }
 

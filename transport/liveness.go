@@ -22,7 +22,12 @@ import (
 //     and the relayed connection moves back to a direct path as soon as
 //     one answers, like any relayed connection.
 //
-// Hearing from the active path again clears the suspicion.
+// Hearing from the active path again clears the suspicion of a silent
+// path. After a local network change hearing proves nothing (the old
+// network may still deliver the peer's packets while this side's go out
+// through the new one, from an address the peer's NAT drops): only a PONG
+// to a keepalive PING sent on the path after the change clears it, or a
+// move.
 
 // noteHeard records that an authenticated or QUIC packet arrived on the
 // active path. Called on the hot path: one atomic store.
@@ -61,8 +66,8 @@ func (e *endpoint) tickLivenessLocked(now time.Time) {
 	since := e.unanswered.Load()
 	switch {
 	case e.suspectSince.IsZero() && since != 0 && now.Sub(time.Unix(0, since)) > e.silenceLimit():
-		e.suspectLocked(now, "the path went silent")
-	case !e.suspectSince.IsZero() && since == 0:
+		e.suspectLocked(now, "the path went silent", false)
+	case !e.suspectSince.IsZero() && since == 0 && !e.suspectLocal:
 		e.log.Info("path answers again")
 		e.suspectSince = time.Time{}
 	}
@@ -74,19 +79,35 @@ func (e *endpoint) tickLivenessLocked(now time.Time) {
 	}
 }
 
-// suspectLocked marks the active path suspect (see the top of the file).
-func (e *endpoint) suspectLocked(now time.Time, why string) {
+// suspectLocked marks the active path suspect (see the top of the file);
+// local says this side's network changed.
+func (e *endpoint) suspectLocked(now time.Time, why string, local bool) {
 	if e.state == StateConnecting || e.state == StateClosed {
 		return
 	}
-	if e.suspectSince.IsZero() {
+	if e.suspectSince.IsZero() || local {
 		e.log.Info("active path suspect", "why", why)
 		e.suspectSince = now
+		e.suspectLocal = local
 		// Only what is heard from now on clears the suspicion.
 		e.unanswered.Store(now.UnixNano())
+		// A keepalive at once: its PONG is the quickest proof that the
+		// path still works both ways.
+		e.nextKeep = now
 	}
 	e.repunchLocked(now)
 	e.s.requestGather()
+}
+
+// pongOnPathLocked clears a suspicion when the PONG to a keepalive PING
+// sent after it began came back on the active path.
+func (e *endpoint) pongOnPathLocked(probe *pingProbe) {
+	p := e.path.Load()
+	if e.suspectSince.IsZero() || p == nil || probe.carrier != p.carrier || probe.remote != p.remote || probe.sent.Before(e.suspectSince) {
+		return
+	}
+	e.log.Info("path answers again")
+	e.suspectSince = time.Time{}
 }
 
 // fallBackLocked moves the connection from its suspect path p to the relay

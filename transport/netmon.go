@@ -5,19 +5,20 @@ import (
 	"slices"
 )
 
-// netMonitor notices network changes by comparing the machine's interface
-// addresses between polls: portable, cheap, and enough to catch Wi-Fi to
-// tethering moves and sleep/wake. Callers that hear of changes sooner (the
-// GUI, a platform API) call Socket.NetworkChanged directly.
+// netMonitor notices network changes by comparing the network's
+// fingerprint (interface addresses and default routes, networkFingerprint)
+// between looks: after a kernel notification, and on a poll. Callers that
+// hear of changes sooner (the GUI on wake-up, a platform API) call
+// Socket.NetworkChanged directly.
 type netMonitor struct {
 	addrs func() []string
 	last  []string
 }
 
-// newNetMonitor watches addrs, by default the machine's interface addresses.
+// newNetMonitor watches addrs, by default the network's fingerprint.
 func newNetMonitor(addrs func() []string) *netMonitor {
 	if addrs == nil {
-		addrs = interfaceAddrs
+		addrs = networkFingerprint
 	}
 	return &netMonitor{addrs: addrs, last: addrs()}
 }

@@ -35,10 +35,11 @@ const netWatchGroups = unix.RTMGRP_LINK |
 	unix.RTMGRP_IPV4_IFADDR | unix.RTMGRP_IPV6_IFADDR |
 	unix.RTMGRP_IPV4_ROUTE | unix.RTMGRP_IPV6_ROUTE
 
-// netWatchBufSize holds any one notification datagram: the kernel builds
-// them in NLMSG_GOODSIZE buffers (a page, at most 8 KiB). A longer datagram
-// would be cut short, which costs nothing but the filter: a datagram that
-// does not parse counts as a change.
+// netWatchBufSize holds a notification datagram: the kernel builds most in
+// NLMSG_GOODSIZE buffers (a page, at most 8 KiB), and only a link
+// notification listing many SR-IOV virtual functions runs longer. A longer
+// datagram is cut short, which costs nothing but the filter: a datagram
+// that does not parse counts as a change.
 const netWatchBufSize = 32 << 10
 
 // watchNetwork subscribes to the kernel's link, address and route change
@@ -53,10 +54,10 @@ const netWatchBufSize = 32 << 10
 // The socket belongs to the network namespace of the calling thread (a
 // test calls it inside netlab's Namespace.Do); the reading goroutine may
 // run anywhere. It exits, having closed the socket, and the channel is
-// closed, when done is closed. Should the socket fail first (not seen in
-// practice), the channel is closed early; the caller then falls back to
-// polling, as it does when watchNetwork returns an error (wrapping
-// errNetWatchUnsupported when rtnetlink multicast is refused).
+// closed, when done is closed. Should the socket fail first (no such
+// failure is expected), the channel is closed early; the caller then
+// falls back to polling, as it does when watchNetwork returns an error
+// (wrapping errNetWatchUnsupported when rtnetlink multicast is refused).
 func watchNetwork(done <-chan struct{}) (<-chan struct{}, error) {
 	f, err := openRouteWatch()
 	if err != nil {

@@ -82,6 +82,8 @@ func (e *endpoint) handlePongLocked(p *ControlPacket, from netip.AddrPort, c Car
 	delete(e.pings, p.Data)
 	e.rtt = time.Since(probe.sent)
 	switch probe.purpose {
+	case pingKeepalive:
+		e.pongOnPathLocked(probe)
 	case pingRebind:
 		e.reboundLocked(c, from)
 	case pingUpgrade:

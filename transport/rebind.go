@@ -73,7 +73,7 @@ func (e *endpoint) localChangedLocked(c Carrier, now time.Time) *relayCarrier {
 	}
 	e.startRebindLocked(c, now)
 	if p := e.path.Load(); p != nil && p.carrier.Kind() != PathRelay {
-		e.suspectLocked(now, "the local network changed")
+		e.suspectLocked(now, "the local network changed", true)
 	} else {
 		e.repunchLocked(now)
 	}

@@ -37,6 +37,7 @@ type Socket struct {
 	tcpMu sync.Mutex
 	tcp   *tcpPort // the TCP punching port, opened on first use
 
+	watch     <-chan struct{} // the kernel's network change notifications; nil: none
 	rebindReq chan struct{}
 	gatherReq chan struct{}
 	released  chan struct{}
@@ -68,6 +69,13 @@ func NewSocket(cfg Config) (*Socket, error) {
 		return nil, err
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if !cfg.NoNetworkWatch {
+		// Subscribed here, on the caller's thread: a netlink socket
+		// belongs to the network namespace of the thread that opens it.
+		if s.watch, err = watchNetwork(s.done); err != nil {
+			s.log.Debug("no network change notifications; polling only", "err", err)
+		}
+	}
 	s.addCarrier(c)
 	s.wg.Add(2)
 	go s.maintain()
@@ -356,17 +364,28 @@ func (s *Socket) carrierReleased() {
 }
 
 // maintain is the socket's housekeeping goroutine: rebinds on request or on
-// a detected address change, and closes old carriers nobody uses.
+// a detected network change, and closes old carriers nobody uses. Changes
+// are detected by the kernel's notifications where there are some (netlink
+// on Linux, netwatch_linux.go), each settled for netWatchSettle and then
+// confirmed by the network's fingerprint, and by polling the fingerprint.
 func (s *Socket) maintain() {
 	defer s.wg.Done()
-	var poll <-chan time.Time
+	var pollTick <-chan time.Time
 	var mon *netMonitor
+	if s.cfg.NetworkPollInterval > 0 || !s.cfg.NoNetworkWatch {
+		mon = newNetMonitor(s.cfg.interfaceAddrs)
+	}
 	if s.cfg.NetworkPollInterval > 0 {
 		t := time.NewTicker(s.cfg.NetworkPollInterval)
 		defer t.Stop()
-		poll = t.C
-		mon = newNetMonitor(s.cfg.interfaceAddrs)
+		pollTick = t.C
 	}
+	watch := s.watch
+	settle := time.NewTimer(0)
+	if !settle.Stop() {
+		<-settle.C
+	}
+	defer settle.Stop()
 	retire := time.NewTicker(s.cfg.RetireGrace / 4)
 	defer retire.Stop()
 	for {
@@ -375,9 +394,20 @@ func (s *Socket) maintain() {
 			return
 		case <-s.rebindReq:
 			s.rebind()
-		case <-poll:
+		case _, ok := <-watch:
+			if !ok {
+				watch = nil
+				continue
+			}
+			settle.Reset(netWatchSettle)
+		case <-settle.C:
 			if mon.changed() {
-				s.log.Info("interface addresses changed")
+				s.log.Info("the network changed")
+				s.rebind()
+			}
+		case <-pollTick:
+			if mon.changed() {
+				s.log.Info("the network changed")
 				s.rebind()
 			}
 		case <-s.released:

@@ -94,6 +94,11 @@ const (
 	// not carry the connection: it stays paired as the fallback, and the
 	// relay ends sessions idle for DefaultRelayIdleTimeout.
 	relayKeepAlive = 30 * time.Second
+	// netWatchSettle is how long the network must be quiet after a kernel
+	// notification before its fingerprint is compared: one move is a burst
+	// of link, address and route messages, and a rebind per message would
+	// open sockets for nothing. It is far below what a user notices.
+	netWatchSettle = 20 * time.Millisecond
 	// handshakeIdleTimeout bounds the QUIC handshake once a path is up.
 	handshakeIdleTimeout = 10 * time.Second
 )
