@@ -54,6 +54,9 @@ type endpoint struct {
 	// the last packet heard on it; zero when nothing is awaited
 	// (liveness.go).
 	unanswered atomic.Int64
+	// stash keeps quic-go's newest packets while the path is suspect
+	// (stash.go).
+	stash stash
 
 	mu            sync.Mutex
 	state         State
@@ -193,6 +196,7 @@ func (e *endpoint) send(b []byte, segSize int) error {
 		return nil
 	}
 	e.noteSent(time.Now())
+	e.stash.keep(b, segSize)
 	if err := p.carrier.WriteTo(b, segSize, p.remote); err != nil {
 		if isGSOError(err) {
 			return err

@@ -70,6 +70,7 @@ func (e *endpoint) tickLivenessLocked(now time.Time) {
 	case !e.suspectSince.IsZero() && since == 0 && !e.suspectLocal:
 		e.log.Info("path answers again")
 		e.suspectSince = time.Time{}
+		e.flushStashLocked()
 	}
 	if e.suspectSince.IsZero() || p.carrier.Kind() == PathRelay || e.relay == nil || e.policy == DirectOnly {
 		return
@@ -89,6 +90,7 @@ func (e *endpoint) suspectLocked(now time.Time, why string, local bool) {
 		e.log.Info("active path suspect", "why", why)
 		e.suspectSince = now
 		e.suspectLocal = local
+		e.stash.on.Store(true)
 		// Only what is heard from now on clears the suspicion.
 		e.unanswered.Store(now.UnixNano())
 		// A keepalive at once: its PONG is the quickest proof that the
@@ -108,6 +110,7 @@ func (e *endpoint) pongOnPathLocked(probe *pingProbe) {
 	}
 	e.log.Info("path answers again")
 	e.suspectSince = time.Time{}
+	e.flushStashLocked()
 }
 
 // fallBackLocked moves the connection from its suspect path p to the relay

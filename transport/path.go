@@ -126,6 +126,7 @@ func (e *endpoint) setPathLocked(c Carrier, remote netip.AddrPort, reason PathCh
 	e.path.Store(&path{carrier: c, remote: remote, info: info})
 	e.suspectSince = time.Time{}
 	e.unanswered.Store(0)
+	e.flushStashLocked()
 	if old != nil {
 		e.counters.pathChanges.Add(1)
 		if old.remote != remote {
