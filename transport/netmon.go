@@ -2,6 +2,7 @@ package transport
 
 import (
 	"net"
+	"net/netip"
 	"slices"
 )
 
@@ -33,7 +34,10 @@ func (m *netMonitor) changed() bool {
 	return true
 }
 
-// interfaceAddrs lists the up, non-loopback interfaces' addresses, sorted.
+// interfaceAddrs lists the up, non-loopback interfaces' addresses, sorted,
+// without link-local ones: ferry never uses them, and an IPv6 link-local
+// address appears a second or two after its link (duplicate address
+// detection), which must not count as a move.
 func interfaceAddrs() []string {
 	ifs, err := net.Interfaces()
 	if err != nil {
@@ -49,6 +53,9 @@ func interfaceAddrs() []string {
 			continue
 		}
 		for _, a := range addrs {
+			if pfx, err := netip.ParsePrefix(a.String()); err == nil && pfx.Addr().IsLinkLocalUnicast() {
+				continue
+			}
 			out = append(out, ifc.Name+" "+a.String())
 		}
 	}
