@@ -106,6 +106,15 @@ func openPeer(cfg Config, emit Sink) (*peer, error) {
 	return p, nil
 }
 
+// meetTimeout bounds one meeting at the rendezvous mailbox after a change:
+// the peer notices the silence within seconds, and a peer that does not
+// come by then is asleep (the reconnect window takes over).
+const meetTimeout = 30 * time.Second
+
+// reconnectRound is how long one round of reconnecting tries the peer's
+// candidates before it starts over with what a meeting learned since.
+const reconnectRound = 15 * time.Second
+
 // announced lists this side's candidates for the transport to announce to
 // the peer after a network change: the same gathering as for the offer.
 func (p *peer) announced(ctx context.Context) []transport.Announced {
@@ -157,19 +166,22 @@ func (p *peer) transportPeer(res *discovery.Result) transport.Peer {
 // link is a session's connection to its paired peer: the current
 // transport connection, replaced when it is lost.
 type link struct {
-	p    *peer
-	peer transport.Peer
-	wg   *sync.WaitGroup // owns the path followers
+	p   *peer
+	wg  *sync.WaitGroup // owns the path followers and meetings
+	ctx context.Context // the session's
 
-	mu   sync.Mutex
-	conn *transport.Conn
+	mu      sync.Mutex
+	peer    transport.Peer // updated by meetings
+	conn    *transport.Conn
+	meeting bool                  // a meetAgain runs
+	meetOwn []transport.Announced // this side's newest candidates, for the next meeting
 }
 
 // connect runs the transport handshake with the paired peer and reports
 // the path, then follows path changes until ctx ends or the connection
 // closes.
 func (p *peer) connect(ctx context.Context, tp transport.Peer, wg *sync.WaitGroup) (*link, error) {
-	l := &link{p: p, wg: wg, peer: tp}
+	l := &link{p: p, wg: wg, peer: tp, ctx: ctx}
 	p.emit(Event{Kind: EventState, State: StateConnecting})
 	cctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
 	defer cancel()
@@ -186,7 +198,79 @@ func (p *peer) connect(ctx context.Context, tp transport.Peer, wg *sync.WaitGrou
 	info := conn.Path()
 	p.emit(Event{Kind: EventConnected, Path: pathLabel(info), Peer: info.Remote.String()})
 	l.use(ctx, conn)
+	p.sock.SetGatherer(l.gathered)
 	return l, nil
+}
+
+// gathered is the socket's Gatherer while the link is up: this side's
+// candidates, which the transport announces to the peer through the
+// active path or the relay. When no relay session can carry them (the
+// user said --no-relay, or the server relays nothing), both sides also
+// meet at the rendezvous mailbox (meetAgain).
+func (l *link) gathered(ctx context.Context) []transport.Announced {
+	own := l.p.announced(ctx)
+	if ctx.Err() != nil {
+		return own // abandoned for a newer gathering: nothing to tell
+	}
+	l.mu.Lock()
+	tp := l.peer
+	need := tp.Paths != transport.RelayOnly && l.p.cfg.Rendezvous != "" && (tp.Paths == transport.DirectOnly || !l.conn.RelayJoined())
+	start := need && !l.meeting
+	if need {
+		l.meetOwn = own
+		l.meeting = true
+	}
+	l.mu.Unlock()
+	if start {
+		l.wg.Go(l.meetAgain)
+	}
+	return own
+}
+
+// meetAgain leaves this side's newest candidates at the rendezvous mailbox
+// for the peer, takes the peer's from there, and hands them to the
+// connection (and to later reconnects); again if a newer gathering came
+// meanwhile.
+func (l *link) meetAgain() {
+	for {
+		l.mu.Lock()
+		own, tp := l.meetOwn, l.peer
+		l.meetOwn = nil
+		if own == nil {
+			l.meeting = false
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+		l.meetOnce(tp, own)
+	}
+}
+
+// meetOnce is one meeting of meetAgain.
+func (l *link) meetOnce(tp transport.Peer, own []transport.Announced) {
+	ctx, cancel := context.WithTimeout(l.ctx, meetTimeout)
+	defer cancel()
+	cands, err := discovery.MeetAgain(ctx, l.p.cfg.Rendezvous, tp.Key, tp.Role, own)
+	if err != nil {
+		l.p.cfg.Logger.Info("could not meet the peer at the rendezvous server", "err", err)
+		return
+	}
+	l.p.cfg.Logger.Info("met the peer at the rendezvous server", "candidates", len(cands))
+	l.mu.Lock()
+	var udp, tcp []netip.AddrPort
+	types := make(map[netip.AddrPort]transport.CandidateType, len(cands))
+	for _, c := range cands {
+		types[c.Addr] = c.Type
+		if c.TCP {
+			tcp = append(tcp, c.Addr)
+		} else {
+			udp = append(udp, c.Addr)
+		}
+	}
+	l.peer.Candidates, l.peer.TCPCandidates, l.peer.CandidateTypes = udp, tcp, types
+	conn := l.conn
+	l.mu.Unlock()
+	conn.UpdatePeerCandidates(cands)
 }
 
 // use makes conn the link's connection and follows its path changes.
@@ -246,7 +330,21 @@ func (l *link) reconnect(ctx, rctx context.Context) (*transport.Conn, error) {
 	l.p.cfg.Logger.Info("connection lost; reconnecting", "timeout", l.p.cfg.ReconnectTimeout)
 	rctx, cancel := context.WithTimeout(rctx, l.p.cfg.ReconnectTimeout)
 	defer cancel()
-	conn, err := l.p.sock.Reconnect(rctx, l.peer)
+	var conn *transport.Conn
+	var err error
+	for {
+		// In rounds, each with the peer's newest candidates: a meeting at
+		// the rendezvous mailbox may learn where the peer went meanwhile.
+		l.mu.Lock()
+		tp := l.peer
+		l.mu.Unlock()
+		round, endRound := context.WithTimeout(rctx, reconnectRound)
+		conn, err = l.p.sock.Reconnect(round, tp)
+		endRound()
+		if err == nil || rctx.Err() != nil || errors.Is(err, transport.ErrPeerCertificate) || errors.Is(err, transport.ErrClosed) {
+			break
+		}
+	}
 	if err != nil {
 		if errors.Is(err, transport.ErrPeerCertificate) {
 			return nil, tamperedPeer(err)

@@ -142,3 +142,25 @@ func (e *endpoint) peerCandidatesLocked(cands []Announced, now time.Time) {
 	e.log.Info("the peer announced new candidates", "udp", len(e.direct), "tcp", len(e.peerTCP))
 	e.repunchLocked(now)
 }
+
+// UpdatePeerCandidates replaces the peer's direct candidates with cands,
+// learned out of band (the rendezvous mailbox, when no relay carries
+// CANDIDATES), and probes them at once, as if the peer had announced them.
+func (c *Conn) UpdatePeerCandidates(cands []Announced) {
+	e := c.ep
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state == StateClosed {
+		return
+	}
+	e.peerCandidatesLocked(announceable(cands), time.Now())
+}
+
+// RelayJoined reports whether the connection has a relay session up: the
+// fallback of its direct path, and the way its candidates reach the peer
+// after a change.
+func (c *Conn) RelayJoined() bool {
+	c.ep.mu.Lock()
+	defer c.ep.mu.Unlock()
+	return c.ep.relay != nil
+}

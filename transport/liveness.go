@@ -98,7 +98,9 @@ func (e *endpoint) suspectLocked(now time.Time, why string, local bool) {
 		e.nextKeep = now
 	}
 	e.repunchLocked(now)
-	e.s.requestGather()
+	if !local {
+		e.s.requestGather() // after a local change the rebind asks once for all
+	}
 }
 
 // pongOnPathLocked clears a suspicion when the PONG to a keepalive PING

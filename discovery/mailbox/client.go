@@ -56,17 +56,32 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 	return dialWithKeepalive(ctx, addr, defaultKeepalive)
 }
 
+// DialSide is Dial under a given side (16 lowercase hex characters, as
+// Side returns), so that a peer reconnecting after a network change keeps
+// its place in a meet mailbox: Meet with the same side rejoins the same
+// mailbox and replays its messages.
+func DialSide(ctx context.Context, addr, side string) (*Client, error) {
+	if !validSide(side) {
+		return nil, fmt.Errorf("mailbox: side %q is not 16 lowercase hex characters", side)
+	}
+	return dialAs(ctx, addr, side, defaultKeepalive)
+}
+
 // dialWithKeepalive is Dial with the keepalive interval given (tests shorten it).
 func dialWithKeepalive(ctx context.Context, addr string, keepalive time.Duration) (*Client, error) {
+	side, err := newSide()
+	if err != nil {
+		return nil, err
+	}
+	return dialAs(ctx, addr, side, keepalive)
+}
+
+// dialAs connects and says hello under side.
+func dialAs(ctx context.Context, addr, side string, keepalive time.Duration) (*Client, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("mailbox: dial %s: %w", addr, err)
-	}
-	side, err := newSide()
-	if err != nil {
-		nc.Close()
-		return nil, err
 	}
 	if err := handshake(ctx, nc, side); err != nil {
 		nc.Close()
@@ -142,8 +157,8 @@ func handshake(ctx context.Context, nc net.Conn, side string) error {
 	return nil
 }
 
-// Side returns this client's side: 16 random hex characters that identify
-// it to the server and to the other side.
+// Side returns this client's side: 16 hex characters (random, unless
+// given to DialSide) that identify it to the server and to the other side.
 func (c *Client) Side() string { return c.side }
 
 // Allocate asks the server for a fresh nameplate. It does not claim it.
@@ -165,6 +180,21 @@ func (c *Client) Claim(ctx context.Context, nameplate string) error {
 		return ErrNoSuchNameplate
 	}
 	_, err := c.request(ctx, &frame{Type: typeClaim, Nameplate: nameplate}, typeClaimed)
+	return err
+}
+
+// Meet joins the mailbox of a meet nameplate (see ValidMeetNameplate),
+// creating the nameplate if the other side has not yet: two sides that
+// share a secret derive the same name from it and meet again without a new
+// code. It answers like Claim: errors include ErrCrowded,
+// ErrAlreadyClaimed and ErrTooManyNameplates (compare with errors.Is); an
+// invalid name is refused locally with an *Error of Code CodeBadRequest,
+// without asking the server.
+func (c *Client) Meet(ctx context.Context, nameplate string) error {
+	if !ValidMeetNameplate(nameplate) {
+		return errBadMeetNameplate
+	}
+	_, err := c.request(ctx, &frame{Type: typeMeet, Nameplate: nameplate}, typeClaimed)
 	return err
 }
 

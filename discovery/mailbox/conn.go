@@ -34,6 +34,7 @@ type conn struct {
 	limiter   *tokenBucket
 	allocated []string // nameplates this connection allocated
 	nameplate string   // claimed nameplate
+	logName   string   // nameplate as logged: logNameplate(nameplate)
 	mailbox   string   // its mailbox
 	released  bool
 	closedMB  bool // the mailbox was closed with a mood
@@ -159,16 +160,32 @@ func (c *conn) handle(req *request) bool {
 		c.log.Info("nameplate allocated", "nameplate", np)
 		return c.reply(&frame{Type: typeAllocated, ID: id, Nameplate: np})
 
-	case typeClaim:
+	case typeClaim, typeMeet:
 		if c.mailbox != "" {
 			return c.reply(errorFrame(id, ErrAlreadyClaimed))
 		}
-		mb, err := store.Claim(ctx, req.nameplate, c.side)
-		if err != nil {
-			return c.replyErr(id, "claim", err, "nameplate", req.nameplate)
+		var mb string
+		var err error
+		if req.typ == typeMeet {
+			mb, err = store.Meet(ctx, MeetRequest{
+				Nameplate:   req.nameplate,
+				Side:        c.side,
+				Owner:       c.ip,
+				Expires:     time.Now().Add(c.s.cfg.NameplateTTL),
+				MaxPerOwner: c.s.cfg.MaxNameplatesPerIP,
+			})
+		} else {
+			mb, err = store.Claim(ctx, req.nameplate, c.side)
 		}
-		c.nameplate, c.mailbox = req.nameplate, mb
-		c.log.Info("nameplate claimed", "nameplate", c.nameplate)
+		if err != nil {
+			return c.replyErr(id, req.typ, err, "nameplate", logNameplate(req.nameplate))
+		}
+		c.nameplate, c.logName, c.mailbox = req.nameplate, logNameplate(req.nameplate), mb
+		if req.typ == typeMeet {
+			c.log.Info("meet nameplate claimed", "nameplate", c.logName)
+		} else {
+			c.log.Info("nameplate claimed", "nameplate", c.logName)
+		}
 		if !c.reply(&frame{Type: typeClaimed, ID: id}) {
 			return false
 		}
@@ -181,9 +198,9 @@ func (c *conn) handle(req *request) bool {
 		}
 		err := store.Add(ctx, c.mailbox, Message{Side: c.side, Phase: req.phase, Body: req.body}, c.s.cfg.MaxMessages)
 		if err != nil {
-			return c.replyErr(id, "add", err, "nameplate", c.nameplate, "phase", req.phase)
+			return c.replyErr(id, "add", err, "nameplate", c.logName, "phase", req.phase)
 		}
-		c.log.Debug("message added", "nameplate", c.nameplate, "phase", req.phase, "bytes", len(req.body))
+		c.log.Debug("message added", "nameplate", c.logName, "phase", req.phase, "bytes", len(req.body))
 		return c.reply(&frame{Type: typeAdded, ID: id})
 
 	case typeRelease:
@@ -192,10 +209,10 @@ func (c *conn) handle(req *request) bool {
 		}
 		if !c.released {
 			if err := store.Release(ctx, c.nameplate, c.side); err != nil {
-				return c.replyErr(id, "release", err, "nameplate", c.nameplate)
+				return c.replyErr(id, "release", err, "nameplate", c.logName)
 			}
 			c.released = true
-			c.log.Debug("nameplate released", "nameplate", c.nameplate)
+			c.log.Debug("nameplate released", "nameplate", c.logName)
 		}
 		return c.reply(&frame{Type: typeReleased, ID: id})
 
@@ -203,12 +220,12 @@ func (c *conn) handle(req *request) bool {
 		c.stopPusher()
 		if c.mailbox != "" {
 			if err := store.Close(ctx, c.mailbox, c.side, req.mood); err != nil {
-				c.log.Error("mailbox store close failed", "nameplate", c.nameplate, "err", err)
+				c.log.Error("mailbox store close failed", "nameplate", c.logName, "err", err)
 			}
 			c.closedMB = true
-			c.log.Info("mailbox closed", "nameplate", c.nameplate, "mood", string(req.mood))
+			c.log.Info("mailbox closed", "nameplate", c.logName, "mood", string(req.mood))
 			if req.mood == Scary {
-				c.log.Warn("nameplate burned: a side reported a wrong code", "nameplate", c.nameplate)
+				c.log.Warn("nameplate burned: a side reported a wrong code", "nameplate", c.logName)
 			}
 		}
 		c.finish(&frame{Type: typeClosed, ID: id})
@@ -226,7 +243,7 @@ func (c *conn) startPusher() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	c.pushStop, c.pushDone = cancel, done
-	mailbox, nameplate := c.mailbox, c.nameplate
+	mailbox, nameplate := c.mailbox, c.logName
 	go func() {
 		defer close(done)
 		defer c.recoverPanic("pusher")
@@ -284,9 +301,9 @@ func (c *conn) cleanup() {
 	defer cancel()
 	if c.mailbox != "" && !c.closedMB {
 		if err := c.s.store.Close(ctx, c.mailbox, c.side, ""); err != nil {
-			c.log.Error("mailbox store close failed", "nameplate", c.nameplate, "err", err)
+			c.log.Error("mailbox store close failed", "nameplate", c.logName, "err", err)
 		}
-		c.log.Info("mailbox side disconnected", "nameplate", c.nameplate)
+		c.log.Info("mailbox side disconnected", "nameplate", c.logName)
 	}
 	for _, np := range c.allocated {
 		if np == c.nameplate {
@@ -401,6 +418,19 @@ func (c *conn) write(f *frame) error {
 	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err = c.nc.Write(b)
 	return err
+}
+
+// logKeep is how much of a nameplate logNameplate keeps.
+const logKeep = 12
+
+// logNameplate shortens a nameplate for logs: meet nameplates are long and
+// derived from a secret the two sides share, so logs carry only a prefix
+// (enough to correlate lines), never the whole name.
+func logNameplate(np string) string {
+	if len(np) <= logKeep {
+		return np
+	}
+	return np[:logKeep] + "…"
 }
 
 func errorFrame(id *uint64, e *Error) *frame {

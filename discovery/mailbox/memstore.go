@@ -23,7 +23,8 @@ type MemStore struct {
 
 type memNameplate struct {
 	name      string
-	num       uint64
+	num       uint64 // 0 for a meet nameplate
+	meet      bool   // created by Meet; its name is not a number
 	owner     string
 	allocSide string
 	expires   time.Time       // zero once a second side claimed
@@ -94,6 +95,36 @@ func (s *MemStore) Claim(_ context.Context, nameplate, side string) (string, err
 	if np == nil {
 		return "", ErrNoSuchNameplate
 	}
+	return s.claimLocked(np, side)
+}
+
+// Meet implements Store.
+func (s *MemStore) Meet(_ context.Context, req MeetRequest) (string, error) {
+	if !ValidMeetNameplate(req.Nameplate) {
+		return "", errBadMeetNameplate
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	np := s.nameplates[req.Nameplate]
+	if np == nil {
+		if req.MaxPerOwner > 0 && s.owners[req.Owner] >= req.MaxPerOwner {
+			return "", ErrTooManyNameplates
+		}
+		np = &memNameplate{
+			name:     req.Nameplate,
+			meet:     true,
+			owner:    req.Owner,
+			expires:  req.Expires,
+			claimers: make(map[string]bool, 2),
+		}
+		s.nameplates[np.name] = np
+		s.owners[req.Owner]++
+	}
+	return s.claimLocked(np, req.Side)
+}
+
+// claimLocked makes side a member of np with Claim's rules. s.mu is held.
+func (s *MemStore) claimLocked(np *memNameplate, side string) (string, error) {
 	if _, known := np.claimers[side]; known {
 		np.claimers[side] = true
 		np.mb.sides[side] = true
@@ -232,8 +263,9 @@ func (s *MemStore) unhold(np *memNameplate, side string) {
 	s.freeNameplate(np)
 }
 
-// freeNameplate removes np from the namespace; its number becomes
-// available again. Its mailbox, if any, lives on without it.
+// freeNameplate removes np from the namespace; its number, unless it is a
+// meet nameplate, becomes available again. Its mailbox, if any, lives on
+// without it.
 func (s *MemStore) freeNameplate(np *memNameplate) {
 	if s.nameplates[np.name] != np {
 		return
@@ -242,7 +274,9 @@ func (s *MemStore) freeNameplate(np *memNameplate) {
 	if s.owners[np.owner]--; s.owners[np.owner] <= 0 {
 		delete(s.owners, np.owner)
 	}
-	heap.Push(&s.free, np.num)
+	if !np.meet {
+		heap.Push(&s.free, np.num)
+	}
 	if np.mb != nil {
 		np.mb.np = nil
 	}

@@ -27,6 +27,7 @@ package mailbox
 //
 //	allocate                                  -> {"type":"allocated","id":N,"nameplate":"7"}
 //	claim    {"nameplate":"7"}                -> {"type":"claimed","id":N}
+//	meet     {"nameplate":"meet-<43 chars>"}  -> {"type":"claimed","id":N}
 //	add      {"phase":"pake","body":"<b64>"}  -> {"type":"added","id":N}
 //	release                                   -> {"type":"released","id":N}
 //	close    {"mood":"happy"}                 -> {"type":"closed","id":N}, then the server closes the connection
@@ -41,6 +42,21 @@ package mailbox
 // a nameplate (a third gets "crowded"); a connection claims at most one
 // nameplate ("already_claimed"). A nameplate that was never allocated, has
 // expired or was burned gives "no_such_nameplate".
+//
+// meet lets two sides that paired before (and share a secret) meet again
+// without a new code: both derive the same long random name and meet under
+// it. The nameplate must be "meet-" followed by exactly 43 characters of
+// unpadded base64url encoding 32 bytes (canonically: the unused low bits of
+// the last character are zero); anything else is a protocol error,
+// "bad_request", and creates nothing. meet creates the nameplate if it does
+// not exist, charged to the client's IP like an allocated one and expiring
+// 10 minutes after creation unless a second side claims it, then claims it
+// with claim's rules ("crowded", "already_claimed"; the same side meeting
+// again, say from a new connection after a network change, gets the same
+// mailbox). Meet nameplates never collide with allocated ones (decimal
+// integers), allocate never hands them out, and claim of a meet nameplate
+// is allowed. A burned, expired or freed meet nameplate is simply created
+// afresh by the next meet.
 //
 // add appends a message to the claimed mailbox: phase is 1..32 characters of
 // [a-z0-9_-], body is standard base64 of at most 4096 bytes, and a mailbox
@@ -72,8 +88,8 @@ package mailbox
 // replies with an error frame (with the request's id when it could read it)
 // and closes the connection. All other errors leave the connection open.
 //
-// Limits (server defaults, configurable): at most 64 allocated nameplates
-// open per client IP ("too_many_nameplates"), 20 requests/s with a burst of
+// Limits (server defaults, configurable): at most 64 allocated or met
+// nameplates open per client IP ("too_many_nameplates"), 20 requests/s with a burst of
 // 40 per connection ("rate_limited"; the request is not executed).
 
 import (
@@ -83,6 +99,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 const (
@@ -99,6 +116,28 @@ const (
 	// maxNameplate is the longest nameplate string a request may carry.
 	maxNameplate = 64
 )
+
+// MeetPrefix starts every meet nameplate; the rest is 43 characters of
+// unpadded base64url encoding 32 bytes. Allocated nameplates are decimal
+// integers, so the two never collide.
+const MeetPrefix = "meet-"
+
+// meetRandomLen is the number of bytes a meet nameplate encodes.
+const meetRandomLen = 32
+
+// ValidMeetNameplate reports whether s is MeetPrefix followed by the
+// canonical unpadded base64url encoding of exactly 32 bytes.
+func ValidMeetNameplate(s string) bool {
+	rest, ok := strings.CutPrefix(s, MeetPrefix)
+	if !ok || len(rest) != base64.RawURLEncoding.EncodedLen(meetRandomLen) {
+		return false
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(rest)
+	return err == nil && len(b) == meetRandomLen
+}
+
+// errBadMeetNameplate refuses a meet of a name ValidMeetNameplate rejects.
+var errBadMeetNameplate = &Error{Code: CodeBadRequest, Message: "a meet nameplate is \"" + MeetPrefix + "\" and 43 characters of base64url (32 bytes)"}
 
 // Error codes carried in error frames and in *Error.Code.
 const (
@@ -129,6 +168,7 @@ const (
 	typeAllocated = "allocated"
 	typeClaim     = "claim"
 	typeClaimed   = "claimed"
+	typeMeet      = "meet"
 	typeAdd       = "add"
 	typeAdded     = "added"
 	typeMessage   = "message"
@@ -268,7 +308,7 @@ func parseHello(payload []byte) (*hello, *protoError) {
 type request struct {
 	typ       string
 	id        uint64
-	nameplate string // claim
+	nameplate string // claim, meet
 	phase     string // add
 	body      []byte // add
 	mood      Mood   // close
@@ -293,6 +333,11 @@ func parseRequest(payload []byte, maxBody int) (*request, *protoError) {
 		}
 		if len(f.Nameplate) > maxNameplate {
 			return nil, badRequest(f.ID, "nameplate longer than %d characters", maxNameplate)
+		}
+		req.nameplate = f.Nameplate
+	case typeMeet:
+		if !ValidMeetNameplate(f.Nameplate) {
+			return nil, badRequest(f.ID, "meet nameplate must be %q and 43 characters of base64url (32 bytes)", MeetPrefix)
 		}
 		req.nameplate = f.Nameplate
 	case typeAdd:

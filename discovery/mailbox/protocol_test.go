@@ -102,6 +102,7 @@ func TestParseRequest(t *testing.T) {
 		`{"type":"ping","id":18446744073709551615}`:                      {typ: typePing, id: 1<<64 - 1},
 		`{"type":"claim","id":2,"nameplate":"7"}`:                        {typ: typeClaim, id: 2, nameplate: "7"},
 		`{"type":"release","id":3}`:                                      {typ: typeRelease, id: 3},
+		`{"type":"meet","id":8,"nameplate":"` + meetName("k") + `"}`:     {typ: typeMeet, id: 8, nameplate: meetName("k")},
 		`{"type":"close","id":4,"mood":"scary"}`:                         {typ: typeClose, id: 4, mood: Scary},
 		`{"type":"add","id":5,"phase":"pake_1-x","body":"` + body + `"}`: {typ: typeAdd, id: 5, phase: "pake_1-x", body: []byte("hello")},
 		` {"type":"ping","id":6,"extra":[1,2,{}]} `:                      {typ: typePing, id: 6},
@@ -148,6 +149,9 @@ func FuzzReadFrame(f *testing.F) {
 		`{"type":"ping","id":6}`,
 		`{"type":"frobnicate","id":7}`,
 		`{"type":"claim","id":-1,"nameplate":7}`,
+		`{"type":"meet","id":8,"nameplate":"` + meetName("k") + `"}`,
+		`{"type":"meet","id":8,"nameplate":"meet-short"}`,
+		`{"type":"meet","id":8,"nameplate":"7"}`,
 		`{not json`,
 		`[]`,
 		`null`,
@@ -197,6 +201,10 @@ func FuzzReadFrame(f *testing.F) {
 			case typeClaim:
 				if req.nameplate == "" || len(req.nameplate) > maxNameplate {
 					t.Fatalf("accepted claim %+v", req)
+				}
+			case typeMeet:
+				if !ValidMeetNameplate(req.nameplate) {
+					t.Fatalf("accepted meet %+v", req)
 				}
 			case typeClose:
 				if !req.mood.valid() {

@@ -231,7 +231,7 @@ func (s *Server) startJanitor() {
 						s.log.Error("mailbox store expiry failed", "err", err)
 					}
 					for _, np := range expired {
-						s.log.Info("nameplate expired", "nameplate", np)
+						s.log.Info("nameplate expired", "nameplate", logNameplate(np))
 					}
 				}
 			}

@@ -52,6 +52,27 @@ type AllocateRequest struct {
 	MaxPerOwner int
 }
 
+// MeetRequest describes a meet: a claim of a nameplate that both sides
+// derived from a shared secret, created by whichever side comes first.
+type MeetRequest struct {
+	// Nameplate is the meet nameplate; it must satisfy ValidMeetNameplate
+	// (other names are refused with an *Error of Code CodeBadRequest, so a
+	// meet never touches an allocated nameplate).
+	Nameplate string
+	// Side is the meeting side; it becomes a member, as with Claim.
+	Side string
+	// Owner is who is charged for the nameplate if this meet creates it
+	// (the client's IP address), exactly as for AllocateRequest.Owner.
+	Owner string
+	// Expires is when a nameplate this meet creates expires unless a
+	// second side has claimed it by then. It is ignored when the
+	// nameplate exists.
+	Expires time.Time
+	// MaxPerOwner bounds Owner's open nameplates (allocated and met) when
+	// this meet creates one; <= 0 means no bound.
+	MaxPerOwner int
+}
+
 // Store keeps nameplates and mailboxes. The in-memory implementation is
 // MemStore; a later shared implementation lets several servers run side by
 // side, so the interface knows nothing of connections: sides are the random
@@ -76,6 +97,14 @@ type Store interface {
 	// nameplate ErrNoSuchNameplate. When the second side claims, the
 	// nameplate stops expiring.
 	Claim(ctx context.Context, nameplate, side string) (mailbox string, err error)
+
+	// Meet creates req.Nameplate if it does not exist (charged to
+	// req.Owner: ErrTooManyNameplates past req.MaxPerOwner; expiring at
+	// req.Expires like an allocated nameplate) and then claims it for
+	// req.Side with Claim's rules. Meet nameplates are never handed out by
+	// Allocate, and freeing one does not make a number available. An
+	// invalid name gets an *Error of Code CodeBadRequest.
+	Meet(ctx context.Context, req MeetRequest) (mailbox string, err error)
 
 	// Release says side leaves the nameplate (it stays in the mailbox).
 	// Once every side that claimed it has released or closed, the nameplate

@@ -66,6 +66,9 @@ const (
 	// handoverVerboseEnv=1 runs both sides with --verbose, whose debug
 	// logs a failure shows (the last lines of each side's stderr).
 	handoverVerboseEnv = "FERRY_HANDOVER_VERBOSE"
+	// handoverLogDirEnv names a directory where a failing scenario leaves
+	// both sides' whole stderr.
+	handoverLogDirEnv = "FERRY_HANDOVER_LOGDIR"
 )
 
 // scenario is one change of network during a transfer.
@@ -91,6 +94,8 @@ type scenario struct {
 	// target is the handover target, asserted only with
 	// FERRY_HANDOVER_STRICT=1; zero for none.
 	target time.Duration
+	// flags are given to both sides.
+	flags []string
 }
 
 // netChange is one step of a scenario.
@@ -164,6 +169,18 @@ var handoverScenarios = []scenario{
 		requirePath: true,
 		finalPath:   "direct-udp",
 		target:      3 * time.Second,
+	},
+	{
+		// Without a relay the new address reaches the peer through the
+		// rendezvous mailbox, where both sides meet again with the
+		// pairing's keys.
+		name:        "sender-moves-no-relay",
+		changes:     []netChange{moveUplink(senderSide, false)},
+		requirePath: true,
+		reasons:     []string{"migrated", "reconnected"},
+		finalPath:   "direct-udp",
+		target:      3 * time.Second,
+		flags:       []string{"--no-relay"},
 	},
 	{
 		// Port-restricted facing symmetric cannot be punched: the
@@ -316,7 +333,7 @@ func (l *handoverLab) handover(tb testing.TB, sc scenario) handoverResult {
 	defer cancel()
 	out := tb.TempDir()
 	args := func(verb string) []string {
-		a := []string{verb, "--json", "--no-lan"}
+		a := append([]string{verb, "--json", "--no-lan"}, sc.flags...)
 		if os.Getenv(handoverVerboseEnv) == "1" {
 			a = append(a, "--verbose")
 		}
@@ -342,6 +359,10 @@ func (l *handoverLab) handover(tb testing.TB, sc scenario) handoverResult {
 		<-s.done
 		<-r.done
 		reportHandovers(tb, sc, s, r, runs, false)
+		if dir := os.Getenv(handoverLogDirEnv); dir != "" {
+			_ = os.WriteFile(filepath.Join(dir, sc.name+".send.log"), []byte(s.stderr.String()), 0o644)
+			_ = os.WriteFile(filepath.Join(dir, sc.name+".receive.log"), []byte(r.stderr.String()), 0o644)
+		}
 		tb.Fatalf("%s: %v\nsend stderr:\n%s\nreceive stderr:\n%s", sc.name, err, lastLines(s.stderr.String(), 30), lastLines(r.stderr.String(), 30))
 	}
 	for i, c := range sc.changes {
