@@ -388,6 +388,7 @@ func (s *Socket) maintain() {
 	defer settle.Stop()
 	retire := time.NewTicker(s.cfg.RetireGrace / 4)
 	defer retire.Stop()
+	wake := newWakeWatch(time.Now())
 	for {
 		select {
 		case <-s.done:
@@ -412,7 +413,12 @@ func (s *Socket) maintain() {
 			}
 		case <-s.released:
 			s.retireUnused(time.Now())
-		case now := <-retire.C:
+		case <-retire.C:
+			now := time.Now() // the tick's time may be from before a suspend
+			if wake.woke(now) {
+				s.log.Info("the machine woke up")
+				s.rebind()
+			}
 			s.retireUnused(now)
 		}
 	}
