@@ -257,17 +257,7 @@ func (l *link) meetOnce(tp transport.Peer, own []transport.Announced) {
 	}
 	l.p.cfg.Logger.Info("met the peer at the rendezvous server", "candidates", len(cands))
 	l.mu.Lock()
-	var udp, tcp []netip.AddrPort
-	types := make(map[netip.AddrPort]transport.CandidateType, len(cands))
-	for _, c := range cands {
-		types[c.Addr] = c.Type
-		if c.TCP {
-			tcp = append(tcp, c.Addr)
-		} else {
-			udp = append(udp, c.Addr)
-		}
-	}
-	l.peer.Candidates, l.peer.TCPCandidates, l.peer.CandidateTypes = udp, tcp, types
+	l.peer.Candidates, l.peer.TCPCandidates, l.peer.CandidateTypes = transport.SplitAnnounced(cands)
 	conn := l.conn
 	l.mu.Unlock()
 	conn.UpdatePeerCandidates(cands)

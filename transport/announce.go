@@ -120,14 +120,10 @@ func (e *endpoint) handleCandidatesAckLocked(p *ControlPacket) {
 	}
 }
 
-// peerCandidatesLocked makes cands the peer's direct candidates and probes
-// them at once.
-func (e *endpoint) peerCandidatesLocked(cands []Announced, now time.Time) {
-	if e.policy == RelayOnly {
-		return
-	}
-	var udp, tcp []netip.AddrPort
-	types := make(map[netip.AddrPort]CandidateType, len(cands))
+// SplitAnnounced sorts cands into UDP and TCP addresses, as Peer takes
+// them, and the type of each.
+func SplitAnnounced(cands []Announced) (udp, tcp []netip.AddrPort, types map[netip.AddrPort]CandidateType) {
+	types = make(map[netip.AddrPort]CandidateType, len(cands))
 	for _, c := range cands {
 		types[c.Addr] = c.Type
 		if c.TCP {
@@ -136,6 +132,16 @@ func (e *endpoint) peerCandidatesLocked(cands []Announced, now time.Time) {
 			udp = append(udp, c.Addr)
 		}
 	}
+	return udp, tcp, types
+}
+
+// peerCandidatesLocked makes cands the peer's direct candidates and probes
+// them at once.
+func (e *endpoint) peerCandidatesLocked(cands []Announced, now time.Time) {
+	if e.policy == RelayOnly {
+		return
+	}
+	udp, tcp, types := SplitAnnounced(cands)
 	e.direct = usableCandidates(udp)
 	e.peerTCP = usableCandidates(tcp)
 	e.candTypes = types
