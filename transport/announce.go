@@ -117,6 +117,9 @@ func (e *endpoint) handleCandidatesLocked(p *ControlPacket, from netip.AddrPort,
 func (e *endpoint) handleCandidatesAckLocked(p *ControlPacket) {
 	if a := e.announce; a != nil && binary.BigEndian.Uint64(p.Data[:]) == a.gen {
 		e.announce = nil
+		// The peer punches TCP towards this side's new candidates now
+		// (peerCandidatesLocked); simultaneous open needs both at once.
+		e.repunchTCPLocked()
 	}
 }
 
@@ -147,6 +150,7 @@ func (e *endpoint) peerCandidatesLocked(cands []Announced, now time.Time) {
 	e.candTypes = types
 	e.log.Info("the peer announced new candidates", "udp", len(e.direct), "tcp", len(e.peerTCP))
 	e.repunchLocked(now)
+	e.repunchTCPLocked()
 }
 
 // UpdatePeerCandidates replaces the peer's direct candidates with cands,

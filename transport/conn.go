@@ -74,6 +74,9 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 	}
 	e := newEndpoint(s, s.newTag(), keys, p.Role, p.Paths, p.Candidates)
 	e.candTypes = p.CandidateTypes
+	if p.Paths != RelayOnly {
+		e.peerTCP = usableCandidates(p.TCPCandidates)
+	}
 	if !s.router.add(e) {
 		return nil, errors.New("transport: a connection with this key is already open")
 	}

@@ -70,7 +70,8 @@ type endpoint struct {
 	tcp           *ownedTCP                        // the punched TCP connection, once one authenticated
 	candTypes     map[netip.AddrPort]CandidateType // how the peer learned its offered addresses (read-only)
 	direct        []netip.AddrPort                 // the peer's offered direct candidates, for upgrades
-	peerTCP       []netip.AddrPort                 // the peer's announced TCP punching addresses
+	peerTCP       []netip.AddrPort                 // the peer's TCP punching addresses, offered or announced
+	tcpPunching   bool                             // a repunchTCPLocked runs
 	upgrade       map[netip.AddrPort]*candidate    // upgrade probes while the path is relayed or suspect
 	repunchUntil  time.Time                        // probes continue on a direct path until then (upgrade.go)
 	suspectSince  time.Time                        // the active path is suspect since (liveness.go); zero: healthy

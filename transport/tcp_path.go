@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -172,13 +173,61 @@ func (s *Socket) joinTCP(ctx context.Context, e *endpoint, cands []netip.AddrPor
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.state != StateConnecting {
-		_ = c.Close()
-		return ErrClosed
-	}
-	e.tcp = c
 	now := time.Now()
-	e.attempt.candidates[c.remote] = &candidate{next: now, gap: s.cfg.ProbeInterval, carrier: c}
-	e.tickConnectingLocked(now)
-	return nil
+	switch e.state {
+	case StateConnecting:
+		e.tcp = c
+		e.attempt.candidates[c.remote] = &candidate{next: now, gap: s.cfg.ProbeInterval, carrier: c}
+		e.tickConnectingLocked(now)
+		return nil
+	case StateEstablished, StateValidatingPath:
+		// Punched again after a change (repunchTCPLocked): an upgrade
+		// candidate, PINGed through its own carrier.
+		old := e.tcp
+		e.tcp = c
+		if old != nil {
+			_ = old.Close() // a conn.Close: it does not block
+		}
+		e.upgrade[c.remote] = &candidate{next: now, gap: s.cfg.ProbeInterval, carrier: c}
+		if until := now.Add(repunchFor); until.After(e.repunchUntil) {
+			e.repunchUntil = until
+		}
+		return nil
+	}
+	_ = c.Close()
+	return ErrClosed
+}
+
+// repunchTCPLocked punches a TCP path to the peer's TCP candidates again
+// after a change, in the background and for tcpRepunchFor, unless the
+// connection is on a healthy direct UDP path or a punch runs already: a
+// network that drops UDP may pass TCP, and a TCP path beats the relay.
+func (e *endpoint) repunchTCPLocked() {
+	p := e.path.Load()
+	if e.policy == RelayOnly || len(e.peerTCP) == 0 || e.tcpPunching || p == nil ||
+		p.carrier.Kind() == PathDirectUDP && e.suspectSince.IsZero() {
+		return
+	}
+	e.tcpPunching = true
+	cands := slices.Clone(e.peerTCP)
+	e.s.wg.Add(1)
+	go func() {
+		defer e.s.wg.Done()
+		ctx, cancel := context.WithTimeout(e.s.ctx, tcpRepunchFor)
+		defer cancel()
+		go func() {
+			select {
+			case <-e.done:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		err := e.s.joinTCP(ctx, e, cands)
+		e.mu.Lock()
+		e.tcpPunching = false
+		e.mu.Unlock()
+		if err != nil {
+			e.log.Debug("no TCP path after the change", "err", err)
+		}
+	}()
 }

@@ -90,6 +90,11 @@ const (
 	// within it, and a peer whose network is not usable yet announces
 	// again when it is.
 	repunchFor = 10 * time.Second
+	// tcpRepunchFor bounds punching TCP again after a change: both sides
+	// start within a round trip of each other (one on hearing the new
+	// candidates, the other on their acknowledgement), and a punch that
+	// has not met in this long will not.
+	tcpRepunchFor = 10 * time.Second
 	// relayKeepAlive is the gap between PINGs on a relay session that does
 	// not carry the connection: it stays paired as the fallback, and the
 	// relay ends sessions idle for DefaultRelayIdleTimeout.

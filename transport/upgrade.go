@@ -58,10 +58,18 @@ func (e *endpoint) tickUpgradeLocked(now time.Time) {
 		clear(e.upgrade)
 		return
 	}
-	c := e.s.newestCarrier()
+	newest := e.s.newestCarrier()
 	for addr, cand := range e.upgrade {
 		if now.Before(cand.next) {
 			continue
+		}
+		c := newest
+		if cand.carrier != nil { // a punched TCP connection
+			if e.tcp == nil || cand.carrier != Carrier(e.tcp) {
+				delete(e.upgrade, addr)
+				continue
+			}
+			c = cand.carrier
 		}
 		e.sendPingLocked(c, addr, pingUpgrade)
 		cand.probed(now, maxUpgradeInterval)

@@ -77,6 +77,9 @@ type scenario struct {
 	// senderUplink1 is the NAT kind of the sender's second uplink;
 	// default port-restricted like every other uplink.
 	senderUplink1 netlab.NATKind
+	// senderUplink1DropsUDP: the sender's second network passes no UDP
+	// (a hotel or corporate network), so only TCP crosses it.
+	senderUplink1DropsUDP bool
 	// changes run one after the other; each after the one before it
 	// handed over (progress resumed after a path event on both sides).
 	changes []netChange
@@ -191,6 +194,17 @@ var handoverScenarios = []scenario{
 		requirePath:   true,
 		senderPath:    [2]string{"relay", "fallback"},
 		finalPath:     "relay",
+	},
+	{
+		// The new network drops UDP: the transfer goes on through the
+		// relay, and moves to a TCP connection punched between the two
+		// port-restricted NATs.
+		name:                  "to-udp-blocked",
+		senderUplink1DropsUDP: true,
+		changes:               []netChange{moveUplink(senderSide, false)},
+		requirePath:           true,
+		senderPath:            [2]string{"direct-tcp", "upgraded"},
+		finalPath:             "direct-tcp",
 	},
 	{
 		// No move: the sender's NAT gives it a new public port. The
@@ -316,6 +330,7 @@ func (l *handoverLab) handover(tb testing.TB, sc scenario) handoverResult {
 	if sc.senderUplink1 != 0 {
 		up1 = netlab.NATSpec{Kind: sc.senderUplink1}
 	}
+	up1.DropUDP = sc.senderUplink1DropsUDP
 	l.hosts += 2
 	send := l.AddHost(tb, fmt.Sprintf("s%d", l.hosts), portRestricted, up1)
 	recv := l.AddHost(tb, fmt.Sprintf("r%d", l.hosts), portRestricted, portRestricted)
