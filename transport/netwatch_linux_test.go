@@ -228,17 +228,24 @@ func TestNetworkFingerprintInNamespace(t *testing.T) {
 	}
 }
 
+// watchQuiet starts a watcher in w's namespace for the rest of the test,
+// takes the fingerprint and checks that nothing is pending yet.
+func (w *netWatchNS) watchQuiet(t *testing.T) (<-chan struct{}, []string) {
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	ch := w.watch(t, done)
+	before := w.fingerprint(t)
+	noNetWatchPending(t, ch)
+	return ch, before
+}
+
 // TestNetWatchRouteSwitch moves the default route to the other uplink
 // (both stay up, no address changes) and expects a notification and a
 // new fingerprint; it logs how long after the change the notification
 // arrived.
 func TestNetWatchRouteSwitch(t *testing.T) {
 	w := newNetWatchNS(t, false)
-	done := make(chan struct{})
-	defer close(done)
-	ch := w.watch(t, done)
-	before := w.fingerprint(t)
-	noNetWatchPending(t, ch)
+	ch, before := w.watchQuiet(t)
 	start := time.Now()
 	w.ns.IP(t, "route", "replace", "default", "via", w.gws[1], "dev", w.devs[1])
 	ran := time.Now()
@@ -259,11 +266,7 @@ func TestNetWatchRouteSwitch(t *testing.T) {
 // uplink's address.
 func TestNetWatchLinkDown(t *testing.T) {
 	w := newNetWatchNS(t, false)
-	done := make(chan struct{})
-	defer close(done)
-	ch := w.watch(t, done)
-	before := w.fingerprint(t)
-	noNetWatchPending(t, ch)
+	ch, before := w.watchQuiet(t)
 	start := time.Now()
 	w.ns.IP(t, "link", "set", w.devs[1], "down")
 	waitNetWatch(t, ch, "taking an uplink down")
