@@ -29,6 +29,11 @@ const (
 	announceFor = 15 * time.Second
 	// maxAnnounceGap caps the gap between resends.
 	maxAnnounceGap = 2 * time.Second
+	// minAnnounceGap is the least time between two of the peer's lists
+	// that this side adopts: each starts fresh probes to up to
+	// maxAnnounced addresses, which a hostile peer must not renew at
+	// will, and an honest peer moves far less often.
+	minAnnounceGap = time.Second
 )
 
 // announcement is this side's newest candidate list on its way to the peer.
@@ -104,13 +109,19 @@ func (e *endpoint) handleCandidatesLocked(p *ControlPacket, from netip.AddrPort,
 		e.log.Debug("malformed candidates from the peer", "err", err)
 		return
 	}
-	e.sendEstablishedLocked(c, from, &ControlPacket{Type: CtrlCandidatesAck, Data: p.Data})
 	gen := binary.BigEndian.Uint64(p.Data[:])
+	now := time.Now()
+	if gen > e.peerGen && now.Sub(e.peerAnnounced) < minAnnounceGap {
+		// Unacknowledged, so resent later: a peer cannot make this side
+		// probe a fresh list of addresses faster than once a gap.
+		return
+	}
+	e.sendEstablishedLocked(c, from, &ControlPacket{Type: CtrlCandidatesAck, Data: p.Data})
 	if gen <= e.peerGen {
 		return // a resend, or older than what the peer said since
 	}
-	e.peerGen = gen
-	e.peerCandidatesLocked(cands, time.Now())
+	e.peerGen, e.peerAnnounced = gen, now
+	e.peerCandidatesLocked(cands, now)
 }
 
 // handleCandidatesAckLocked ends the announcement the peer acknowledged.

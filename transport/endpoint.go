@@ -80,6 +80,7 @@ type endpoint struct {
 	announce      *announcement                    // this side's candidates on their way to the peer
 	ownGen        uint64                           // the latest generation this side announced
 	peerGen       uint64                           // the latest generation the peer announced
+	peerAnnounced time.Time                        // when this side adopted it
 	established   *peerAttempt                     // the attempt's keys once established
 	sent          uint64                           // counter of the last control packet sent
 	budget        *sendBudget

@@ -1,7 +1,10 @@
 package transport
 
 import (
+	"net/netip"
+	"slices"
 	"testing"
+	"time"
 
 	"ferry/internal/vnet"
 )
@@ -58,5 +61,45 @@ func TestDeadDirectPathFallsBackToRelay(t *testing.T) {
 	e.followRelayLocked(e.relay, e.relay.remote, e.activeClaim+1)
 	if p := e.path.Load(); p.carrier.Kind() != PathRelay || p.info.Reason != ReasonFallback {
 		t.Fatalf("a fresh relayed claim left the path on %v", p.info)
+	}
+}
+
+// TestPeerAnnouncementsAreRateLimited: a peer that announces new candidate
+// lists back to back gets the second adopted only a minAnnounceGap after
+// the first (it stays unacknowledged and is resent meanwhile), so it
+// cannot renew this side's probes to fresh addresses at will.
+func TestPeerAnnouncementsAreRateLimited(t *testing.T) {
+	n := newNet(t)
+	a := vnetSocket(t, fastConfig(), listenAt(n, publicA))
+	b := vnetSocket(t, fastConfig(), listenAt(n, publicB))
+	ca, cb := connectPair(t, a, b, nil, []netip.AddrPort{publicB})
+	list := func(port uint16) []Announced {
+		return []Announced{{Addr: netip.AddrPortFrom(netip.MustParseAddr("198.18.9.9"), port), Type: CandidateServerReflexive}}
+	}
+	var adopted []time.Time
+	record := func() {
+		e := cb.ep
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if len(adopted) < int(e.peerGen) {
+			adopted = append(adopted, e.peerAnnounced)
+		}
+	}
+	ca.ep.mu.Lock()
+	ca.ep.announceLocked(list(1000), time.Now())
+	ca.ep.mu.Unlock()
+	waitFor(t, "the first list adopted", func() bool { record(); return len(adopted) == 1 })
+	ca.ep.mu.Lock()
+	ca.ep.announceLocked(list(2000), time.Now())
+	ca.ep.mu.Unlock()
+	waitFor(t, "the second list adopted", func() bool { record(); return len(adopted) == 2 })
+	if gap := adopted[1].Sub(adopted[0]); gap < minAnnounceGap {
+		t.Fatalf("second list adopted %v after the first, want at least %v", gap, minAnnounceGap)
+	}
+	cb.ep.mu.Lock()
+	direct := slices.Clone(cb.ep.direct)
+	cb.ep.mu.Unlock()
+	if !slices.Equal(direct, []netip.AddrPort{list(2000)[0].Addr}) {
+		t.Fatalf("peer candidates %v, want the second list", direct)
 	}
 }
