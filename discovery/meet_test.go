@@ -79,3 +79,27 @@ func TestMeetListSealing(t *testing.T) {
 		t.Fatal("an hour-old list was taken")
 	}
 }
+
+// FuzzOpenMeetList: whatever plaintext a peer seals (a hostile peer holds
+// the key), opening it never panics and yields only usable candidates.
+func FuzzOpenMeetList(f *testing.F) {
+	key := bytes.Repeat([]byte{5}, 32)
+	f.Add([]byte(`{"at":0,"candidates":[{"addr":"198.18.2.1:20000","type":"srflx"}]}`))
+	f.Add([]byte(`{"at":0,"candidates":[{"addr":"0.0.0.0:0","type":"host","tcp":true}]}`))
+	f.Add([]byte(`{}`))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, plain []byte) {
+		aead := meetAEAD(key, transport.RoleDialer)
+		nonce := make([]byte, aead.NonceSize())
+		b := aead.Seal(nonce, nonce, plain, nil)
+		_, cands, err := openMeetList(key, transport.RoleDialer, b, time.UnixMilli(0))
+		if err != nil {
+			return
+		}
+		for _, c := range cands {
+			if !transport.UsableCandidate(c.Addr) {
+				t.Fatalf("opened an unusable candidate %v", c.Addr)
+			}
+		}
+	})
+}
