@@ -89,6 +89,9 @@ type scenario struct {
 	// reasons are the path-event reasons allowed after a change; default
 	// moveReasons.
 	reasons []string
+	// firstReasons, if set, are the reasons allowed for each side's first
+	// path event after a change: the way it left the path that died.
+	firstReasons []string
 	// senderPath, if set, is a path event (path and reason) the sender
 	// must report after the last change.
 	senderPath [2]string
@@ -180,10 +183,14 @@ var handoverScenarios = []scenario{
 		name:        "sender-moves-no-relay",
 		changes:     []netChange{moveUplink(senderSide, false)},
 		requirePath: true,
-		reasons:     []string{"migrated", "reconnected"},
-		finalPath:   "direct-udp",
-		target:      3 * time.Second,
-		flags:       []string{"--no-relay"},
+		// The punched TCP path may validate before the UDP one: the
+		// transfer then moves to it and upgrades to UDP after. What
+		// must not happen without a relay is a fallback.
+		reasons:      []string{"migrated", "reconnected", "upgraded"},
+		firstReasons: []string{"migrated", "reconnected"},
+		finalPath:    "direct-udp",
+		target:       3 * time.Second,
+		flags:        []string{"--no-relay"},
 	},
 	{
 		// Port-restricted facing symmetric cannot be punched: the
@@ -486,6 +493,9 @@ func checkPathEvents(tb testing.TB, sc scenario, label string, s, r *ferryProc, 
 		evs := pathEvents(p.ferryProc, run.began, end)
 		if sc.requirePath && len(evs) == 0 {
 			tb.Errorf("%s: the %s reported no path event after the change", label, p.name)
+		}
+		if len(evs) > 0 && sc.firstReasons != nil && !slices.Contains(sc.firstReasons, evs[0].Reason) {
+			tb.Errorf("%s: the %s's first path event was %q with reason %q, want one of %v", label, p.name, evs[0].Path, evs[0].Reason, sc.firstReasons)
 		}
 		for _, e := range evs {
 			if !slices.Contains(reasons, e.Reason) {
