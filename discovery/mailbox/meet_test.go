@@ -249,3 +249,35 @@ func TestMemStoreMeet(t *testing.T) {
 		t.Fatalf("Allocate = %q, %v; want 2", np, err)
 	}
 }
+
+// A side whose network changed often reconnects before the server notices
+// its old connection is dead. When the old one finally goes, the side must
+// keep its place in the mailbox.
+func TestMeetRejoinBeforeOldConnectionDies(t *testing.T) {
+	ts := startServer(t, ServerConfig{})
+	ctx := testCtx(t)
+	name := meetName("rejoin early")
+
+	a, b := dialSide(t, ts.addr, sideA), dialSide(t, ts.addr, sideB)
+	must(t, a.Meet(ctx, name))
+	must(t, b.Meet(ctx, name))
+
+	a2 := dialSide(t, ts.addr, sideA)
+	must(t, a2.Meet(ctx, name))
+	a.shutdown()
+	waitFor(t, "server to drop A's old connection", func() bool { return ts.s.connCount() == 2 })
+
+	must(t, b.Add(ctx, "offer", []byte("still there?")))
+	expectMsg(t, a2, "offer", "still there?")
+	must(t, a2.Add(ctx, "answer", []byte("yes")))
+	expectMsg(t, b, "answer", "yes")
+	if n, m := ts.lens(); n != 1 || m != 1 {
+		t.Fatalf("%d nameplates, %d mailboxes; want 1, 1", n, m)
+	}
+
+	// The last claim's disconnect does end the side, as before.
+	a2.shutdown()
+	waitFor(t, "server to drop A", func() bool { return ts.s.connCount() == 1 })
+	must(t, b.Close(ctx, Happy))
+	waitFor(t, "everything freed", func() bool { n, m := ts.lens(); return n == 0 && m == 0 })
+}

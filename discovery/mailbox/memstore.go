@@ -36,6 +36,7 @@ type memMailbox struct {
 	id      string
 	np      *memNameplate   // nil once the nameplate is gone
 	sides   map[string]bool // side -> still open
+	conns   map[string]int  // side -> claims not yet ended by a disconnect
 	msgs    []Message
 	changed chan struct{}
 	expired bool
@@ -128,6 +129,7 @@ func (s *MemStore) claimLocked(np *memNameplate, side string) (string, error) {
 	if _, known := np.claimers[side]; known {
 		np.claimers[side] = true
 		np.mb.sides[side] = true
+		np.mb.conns[side]++
 		return np.mb.id, nil
 	}
 	if len(np.claimers) >= 2 {
@@ -139,12 +141,14 @@ func (s *MemStore) claimLocked(np *memNameplate, side string) (string, error) {
 			id:      "m" + strconv.FormatUint(s.nextMailbox, 10),
 			np:      np,
 			sides:   make(map[string]bool, 2),
+			conns:   make(map[string]int, 2),
 			changed: make(chan struct{}),
 		}
 		s.mailboxes[np.mb.id] = np.mb
 	}
 	np.claimers[side] = true
 	np.mb.sides[side] = true
+	np.mb.conns[side]++
 	if len(np.claimers) == 2 {
 		np.expires = time.Time{}
 	}
@@ -211,6 +215,13 @@ func (s *MemStore) Close(_ context.Context, mailbox, side string, mood Mood) err
 	if _, known := mb.sides[side]; !known {
 		return nil
 	}
+	if mood == "" && mb.conns[side] > 1 {
+		// The side claimed again from another connection before this
+		// one was noticed gone: it stays.
+		mb.conns[side]--
+		return nil
+	}
+	mb.conns[side] = 0
 	mb.sides[side] = false
 	if np := mb.np; np != nil {
 		if mood == Scary {

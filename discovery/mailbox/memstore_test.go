@@ -176,3 +176,39 @@ func TestMemStoreBurnKeepsMailbox(t *testing.T) {
 		t.Fatalf("left %d, %d; want the new transfer only", n, m)
 	}
 }
+
+func TestMemStoreDisconnectEndsOneClaim(t *testing.T) {
+	s := NewMemStore()
+	ctx := context.Background()
+	np, err := s.Allocate(ctx, AllocateRequest{Owner: "ip", Side: "a", Expires: time.Now().Add(time.Minute)})
+	must(t, err)
+	mb, err := s.Claim(ctx, np, "a")
+	must(t, err)
+	_, err = s.Claim(ctx, np, "b")
+	must(t, err)
+	_, err = s.Claim(ctx, np, "a") // a again, from a new connection
+	must(t, err)
+
+	must(t, s.Close(ctx, mb, "a", "")) // the old connection dies
+	must(t, s.Add(ctx, mb, Message{Side: "a", Phase: "p"}, 0))
+	must(t, s.Close(ctx, mb, "b", Happy))
+	if n, m := s.Len(); n != 1 || m != 1 {
+		t.Fatalf("with a still connected: %d nameplates, %d mailboxes; want 1, 1", n, m)
+	}
+	must(t, s.Close(ctx, mb, "a", "")) // the new one ends too
+	if n, m := s.Len(); n != 0 || m != 0 {
+		t.Fatalf("after both left: %d, %d", n, m)
+	}
+
+	// A mood ends the side at once, however often it claimed.
+	np, err = s.Allocate(ctx, AllocateRequest{Owner: "ip", Side: "a", Expires: time.Now().Add(time.Minute)})
+	must(t, err)
+	mb, err = s.Claim(ctx, np, "a")
+	must(t, err)
+	_, err = s.Claim(ctx, np, "a")
+	must(t, err)
+	must(t, s.Close(ctx, mb, "a", Lonely))
+	if n, m := s.Len(); n != 0 || m != 0 {
+		t.Fatalf("after a closed lonely: %d, %d", n, m)
+	}
+}

@@ -92,7 +92,10 @@ type Store interface {
 	Allocate(ctx context.Context, req AllocateRequest) (nameplate string, err error)
 
 	// Claim makes side a member of the nameplate and returns its mailbox.
-	// Claiming again with the same side returns the same mailbox. A third
+	// Claiming again with the same side returns the same mailbox, and
+	// counts: a side that reconnected and claimed again before its old
+	// connection was noticed gone must not lose its place when it is (see
+	// Close). A third
 	// distinct side gets ErrCrowded; an unknown, expired or burned
 	// nameplate ErrNoSuchNameplate. When the second side claims, the
 	// nameplate stops expiring.
@@ -125,7 +128,8 @@ type Store interface {
 
 	// Close says side leaves the mailbox with mood (the empty Mood means
 	// the side disconnected without closing); it also releases the side's
-	// nameplate. Scary burns the nameplate: it is removed at once. When
+	// nameplate. A disconnect ends one claim only: while the side has
+	// claimed more often than it disconnected, it stays a member. Scary burns the nameplate: it is removed at once. When
 	// every member has closed, the mailbox and nameplate are freed. Closing
 	// an unknown mailbox is not an error.
 	Close(ctx context.Context, mailbox, side string, mood Mood) error
