@@ -147,6 +147,10 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 		e.close()
 		return nil, fmt.Errorf("transport: handshake with peer: %w", err)
 	}
+	if p.Role == RoleAcceptor {
+		// From now on quic-go learns of each new path (vconn.newPath).
+		e.vc.migrates.Store(true)
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -13,8 +13,8 @@ import (
 )
 
 // Timing of BenchmarkThroughputAfterMove. The window is the 10 s:
-// one run of the benchmark (three cases, each a warm-up, a window after
-// the move and a window of a fresh connection) takes about 70 s.
+// one run of the benchmark (four cases, each a warm-up, a window after
+// the move and a window of a fresh connection) takes about 95 s.
 const (
 	// moveWarmup is how long the laptop streams on the old path before
 	// the move: long enough for slow start to end even at 100 ms RTT
@@ -53,32 +53,37 @@ func moveBenchConfig() Config {
 	return c
 }
 
-// BenchmarkThroughputAfterMove measures what quic-go's congestion state,
-// which belongs to the old path, costs after a move: quic-go talks to a
-// virtual conn with a fixed peer address and never learns that the path
-// under it changed. Each case streams from a laptop to a server on the old
-// path for moveWarmup, takes the old path down and calls NetworkChanged,
-// and counts what the server reads in the moveWindow that follows. A fresh
-// connection on the new path (new sockets, same link delay) is measured
-// over the same window, from the moment its sender starts writing (the
-// handshake is not counted; the move is). vnet has no bandwidth limit, so
-// the round trip is what shapes congestion window growth.
+// BenchmarkThroughputAfterMove measures throughput after a move against
+// a fresh connection on the new path: whether the sender's quic-go starts
+// its congestion control and RTT afresh on the new path (vconn.newPath)
+// rather than carrying on with a window sized for the old one. Each case
+// streams between a laptop and a server on the old path for moveWarmup,
+// takes the old path down and calls the laptop's NetworkChanged, and
+// counts what the receiver reads in the moveWindow that follows. As in a
+// transfer, the sender accepts and the receiver dials; the laptop is the
+// sender or the receiver. A fresh connection on the new path (new
+// sockets, same link delay) is measured over the same window, from the
+// moment its sender starts writing (the handshake is not counted; the
+// move is). vnet has no bandwidth limit, so the round trip is what shapes
+// congestion window growth.
 func BenchmarkThroughputAfterMove(b *testing.B) {
 	if testing.Short() {
-		b.Skip("takes about 70 s")
+		b.Skip("takes about 95 s")
 	}
 	for _, tc := range []struct {
 		name           string
 		oldRTT, newRTT time.Duration
+		laptopSends    bool
 	}{
-		{"10ms_to_100ms", 10 * time.Millisecond, 100 * time.Millisecond},
-		{"100ms_to_10ms", 100 * time.Millisecond, 10 * time.Millisecond},
-		{"20ms_to_20ms", 20 * time.Millisecond, 20 * time.Millisecond},
+		{"sender_moves_10ms_to_100ms", 10 * time.Millisecond, 100 * time.Millisecond, true},
+		{"sender_moves_100ms_to_10ms", 100 * time.Millisecond, 10 * time.Millisecond, true},
+		{"sender_moves_20ms_to_20ms", 20 * time.Millisecond, 20 * time.Millisecond, true},
+		{"receiver_moves_10ms_to_100ms", 10 * time.Millisecond, 100 * time.Millisecond, false},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			var moved, fresh, warm float64
 			for range b.N {
-				m, w := runMoved(b, tc.oldRTT, tc.newRTT)
+				m, w := runMoved(b, tc.oldRTT, tc.newRTT, tc.laptopSends)
 				f := runFresh(b, tc.newRTT)
 				b.Logf("old path %.1f MB/s in the last second of the warm-up; %s", w, formatSeries(m, f))
 				moved += m.rate()
@@ -97,15 +102,26 @@ func BenchmarkThroughputAfterMove(b *testing.B) {
 
 // runMoved streams on the old path, moves the laptop, and returns the
 // series of the window after the move and the old path's steady rate.
-func runMoved(b *testing.B, oldRTT, newRTT time.Duration) (series, float64) {
+// As in a transfer, the sender accepts and the receiver dials: with
+// laptopSends the laptop is the sender, otherwise the server is.
+func runMoved(b *testing.B, oldRTT, newRTT time.Duration, laptopSends bool) (series, float64) {
 	n := vnet.New(vnet.Options{Seed: 1})
 	b.Cleanup(func() { n.Close() })
 	n.SetLink(moveLaptopOld.Addr(), moveServer.Addr(), vnet.Link{Delay: oldRTT / 2})
 	n.SetLink(moveLaptopNew.Addr(), moveServer.Addr(), vnet.Link{Delay: newRTT / 2})
 	laptop := vnetSocket(b, moveBenchConfig(), listenAt(n, moveLaptopOld), listenAt(n, moveLaptopNew))
 	server := vnetSocket(b, moveBenchConfig(), listenAt(n, moveServer))
-	cl, cs := connectPair(b, laptop, server, nil, []netip.AddrPort{moveServer})
-	f := startFlow(b, cl, cs, false)
+	var cl, src, dst *Conn
+	if laptopSends {
+		var cs *Conn
+		cs, cl = connectPair(b, server, laptop, []netip.AddrPort{moveServer}, []netip.AddrPort{moveLaptopOld})
+		src, dst = cl, cs
+	} else {
+		var cs *Conn
+		cl, cs = connectPair(b, laptop, server, nil, []netip.AddrPort{moveServer})
+		src, dst = cs, cl
+	}
+	f := startFlow(b, src, dst, false)
 
 	time.Sleep(moveWarmup - time.Second)
 	before := f.received()
@@ -127,7 +143,7 @@ func runMoved(b *testing.B, oldRTT, newRTT time.Duration) (series, float64) {
 	n.SetLink(moveLaptopOld.Addr(), moveServer.Addr(), vnet.Link{Down: true})
 	f.begin(moveAt)
 	laptop.NetworkChanged()
-	s := f.measure(cl, n)
+	s := f.measure(n)
 	stop()
 	f.stop()
 	select {
@@ -148,8 +164,8 @@ func runFresh(b *testing.B, rtt time.Duration) series {
 	laptop := vnetSocket(b, moveBenchConfig(), listenAt(n, moveLaptopNew))
 	server := vnetSocket(b, moveBenchConfig(), listenAt(n, moveServer))
 	cl, cs := connectPair(b, laptop, server, nil, []netip.AddrPort{moveServer})
-	f := startFlow(b, cl, cs, true)
-	s := f.measure(cl, n)
+	f := startFlow(b, cs, cl, true) // the acceptor sends, as in a transfer
+	s := f.measure(n)
 	f.stop()
 	closeAll(laptop, server, n)
 	return s
@@ -255,13 +271,13 @@ func (f *flow) received() int64 {
 	return f.total
 }
 
-// measure waits out the window, sampling the laptop's quic-go state at
+// measure waits out the window, sampling the sender's quic-go state at
 // the end of each bucket, and returns the series with the window's
 // packet drops: on vnet (a link down, a full socket queue), in ferry's
 // queue to quic-go, and in quic-go's own per-connection queue of
 // unprocessed packets (packets ferry handed the server's quic-go minus
 // those it processed; up to 256 of them may still be queued).
-func (f *flow) measure(cl *Conn, n *vnet.Network) series {
+func (f *flow) measure(n *vnet.Network) series {
 	f.mu.Lock()
 	start := f.start
 	f.mu.Unlock()
@@ -278,10 +294,10 @@ func (f *flow) measure(cl *Conn, n *vnet.Network) series {
 	quicQueued := func() int64 {
 		return int64(f.dst.Stats().QUICPacketsIn) - int64(f.dst.qc.ConnectionStats().PacketsReceived)
 	}
-	lost0, ferry0, quic0 := cl.qc.ConnectionStats().PacketsLost, f.src.Stats().QueueDrops+f.dst.Stats().QueueDrops, quicQueued()
+	lost0, ferry0, quic0 := f.src.qc.ConnectionStats().PacketsLost, f.src.Stats().QueueDrops+f.dst.Stats().QueueDrops, quicQueued()
 	for i := range int(moveWindow / moveBucket) {
 		time.Sleep(time.Until(start.Add(time.Duration(i+1) * moveBucket)))
-		st := cl.qc.ConnectionStats()
+		st := f.src.qc.ConnectionStats()
 		s.samples = append(s.samples, sample{cwnd: st.CongestionWindow, srtt: st.SmoothedRTT, lost: st.PacketsLost - lost0})
 		s.minRTT = st.MinRTT
 	}
@@ -309,7 +325,7 @@ type series struct {
 	quicDrops  int64
 }
 
-// sample is one bucket: bytes the server read in it, and the laptop's
+// sample is one bucket: bytes the receiver read in it, and the sender's
 // quic-go state at its end (packets lost counted from the window's start).
 type sample struct {
 	bytes int64

@@ -129,6 +129,9 @@ func (e *endpoint) setPathLocked(c Carrier, remote netip.AddrPort, reason PathCh
 	e.flushStashLocked()
 	if old != nil {
 		e.counters.pathChanges.Add(1)
+		if old.remote != remote || old.carrier != c {
+			e.vc.newPath()
+		}
 		if old.remote != remote {
 			if old.carrier.Kind() == PathDirectUDP {
 				e.s.router.removeAddr(old.remote, e.tag)

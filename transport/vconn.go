@@ -18,6 +18,13 @@ var (
 	virtualLocalAddr = &net.UDPAddr{IP: net.IPv4(240, 0, 0, 2).To4(), Port: 1}
 )
 
+// virtualPeerAddrFor is the virtual address under which the acceptor's
+// quic-go sees the peer on ferry's path number epoch: virtualPeerAddr's IP
+// with a port of its own. See vconn.newPath.
+func virtualPeerAddrFor(epoch uint32) *net.UDPAddr {
+	return &net.UDPAddr{IP: virtualPeerAddr.IP, Port: 1 + int(epoch%65535)}
+}
+
 // pktBufSize bounds received datagrams; QUIC packets here are at most 1452 bytes.
 const pktBufSize = 2048
 
@@ -49,6 +56,18 @@ const vconnQueueLen = 4096
 // the peer's QUIC packets under the fixed virtual address; writes go to the
 // endpoint's active path. quic-go never sees a real address, so it never sees
 // one change.
+//
+// On the acceptor's side (the sender of a transfer) quic-go does learn of
+// a change of path, on purpose: its congestion controller and RTT estimate
+// belong to the old path, and a window sized for a 10 ms LAN sends far too
+// little on a 100 ms hotspot, for tens of seconds, while one sized for a
+// fat path overruns a thin one. So each path ferry moves to presents the
+// peer under a new virtual address (newPath); quic-go's server side takes
+// that for the client's migration, validates it with PATH_CHALLENGE (over
+// the same ferry path, already validated by ferry) and starts its
+// congestion control and RTT afresh, as RFC 9000 section 9.4 asks. The
+// dialer's quic-go, a client, cannot follow a server's migration and
+// keeps seeing one address; it sends little but acknowledgements.
 type vconn struct {
 	ep     *endpoint
 	pool   *pktPool
@@ -56,14 +75,35 @@ type vconn struct {
 	closed chan struct{}
 	once   sync.Once
 
+	peer     atomic.Pointer[net.UDPAddr] // the address packets are read from
+	epoch    atomic.Uint32               // paths presented by newPath
+	migrates atomic.Bool                 // newPath presents new paths (set once the acceptor's handshake is done)
+
 	deadline atomic.Int64 // read deadline in UnixNano, 0 = none
 	mu       sync.Mutex
 	wake     chan struct{} // closed when the read deadline changes
 }
 
 func newVconn(ep *endpoint, pool *pktPool) *vconn {
-	return &vconn{ep: ep, pool: pool, queue: make(chan *pktBuf, vconnQueueLen), closed: make(chan struct{}), wake: make(chan struct{})}
+	v := &vconn{ep: ep, pool: pool, queue: make(chan *pktBuf, vconnQueueLen), closed: make(chan struct{}), wake: make(chan struct{})}
+	v.peer.Store(virtualPeerAddr)
+	return v
 }
+
+// newPath presents the peer under a new virtual address from now on, once
+// migrates is set (a migration during the handshake is a protocol error):
+// every
+// packet read after it, whichever ferry path it came by, comes from there.
+// Only the newest path has an address, so packets still in flight on an
+// old one never make quic-go validate it and move back.
+func (v *vconn) newPath() {
+	if v.migrates.Load() {
+		v.peer.Store(virtualPeerAddrFor(v.epoch.Add(1)))
+	}
+}
+
+// peerAddr is the address packets are read from now.
+func (v *vconn) peerAddr() *net.UDPAddr { return v.peer.Load() }
 
 // deliver queues a packet for quic-go, taking ownership of pb.
 func (v *vconn) deliver(pb *pktBuf) {
@@ -133,7 +173,7 @@ func (v *vconn) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 	n := copy(b, pb.b[:pb.n])
 	v.pool.put(pb)
-	return n, virtualPeerAddr, nil
+	return n, v.peerAddr(), nil
 }
 
 func (v *vconn) WriteTo(b []byte, _ net.Addr) (int, error) {

@@ -39,10 +39,11 @@ func (v *oobVconn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
 		return 0, err
 	}
 	n := 0
+	from := v.peerAddr()
 	for {
 		m := &ms[n]
 		m.N = copy(m.Buffers[0], pb.b[:pb.n])
-		m.NN, m.Flags, m.Addr = 0, 0, virtualPeerAddr
+		m.NN, m.Flags, m.Addr = 0, 0, from
 		v.pool.put(pb)
 		n++
 		if n == len(ms) {
@@ -58,8 +59,9 @@ func (v *oobVconn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
 
 // ReadMsgUDP reads one queued packet, with no control messages.
 func (v *oobVconn) ReadMsgUDP(b, _ []byte) (n, oobn, flags int, addr *net.UDPAddr, err error) {
-	n, _, err = v.ReadFrom(b)
-	return n, 0, 0, virtualPeerAddr, err
+	n, from, err := v.ReadFrom(b)
+	addr, _ = from.(*net.UDPAddr)
+	return n, 0, 0, addr, err
 }
 
 // WriteMsgUDP sends a packet or a GSO batch on the active path; of the
