@@ -48,6 +48,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -155,11 +156,19 @@ func NewRedisStore(client redis.UniversalClient, opts RedisStoreOptions) (*Redis
 
 // ParseRedisURL parses a redis:// or rediss:// URL (see redis.ParseURL)
 // into client options suited to a RedisStore: commands are not retried
-// and contexts are respected.
+// and contexts are respected. Its errors never contain the URL's password.
 func ParseRedisURL(rawURL string) (*redis.Options, error) {
 	opt, err := redis.ParseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("mailbox: redis URL: %w", err)
+		u, perr := url.Parse(rawURL)
+		if perr != nil {
+			return nil, errors.New("mailbox: redis URL: not a URL")
+		}
+		msg := err.Error()
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(strings.ReplaceAll(msg, rawURL, u.Redacted()), pw, "xxxxx")
+		}
+		return nil, fmt.Errorf("mailbox: redis URL: %s", msg)
 	}
 	opt.MaxRetries = -1
 	opt.ContextTimeoutEnabled = true
