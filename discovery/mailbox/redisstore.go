@@ -37,6 +37,21 @@ package mailbox
 // declaring them, which a single Redis primary (standalone or Sentinel)
 // allows and Redis Cluster does not: RedisStore does not support Cluster.
 //
+// Notification: each RedisStore holds one subscription to P events, made
+// on its first Watch, and fans the ids out to its watchers. Watch
+// registers its channel before it reads, and the subscription wakes every
+// watcher whenever it is established or lost, so a change is never missed:
+// at worst a watcher re-reads for nothing. An idle subscription costs
+// Redis nothing but a PING per HealthInterval.
+//
+// Expiry: Expire runs one script per batch that removes the due
+// nameplates, marks their mailboxes expired and tells their watchers;
+// servers calling it at once each get distinct nameplates. Mailbox keys
+// also carry a Redis TTL, refreshed on each Claim and Add, so that the
+// messages of a deployment whose servers all stopped do not stay forever
+// (see AbandonAfter); its nameplates, counts and indexes stay until a
+// server runs Expire again, which cleans them up consistently.
+//
 // Mailbox ids are random, not counted, so no counter outlives its
 // mailboxes and an id issued before Redis lost its data cannot name a
 // mailbox created after.
