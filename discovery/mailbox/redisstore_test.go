@@ -263,3 +263,38 @@ func TestRedisTwoServersPair(t *testing.T) {
 	must(t, b.Close(ctx, Happy))
 	waitFor(t, "everything freed", func() bool { return len(scanKeys(t, rdb, "srv:")) == 0 })
 }
+
+// A mailbox nobody touched for AbandonAfter (its server died without
+// closing it) is removed by Expire, with its nameplate, owner count and
+// number; it is not reported as an expired nameplate.
+func TestRedisStoreRemovesAbandonedMailboxes(t *testing.T) {
+	rdb := newRedisClient(t, redistest.Start(t))
+	s, err := NewRedisStore(rdb, RedisStoreOptions{Prefix: "ab:", Logger: quietLogger(), AbandonAfter: time.Minute})
+	must(t, err)
+	t.Cleanup(func() { s.Stop() })
+	ctx := testCtx(t)
+	np, err := s.Allocate(ctx, AllocateRequest{Owner: "ip", Side: "a", MaxPerOwner: 1})
+	must(t, err)
+	mb, err := s.Claim(ctx, np, "a")
+	must(t, err)
+	_, err = s.Claim(ctx, np, "b")
+	must(t, err)
+	_, changed, err := s.Watch(ctx, mb, 0)
+	must(t, err)
+	if exp, err := s.Expire(ctx, time.Now().Add(30*time.Second)); err != nil || len(exp) != 0 {
+		t.Fatalf("Expire before abandonment = %v, %v", exp, err)
+	}
+	if n, m := storeLens(t, s); n != 1 || m != 1 {
+		t.Fatalf("before abandonment: %d, %d", n, m)
+	}
+	if exp, err := s.Expire(ctx, time.Now().Add(2*time.Minute)); err != nil || len(exp) != 0 {
+		t.Fatalf("Expire after abandonment = %v, %v; want no expired nameplates", exp, err)
+	}
+	waitChanged(t, changed)
+	if keys := scanKeys(t, rdb, "ab:"); len(keys) != 0 {
+		t.Fatalf("left in Redis: %v", keys)
+	}
+	if np2, err := s.Allocate(ctx, AllocateRequest{Owner: "ip", Side: "c", MaxPerOwner: 1}); err != nil || np2 != np {
+		t.Fatalf("Allocate after abandonment = %q, %v; want %q", np2, err, np)
+	}
+}
