@@ -16,8 +16,10 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+	"time"
 
 	"fyne.io/fyne/v2/app"
+	"github.com/redis/go-redis/v9"
 
 	"ferry/assets"
 	"ferry/discovery/mailbox"
@@ -46,9 +48,11 @@ Usage:
   ferry receive [--rendezvous HOST:PORT] [--out DIR] [--yes] [--overwrite] [--json] [CODE]
                                           receive with the code from the sender
   ferry rendezvous [--listen HOST:PORT] [--no-relay] [--relay-rate MIB/S]
+                   [--redis redis://HOST:PORT/DB]
                                           run a rendezvous server: mailbox and relay
                                           (TCP) and STUN (UDP) on one port (default
-                                          :7887; --max-nameplates-per-ip N)
+                                          :7887; --max-nameplates-per-ip N); with
+                                          --redis, servers sharing one Redis act as one
   ferry version                           print the version and exit
   ferry help                              show this help
 
@@ -128,6 +132,32 @@ const appID = "io.github.ferry"
 // mailbox and the relay, and UDP for STUN, on the same port.
 const defaultRendezvousListen = ":7887"
 
+// openRedisStore connects the mailbox store to the Redis at rawURL. An
+// unreachable Redis is logged, not fatal: it may come up after the server.
+// The password is never logged.
+func openRedisStore(ctx context.Context, rawURL string, logger *slog.Logger) (mailbox.Store, func(), error) {
+	opt, err := mailbox.ParseRedisURL(rawURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	rdb := redis.NewClient(opt)
+	store, err := mailbox.NewRedisStore(rdb, mailbox.RedisStoreOptions{Logger: logger})
+	if err != nil {
+		rdb.Close()
+		return nil, nil, err
+	}
+	logger.Info("rendezvous store: redis", "addr", opt.Addr, "db", opt.DB, "user", opt.Username, "tls", opt.TLSConfig != nil)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		logger.Warn("redis unreachable for now; requests fail until it answers", "addr", opt.Addr, "err", err)
+	}
+	return store, func() {
+		store.Stop()
+		rdb.Close()
+	}, nil
+}
+
 // runRendezvous serves the mailbox, the relay (unless --no-relay) and STUN
 // until interrupted, then shuts down gracefully.
 func runRendezvous(args []string, stderr io.Writer) int {
@@ -138,6 +168,7 @@ func runRendezvous(args []string, stderr io.Writer) int {
 	noRelay := fs.Bool("no-relay", false, "do not relay for peers that cannot reach each other directly (they are told the server does not relay)")
 	relaySessions := fs.Int("relay-max-sessions", transport.DefaultRelayMaxSessions, "relayed transfers at once")
 	relayPerIP := fs.Int("relay-max-sessions-per-ip", transport.DefaultRelayMaxSessionsPerAddr, "relayed transfers one client address (IPv6: /64) may hold; -1 for no limit")
+	redisURL := fs.String("redis", "", "`redis://HOST:PORT/DB` to keep nameplates and mailboxes in, shared by every rendezvous server given the same URL (default: in this process's memory)")
 	relayRate := fs.Float64("relay-rate", float64(transport.DefaultRelaySessionRate)/(1<<20), "`MiB/s` one relayed transfer may use; -1 for no limit")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -159,7 +190,19 @@ func runRendezvous(args []string, stderr io.Writer) int {
 	relay := transport.NewRelayServer(transport.RelayConfig{Disabled: *noRelay, Logger: logger,
 		MaxSessions: *relaySessions, MaxSessionsPerAddr: *relayPerIP, SessionRate: rate})
 	defer relay.Close()
-	err := mailbox.ListenAndServe(ctx, *listen, mailbox.ServerConfig{Logger: logger, MaxNameplatesPerIP: *perIP},
+	cfg := mailbox.ServerConfig{Logger: logger, MaxNameplatesPerIP: *perIP}
+	if *redisURL != "" {
+		store, closeStore, err := openRedisStore(ctx, *redisURL, logger)
+		if err != nil {
+			fmt.Fprintf(stderr, "ferry rendezvous: --redis: %v\n", err)
+			return exitUsage
+		}
+		defer closeStore()
+		cfg.Store = store
+	} else {
+		logger.Info("rendezvous store: memory (use --redis to share with other servers)")
+	}
+	err := mailbox.ListenAndServe(ctx, *listen, cfg,
 		mailbox.WithRelay(func(c net.Conn) { relay.ServeConn(ctx, c) }))
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "ferry rendezvous: %v\n", err)

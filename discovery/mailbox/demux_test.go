@@ -95,14 +95,25 @@ func expectRelayStatus(t testing.TB, r *bufio.Reader, want ...transport.RelaySta
 // checkMailbox allocates, claims and exchanges a message through addr.
 func checkMailbox(t *testing.T, addr string) {
 	t.Helper()
+	checkPairing(t, addr, addr)
+}
+
+// checkPairing pairs a client of addrA, which allocates and claims, with a
+// client of addrB, which claims; each sends the other a message. It
+// returns the two clients, still in the mailbox.
+func checkPairing(t *testing.T, addrA, addrB string) (a, b *Client) {
+	t.Helper()
 	ctx := testCtx(t)
-	a, b := dial(t, addr), dial(t, addr)
+	a, b = dial(t, addrA), dial(t, addrB)
 	np, err := a.Allocate(ctx)
 	must(t, err)
 	must(t, a.Claim(ctx, np))
 	must(t, b.Claim(ctx, np))
 	must(t, a.Add(ctx, "pake", []byte("A")))
 	expectMsg(t, b, "pake", "A")
+	must(t, b.Add(ctx, "pake", []byte("B")))
+	expectMsg(t, a, "pake", "B")
+	return a, b
 }
 
 // checkRelay pairs two relay clients through addr and sends a frame each

@@ -1,7 +1,6 @@
 package mailbox
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -185,68 +184,6 @@ func TestDialSide(t *testing.T) {
 	}
 	if c := dialSide(t, ts.addr, sideA); c.Side() != sideA {
 		t.Fatalf("Side() = %q", c.Side())
-	}
-}
-
-func TestMemStoreMeet(t *testing.T) {
-	s := NewMemStore()
-	ctx := context.Background()
-	t0 := time.Unix(1_000_000, 0)
-	name := meetName("k")
-	req := MeetRequest{Nameplate: name, Side: "a", Owner: "ip", Expires: t0.Add(time.Minute), MaxPerOwner: 1}
-
-	if _, err := s.Meet(ctx, MeetRequest{Nameplate: "1", Side: "a", Owner: "ip"}); !errors.Is(err, errBadMeetNameplate) {
-		t.Fatalf("meet of a decimal name = %v", err)
-	}
-	mbA, err := s.Meet(ctx, req)
-	must(t, err)
-	if again, err := s.Meet(ctx, req); err != nil || again != mbA {
-		t.Fatalf("meet again = %q, %v", again, err)
-	}
-	// The owner's one nameplate is the meet one.
-	if _, err := s.Allocate(ctx, AllocateRequest{Owner: "ip", MaxPerOwner: 1}); !errors.Is(err, ErrTooManyNameplates) {
-		t.Fatalf("allocate past the limit = %v", err)
-	}
-	// The second side joins without a charge (its owner is at its limit
-	// too), by meet or by claim; a third is crowded.
-	req.Side = "b"
-	mbB, err := s.Meet(ctx, req)
-	must(t, err)
-	if mbB != mbA {
-		t.Fatalf("sides got mailboxes %q and %q", mbA, mbB)
-	}
-	if _, err := s.Claim(ctx, name, "c"); !errors.Is(err, ErrCrowded) {
-		t.Fatalf("third side = %v", err)
-	}
-	if exp, _ := s.Expire(ctx, t0.Add(time.Hour)); len(exp) != 0 {
-		t.Fatalf("met by two sides, yet expired %v", exp)
-	}
-	must(t, s.Close(ctx, mbA, "a", Happy))
-	must(t, s.Close(ctx, mbB, "b", Happy))
-	if n, m := s.Len(); n != 0 || m != 0 {
-		t.Fatalf("after both closed: %d, %d", n, m)
-	}
-	// Freeing a meet nameplate frees no number.
-	if np, err := s.Allocate(ctx, AllocateRequest{Owner: "ip"}); err != nil || np != "1" {
-		t.Fatalf("Allocate = %q, %v; want 1", np, err)
-	}
-
-	// One side only: it expires, and the name is then created afresh.
-	mb, err := s.Meet(ctx, MeetRequest{Nameplate: name, Side: "a", Owner: "ip2", Expires: t0.Add(time.Minute)})
-	must(t, err)
-	if exp, _ := s.Expire(ctx, t0.Add(time.Minute)); len(exp) != 1 || exp[0] != name {
-		t.Fatalf("Expire = %v", exp)
-	}
-	if _, _, err := s.Watch(ctx, mb, 0); !errors.Is(err, ErrExpired) {
-		t.Fatalf("Watch after expiry = %v", err)
-	}
-	mb2, err := s.Meet(ctx, MeetRequest{Nameplate: name, Side: "c", Owner: "ip2"})
-	must(t, err)
-	if mb2 == mb {
-		t.Fatal("expired meet nameplate kept its mailbox")
-	}
-	if np, err := s.Allocate(ctx, AllocateRequest{Owner: "ip"}); err != nil || np != "2" {
-		t.Fatalf("Allocate = %q, %v; want 2", np, err)
 	}
 }
 

@@ -122,8 +122,12 @@ type Store interface {
 	// Watch subscribes to a mailbox: it returns the messages from index
 	// from on, in order, and a channel that is closed at the next change
 	// (a new message, expiry, or the mailbox being freed); call Watch again
-	// with the new index then. It returns ErrExpired once the mailbox's
-	// nameplate expired before a second side claimed it.
+	// with the new index then. The channel may also be closed when
+	// nothing changed (a shared store does so when it may have missed a
+	// change, as when its connection was lost), so callers re-read rather
+	// than assume a change. It returns ErrExpired once the mailbox's
+	// nameplate expired before a second side claimed it, and ErrNotClaimed
+	// for an unknown (or freed) mailbox.
 	Watch(ctx context.Context, mailbox string, from int) (msgs []Message, changed <-chan struct{}, err error)
 
 	// Close says side leaves the mailbox with mood (the empty Mood means
