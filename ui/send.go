@@ -105,9 +105,12 @@ func newSendView(w *MainWindow) *sendView {
 		caption,
 		v.code,
 		container.NewCenter(container.NewHBox(v.copy, v.copyLink)),
-		v.link,
-		container.NewCenter(v.qr),
+		// The state, then the QR code, stay in sight in the default
+		// window size; the link text (also behind Copy link) may need a
+		// scroll.
 		v.state,
+		container.NewCenter(v.qr),
+		v.link,
 		widget.NewLabelWithStyle("Sending", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
 		v.items,
 		container.NewCenter(container.NewHBox(v.cancel, v.another)),
