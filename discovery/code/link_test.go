@@ -223,17 +223,7 @@ func FuzzParseLink(f *testing.F) {
 		if !LooksLikeLink(s) {
 			t.Fatalf("ParseLink accepted %q, which LooksLikeLink denies", s)
 		}
-		out := l.String()
-		l2, err := ParseLink(out)
-		if err != nil {
-			t.Fatalf("ParseLink(%q) = %+v, but its String %q does not parse: %v", s, l, out, err)
-		}
-		if l2 != l {
-			t.Fatalf("ParseLink(%q) = %+v, ParseLink(%q) = %+v", s, l, out, l2)
-		}
-		if l2.String() != out {
-			t.Fatalf("String not stable: %q then %q", out, l2.String())
-		}
+		roundTrip(t, s, l, ParseLink, Link.String)
 		if _, err := NewLink(l.Code, l.Rendezvous); err != nil {
 			t.Fatalf("NewLink refuses what ParseLink(%q) gave: %v", s, err)
 		}
