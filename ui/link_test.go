@@ -195,6 +195,23 @@ func TestEditedCodeDropsLinkServer(t *testing.T) {
 	}
 }
 
+func TestUseMySettingsDropsLinkServer(t *testing.T) {
+	h := newHarness(t)
+	h.w.settings.Rendezvous = "mine.example:7887"
+	if err := h.w.OpenLink(testLink); err != nil {
+		t.Fatal(err)
+	}
+	test.Tap(h.w.recv.clearServer)
+	if h.w.recv.serverRow.Visible() || h.w.recv.entry.Text != testCode {
+		t.Fatalf("after Use my settings: server row visible %v, entry %q", h.w.recv.serverRow.Visible(), h.w.recv.entry.Text)
+	}
+	test.Tap(h.w.recv.receive)
+	h.eng.next(t)
+	if h.engineSettings.Rendezvous != "mine.example:7887" {
+		t.Errorf("received through %q, want the settings' server", h.engineSettings.Rendezvous)
+	}
+}
+
 func TestPastedLinkInEntry(t *testing.T) {
 	h := newHarness(t)
 	v := h.w.recv

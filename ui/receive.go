@@ -29,7 +29,7 @@ type receiveView struct {
 	change      *widget.Button
 	receive     *widget.Button
 	server      *widget.Label   // the server a link asked for
-	serverRow   *fyne.Container // server and its Clear button; hidden without a link's server
+	serverRow   *fyne.Container // server and "Use my settings"; hidden without a link's server
 	clearServer *widget.Button
 
 	valid string // the canonical code when the entry holds a valid one
@@ -65,6 +65,7 @@ func newReceiveView(w *MainWindow) *receiveView {
 	v.server.Wrapping = fyne.TextWrapBreak
 	v.clearServer = widget.NewButtonWithIcon("Use my settings", theme.ContentClearIcon(), func() {
 		v.setLinkServer("", "")
+		v.box.Refresh() // lay out again without the row
 	})
 	v.serverRow = container.NewBorder(nil, nil, nil, v.clearServer, v.server)
 	v.serverRow.Hide()
