@@ -178,37 +178,35 @@ func TestOpenBadLinkExplains(t *testing.T) {
 	h.noEngineCall()
 }
 
-func TestEditedCodeDropsLinkServer(t *testing.T) {
-	h := newHarness(t)
-	h.w.settings.Rendezvous = "mine.example:7887"
-	if err := h.w.OpenLink(testLink); err != nil {
-		t.Fatal(err)
-	}
-	h.w.recv.entry.SetText("8-tiger-tomorrow")
-	if h.w.recv.serverRow.Visible() {
-		t.Error("the link's server is offered for another code")
-	}
-	test.Tap(h.w.recv.receive)
-	h.eng.next(t)
-	if h.engineSettings.Rendezvous != "mine.example:7887" {
-		t.Errorf("received through %q, want the settings' server", h.engineSettings.Rendezvous)
-	}
-}
-
-func TestUseMySettingsDropsLinkServer(t *testing.T) {
-	h := newHarness(t)
-	h.w.settings.Rendezvous = "mine.example:7887"
-	if err := h.w.OpenLink(testLink); err != nil {
-		t.Fatal(err)
-	}
-	test.Tap(h.w.recv.clearServer)
-	if h.w.recv.serverRow.Visible() || h.w.recv.entry.Text != testCode {
-		t.Fatalf("after Use my settings: server row visible %v, entry %q", h.w.recv.serverRow.Visible(), h.w.recv.entry.Text)
-	}
-	test.Tap(h.w.recv.receive)
-	h.eng.next(t)
-	if h.engineSettings.Rendezvous != "mine.example:7887" {
-		t.Errorf("received through %q, want the settings' server", h.engineSettings.Rendezvous)
+// TestLinkServerDropped: editing the code into another, or Use my
+// settings, goes back to the settings' server.
+func TestLinkServerDropped(t *testing.T) {
+	for name, drop := range map[string]func(v *receiveView) (code string){
+		"another code": func(v *receiveView) string {
+			v.entry.SetText("8-tiger-tomorrow")
+			return "8-tiger-tomorrow"
+		},
+		"Use my settings": func(v *receiveView) string {
+			test.Tap(v.clearServer)
+			return testCode
+		},
+	} {
+		h := newHarness(t)
+		h.w.settings.Rendezvous = "mine.example:7887"
+		if err := h.w.OpenLink(testLink); err != nil {
+			t.Fatal(err)
+		}
+		want := drop(h.w.recv)
+		if h.w.recv.serverRow.Visible() || h.w.recv.entry.Text != want {
+			t.Errorf("%s: server row visible %v, entry %q", name, h.w.recv.serverRow.Visible(), h.w.recv.entry.Text)
+		}
+		test.Tap(h.w.recv.receive)
+		if c := h.eng.next(t); c.code != want {
+			t.Errorf("%s: received %q, want %q", name, c.code, want)
+		}
+		if h.engineSettings.Rendezvous != "mine.example:7887" {
+			t.Errorf("%s: received through %q, want the settings' server", name, h.engineSettings.Rendezvous)
+		}
 	}
 }
 
