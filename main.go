@@ -43,10 +43,14 @@ const usage = `ferry sends files peer to peer, paired by a short share code.
 
 Usage:
   ferry                                   open the desktop app
-  ferry send [--rendezvous HOST:PORT] [--json] PATH...
+  ferry send [--rendezvous HOST:PORT] [--qr] [--json] PATH...
                                           send files and folders; prints a code
-  ferry receive [--rendezvous HOST:PORT] [--out DIR] [--yes] [--overwrite] [--json] [CODE]
-                                          receive with the code from the sender
+                                          (--qr: and its share link and QR code)
+  ferry receive [--rendezvous HOST:PORT] [--out DIR] [--yes] [--overwrite] [--json] [CODE|LINK]
+                                          receive with the code or link from the sender
+  ferry ferry://receive/CODE[?rendezvous=HOST:PORT]
+                                          open the desktop app's Receive tab filled in
+                                          from a share link (nothing starts unasked)
   ferry rendezvous [--listen HOST:PORT] [--no-relay] [--relay-rate MIB/S]
                    [--redis redis://HOST:PORT/DB]
                                           run a rendezvous server: mailbox and relay
@@ -69,7 +73,7 @@ func main() {
 // run dispatches a subcommand and returns the process exit status.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		return runGUI(nil, stderr)
+		return runGUI(nil, "", stderr)
 	}
 	switch args[0] {
 	case "version", "--version", "-v":
@@ -93,34 +97,34 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return cli.Receive(ctx, args[1:], env)
 	default:
-		// The desktop launcher passes files to open: `ferry FILE...`.
-		if allExist(args) {
-			return runGUI(args, stderr)
+		// The desktop launcher passes files to open (`ferry FILE...`, as
+		// paths or file:// URLs) or a share link it was asked to open.
+		if paths, link, ok := launchArgs(args); ok {
+			return runGUI(paths, link, stderr)
 		}
 		fmt.Fprintf(stderr, "ferry: unknown command %q\n\n%s", args[0], usage)
 		return exitUsage
 	}
 }
 
-// allExist reports whether every argument names an existing file or folder.
-func allExist(paths []string) bool {
-	for _, p := range paths {
-		if _, err := os.Stat(p); err != nil {
-			return false
-		}
-	}
-	return true
-}
-
-// runGUI opens the desktop app, with paths (if any) ready to send.
-func runGUI(paths []string, stderr io.Writer) int {
+// runGUI opens the desktop app, with paths (if any) ready to send, or on
+// the Receive tab filled in from a share link (if not "").
+func runGUI(paths []string, link string, stderr io.Writer) int {
 	if runtime.GOOS == "linux" && os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
+		if link != "" {
+			fmt.Fprint(stderr, "ferry: no display to open the desktop app on; in a terminal use \"ferry receive LINK\"\n")
+			return exitUsage
+		}
 		fmt.Fprint(stderr, "ferry: no display to open the desktop app on; in a terminal use \"ferry send\" and \"ferry receive\" (see \"ferry help\")\n")
 		return exitUsage
 	}
 	a := app.NewWithID(appID)
 	a.SetIcon(assets.Icon)
-	ui.Run(a, ui.NewEngine, paths...)
+	if link != "" {
+		ui.RunLink(a, ui.NewEngine, link)
+	} else {
+		ui.Run(a, ui.NewEngine, paths...)
+	}
 	return exitOK
 }
 

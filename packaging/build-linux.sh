@@ -50,6 +50,14 @@ prefix=$(cd "$stage/pkg" && dirname "$(dirname "$(find . -path '*/bin/ferry' -ty
 share=$stage/pkg/$prefix/share
 rel=${prefix#./*/} # prefix as the Makefile sees it, e.g. usr/local
 
+# The tool's desktop entry has no MimeType field: register ferry as the
+# handler of ferry:// share links, as the hand-written entry does.
+for entry in "$share"/applications/*.desktop; do
+	if [[ -e $entry ]] && ! grep -q '^MimeType=' "$entry"; then
+		echo 'MimeType=x-scheme-handler/ferry;' >>"$entry"
+	fi
+done
+
 if [[ ! -e $share/metainfo/$app_id.metainfo.xml ]]; then
 	install -Dm0644 "$metainfo" "$share/metainfo/$app_id.metainfo.xml"
 	added_metainfo=1

@@ -13,6 +13,12 @@
 // job.go is a transfer's state; engine.go adapts transfer.SendFiles and
 // transfer.ReceiveFiles; format.go has the words people see.
 //
+// Share links: the Send tab shows the send's link (ferry://receive/CODE,
+// see discovery/code) with Copy link and its QR code (drawn by ui/qr).
+// A link opened on the desktop reaches the window through [RunLink] and
+// [MainWindow.OpenLink], which fill the Receive tab and never start a
+// receive on their own; the link's server is used for that receive only.
+//
 // Threading: the engine reports from its own goroutines. Its events only
 // update a job (atomics for progress, a mutex for the rest) and mark it
 // dirty; one ticker posts at most one redraw every 100 ms through fyne.Do,

@@ -151,6 +151,8 @@ type harness struct {
 	q   *queue
 	w   *MainWindow
 	dl  string // download folder
+
+	engineSettings Settings // what h.w last made an engine with
 }
 
 // historyName is a per-test history file: the test app's storage is a
@@ -167,7 +169,7 @@ func newHarness(t *testing.T) *harness {
 	a.Preferences().SetString(prefDownloadDir, h.dl)
 	name := historyName(t)
 	t.Cleanup(func() { _ = a.Storage().Remove(name) })
-	h.w = h.open(func(Settings) Engine { return h.eng })
+	h.w = h.open(func(s Settings) Engine { h.engineSettings = s; return h.eng })
 	return h
 }
 

@@ -35,13 +35,16 @@ var netChangeHold = 2 * time.Second
 // progress counters are atomics, the rest is under mu) and mark it dirty;
 // the window's ticker reads it on the Fyne goroutine.
 type job struct {
-	id      int
-	dir     direction
-	paths   []string // send: what is sent
-	code    string   // receive: the code typed
-	started time.Time
-	ctx     context.Context
-	cancel  context.CancelFunc
+	id    int
+	dir   direction
+	paths []string // send: what is sent
+	code  string   // receive: the code typed
+	// rendezvous is the server the transfer pairs through, "" for the
+	// local network only; a send's share link names it.
+	rendezvous string
+	started    time.Time
+	ctx        context.Context
+	cancel     context.CancelFunc
 
 	// Written by the engine's goroutines.
 	bytes atomic.Int64

@@ -28,8 +28,17 @@ type receiveView struct {
 	folder      *widget.Label
 	change      *widget.Button
 	receive     *widget.Button
+	server      *widget.Label   // the server a link asked for
+	serverRow   *fyne.Container // server and "Use my settings"; hidden without a link's server
+	clearServer *widget.Button
 
 	valid string // the canonical code when the entry holds a valid one
+
+	// From a share link (opened or pasted): its code and server. The
+	// server is used while the entry holds that code; editing the code
+	// into another, or Clear, drops it.
+	linkCode   string
+	linkServer string
 }
 
 func newReceiveView(w *MainWindow) *receiveView {
@@ -52,6 +61,14 @@ func newReceiveView(w *MainWindow) *receiveView {
 	v.receive = widget.NewButtonWithIcon("Receive", theme.DownloadIcon(), v.submit)
 	v.receive.Importance = widget.HighImportance
 	v.receive.Disable()
+	v.server = widget.NewLabel("")
+	v.server.Wrapping = fyne.TextWrapBreak
+	v.clearServer = widget.NewButtonWithIcon("Use my settings", theme.ContentClearIcon(), func() {
+		v.setLinkServer("", "")
+		v.box.Refresh() // lay out again without the row
+	})
+	v.serverRow = container.NewBorder(nil, nil, nil, v.clearServer, v.server)
+	v.serverRow.Hide()
 
 	title := widget.NewLabelWithStyle("Type the code shown on the sending computer", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	saveTo := container.NewBorder(nil, nil, widget.NewLabel("Save to:"), v.change, v.folder)
@@ -60,6 +77,7 @@ func newReceiveView(w *MainWindow) *receiveView {
 		v.entry,
 		v.message,
 		v.suggestions,
+		v.serverRow,
 		saveTo,
 		container.NewHBox(v.receive),
 	)
@@ -67,17 +85,37 @@ func newReceiveView(w *MainWindow) *receiveView {
 	return v
 }
 
-// changed validates and completes the code as it is typed.
+// changed validates and completes the code as it is typed. A share link
+// pasted into the entry counts as its code, and its server is used.
 func (v *receiveView) changed(s string) {
-	comps := code.Complete(s, maxCompletions)
+	var comps []string
+	isLink := code.LooksLikeLink(s)
+	if !isLink {
+		comps = code.Complete(s, maxCompletions)
+	}
 	v.setSuggestions(comps)
-	shown := v.message.Visible()
+	shown, serverShown := v.message.Visible(), v.serverRow.Visible()
 	defer func() {
-		if v.message.Visible() != shown {
+		if v.message.Visible() != shown || v.serverRow.Visible() != serverShown {
 			v.box.Refresh() // lay out again around the message
 		}
 	}()
-	c, err := code.Parse(s)
+	var c code.Code
+	var err error
+	if isLink {
+		var l code.Link
+		if l, err = code.ParseLink(s); err == nil {
+			c = l.Code
+			v.setLinkServer(l.Code.String(), l.Rendezvous)
+		} else {
+			v.setLinkServer("", "")
+		}
+	} else {
+		c, err = code.Parse(s)
+	}
+	if err == nil && c.String() != v.linkCode {
+		v.setLinkServer("", "") // another code: the link's server is not its server
+	}
 	switch {
 	case strings.TrimSpace(s) == "":
 		v.valid = ""
@@ -138,14 +176,65 @@ func (v *receiveView) suggestionTexts() []string {
 	return out
 }
 
-// submit starts receiving with a valid code.
+// submit starts receiving with a valid code, through the link's server
+// if the code came with one.
 func (v *receiveView) submit() {
 	if v.valid == "" {
 		return
 	}
-	c := v.valid
+	c, server := v.valid, v.linkServer
 	v.entry.SetText("")
-	v.w.StartReceive(c)
+	v.setLinkServer("", "")
+	v.w.startReceive(c, server)
+}
+
+// setLinkServer remembers the server a link gave for linkCode and says
+// which server the receive will use; "" for the server goes back to the
+// one in Settings.
+func (v *receiveView) setLinkServer(linkCode, server string) {
+	if server == "" {
+		linkCode = ""
+	}
+	v.linkCode, v.linkServer = linkCode, server
+	if server == "" {
+		v.serverRow.Hide()
+		return
+	}
+	text := "Server from the link: " + server
+	if mine := strings.TrimSpace(v.w.settings.Rendezvous); mine != server {
+		if mine == "" {
+			text += " (your settings use the local network only)"
+		} else {
+			text += " (your settings use " + mine + ")"
+		}
+	}
+	v.server.SetText(text)
+	v.serverRow.Show()
+}
+
+// OpenLink fills the Receive tab from a share link (as the desktop passes
+// it when a ferry:// link is opened) and shows the tab: the code in the
+// entry and the link's server for this receive. It never starts
+// receiving: the user checks and presses Receive, and then accepts or
+// declines the offer as always. An invalid link is explained on the tab
+// and returned. On the Fyne goroutine.
+func (w *MainWindow) OpenLink(raw string) error {
+	w.tabs.Select(w.recvTab)
+	v := w.recv
+	l, err := code.ParseLink(raw)
+	if err != nil {
+		v.entry.SetText("")
+		v.message.SetText("This link cannot be used: " + err.Error())
+		v.message.Importance = widget.DangerImportance
+		v.message.Show()
+		v.box.Refresh()
+		return err
+	}
+	v.setLinkServer(l.Code.String(), l.Rendezvous)
+	v.entry.SetText(l.Code.String()) // validates again, and keeps the server
+	w.win.Canvas().Focus(v.entry)
+	w.win.RequestFocus()
+	return nil
 }
 
 // offerPrompt is an open accept/decline dialog.

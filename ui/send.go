@@ -2,6 +2,7 @@ package ui
 
 import (
 	"fmt"
+	"image"
 	"os"
 	"path/filepath"
 
@@ -11,11 +12,23 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
+
+	"ferry/discovery/code"
+	"ferry/ui/qr"
 )
 
 // codeTextSize is the share code's size: large enough to read aloud from
 // across a desk.
 const codeTextSize = 34
+
+// qrSize is the QR code's size on screen, quiet zone included: about 4
+// points a module for a share link (37 to 45 modules), which a phone
+// reads from arm's length.
+const qrSize = 180
+
+// qrScale is the pixels per module of the QR image; canvas scales it
+// without smoothing, so this only needs to be an integer.
+const qrScale = 4
 
 // sendView is the Send tab: a drop hint and pickers, then the current
 // send's code, Copy, state, the list of what is sent and Cancel.
@@ -26,13 +39,17 @@ type sendView struct {
 	addFiles  *widget.Button
 	addFolder *widget.Button
 
-	card    *fyne.Container // hidden until the first send
-	code    *canvas.Text
-	copy    *widget.Button
-	state   *widget.Label
-	items   *fyne.Container // one label per item
-	cancel  *widget.Button
-	another *widget.Button
+	card     *fyne.Container // hidden until the first send
+	code     *canvas.Text
+	copy     *widget.Button
+	copyLink *widget.Button
+	link     *widget.Label // the share link, hidden without one
+	qr       *canvas.Image // the link's QR code, hidden without one
+	shown    string        // the link on show, "" for none
+	state    *widget.Label
+	items    *fyne.Container // one label per item
+	cancel   *widget.Button
+	another  *widget.Button
 
 	job *job // the send on show
 }
@@ -59,6 +76,17 @@ func newSendView(w *MainWindow) *sendView {
 	v.code.Alignment = fyne.TextAlignCenter
 	v.copy = widget.NewButtonWithIcon("Copy", theme.ContentCopyIcon(), v.copyCode)
 	v.copy.Disable()
+	v.copyLink = widget.NewButtonWithIcon("Copy link", theme.ContentCopyIcon(), v.copyShareLink)
+	v.copyLink.Disable()
+	v.link = widget.NewLabelWithStyle("", fyne.TextAlignCenter, fyne.TextStyle{Monospace: true})
+	v.link.Wrapping = fyne.TextWrapBreak
+	v.link.Selectable = true
+	v.link.Hide()
+	v.qr = canvas.NewImageFromImage(nil)
+	v.qr.FillMode = canvas.ImageFillContain
+	v.qr.ScaleMode = canvas.ImageScalePixels // crisp modules
+	v.qr.SetMinSize(fyne.NewSquareSize(qrSize))
+	v.qr.Hide()
 	v.state = widget.NewLabelWithStyle("", fyne.TextAlignCenter, fyne.TextStyle{})
 	v.state.Wrapping = fyne.TextWrapWord
 	v.items = container.NewVBox()
@@ -76,8 +104,13 @@ func newSendView(w *MainWindow) *sendView {
 		widget.NewSeparator(),
 		caption,
 		v.code,
-		container.NewCenter(v.copy),
+		container.NewCenter(container.NewHBox(v.copy, v.copyLink)),
+		// The state, then the QR code, stay in sight in the default
+		// window size; the link text (also behind Copy link) may need a
+		// scroll.
 		v.state,
+		container.NewCenter(v.qr),
+		v.link,
 		widget.NewLabelWithStyle("Sending", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
 		v.items,
 		container.NewCenter(container.NewHBox(v.cancel, v.another)),
@@ -98,6 +131,7 @@ func (v *sendView) show(j *job) {
 	v.code.Refresh()
 	v.copy.SetText("Copy")
 	v.copy.Disable()
+	v.setLink("")
 	v.state.SetText(stateWords("", dirSend))
 	objs := make([]fyne.CanvasObject, 0, min(len(j.paths), maxListedItems)+1)
 	for i, p := range j.paths {
@@ -151,8 +185,10 @@ func (v *sendView) update(j *job, s snapshot) {
 	}
 	if s.code != "" && !s.finished { // a finished send's code is no use
 		v.copy.Enable()
+		v.setLink(shareLink(s.code, j.rendezvous))
 	} else {
 		v.copy.Disable()
+		v.setLink("")
 	}
 	setText(v.state, s.stateText(dirSend))
 	if s.finished {
@@ -174,6 +210,62 @@ func (v *sendView) copyCode() {
 	}
 	v.w.app.Clipboard().SetContent(code)
 	v.copy.SetText("Copied")
+}
+
+// shareLink is the share link for a code the engine reported, or "" if
+// the code or the server cannot go in one (the engine's code is checked
+// like any other input before it is drawn).
+func shareLink(c, rendezvous string) string {
+	sc, err := code.Parse(c)
+	if err != nil {
+		return ""
+	}
+	l, err := code.NewLink(sc, rendezvous)
+	if err != nil {
+		return ""
+	}
+	return l.String()
+}
+
+// setLink shows link, its QR code and Copy link, or hides them for "".
+// The QR code is drawn only when the link changes.
+func (v *sendView) setLink(link string) {
+	if link == v.shown {
+		return
+	}
+	v.shown = link
+	var img image.Image
+	if link != "" {
+		if q, err := qr.Encode(link); err == nil {
+			img = q.Image(qrScale)
+		}
+	}
+	if link == "" {
+		v.link.Hide()
+		v.copyLink.Disable()
+	} else {
+		v.link.SetText(link)
+		v.link.Show()
+		v.copyLink.SetText("Copy link")
+		v.copyLink.Enable()
+	}
+	v.qr.Image = img
+	if img == nil {
+		v.qr.Hide()
+	} else {
+		v.qr.Show()
+	}
+	v.qr.Refresh()
+	v.card.Refresh()
+}
+
+// copyShareLink puts the share link on the clipboard.
+func (v *sendView) copyShareLink() {
+	if v.shown == "" {
+		return
+	}
+	v.w.app.Clipboard().SetContent(v.shown)
+	v.copyLink.SetText("Copied")
 }
 
 // clear hides a finished send.

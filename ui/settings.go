@@ -1,12 +1,9 @@
 package ui
 
 import (
-	"fmt"
 	"image/color"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"fyne.io/fyne/v2"
@@ -14,6 +11,8 @@ import (
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
+
+	"ferry/discovery/code"
 )
 
 // Theme choices stored in Settings.Theme.
@@ -94,23 +93,15 @@ func DefaultDownloadDir() string {
 	return home
 }
 
-// ValidateRendezvous accepts "" (local network only) or HOST:PORT.
+// ValidateRendezvous accepts "" (local network only) or HOST:PORT, with
+// surrounding whitespace; the rules are code.ValidateRendezvous's, so any
+// server saved in Settings fits in a share link.
 func ValidateRendezvous(s string) error {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return nil
 	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return fmt.Errorf("use HOST:PORT, e.g. ferry.example.org:7887")
-	}
-	if host == "" {
-		return fmt.Errorf("the host is missing: use HOST:PORT")
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("the port must be a number from 1 to 65535")
-	}
-	return nil
+	return code.ValidateRendezvous(s)
 }
 
 // applyTheme sets the app's theme for a Settings.Theme value.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,11 +84,26 @@ type options struct {
 // passed to the app), are sent at once. a should come from app.NewWithID
 // so that preferences and the history can be stored.
 func Run(a fyne.App, newEngine func(Settings) Engine, paths ...string) {
+	run(a, newEngine, func(w *MainWindow) {
+		if len(paths) > 0 {
+			w.StartSend(paths)
+		}
+	})
+}
+
+// RunLink is Run for a share link the desktop passed (`ferry
+// ferry://receive/CODE`): the window opens on the Receive tab filled in
+// from the link, or saying why the link cannot be used (see OpenLink).
+// Nothing is received until the user presses Receive and accepts.
+func RunLink(a fyne.App, newEngine func(Settings) Engine, link string) {
+	run(a, newEngine, func(w *MainWindow) { _ = w.OpenLink(link) })
+}
+
+// run builds the window, lets first act on it, shows it and runs the app.
+func run(a fyne.App, newEngine func(Settings) Engine, first func(*MainWindow)) {
 	a.SetIcon(assets.Icon)
 	w := newMainWindow(a, newEngine, options{})
-	if len(paths) > 0 {
-		w.StartSend(paths)
-	}
+	first(w)
 	w.win.ShowAndRun()
 	w.shutdown()
 }
@@ -218,6 +234,7 @@ func (w *MainWindow) Drop(uris []fyne.URI) {
 func (w *MainWindow) StartSend(paths []string) {
 	j := w.newJob(dirSend)
 	j.paths = paths
+	j.rendezvous = strings.TrimSpace(w.settings.Rendezvous)
 	j.setNames(baseNames(paths), 0, 0)
 	eng := w.newEngine(w.settings)
 	w.addRow(j)
@@ -228,14 +245,23 @@ func (w *MainWindow) StartSend(paths []string) {
 	})
 }
 
-// StartReceive receives with a valid code into the download folder. On
-// the Fyne goroutine.
-func (w *MainWindow) StartReceive(code string) {
+// StartReceive receives with a valid code into the download folder,
+// through the server in Settings. On the Fyne goroutine.
+func (w *MainWindow) StartReceive(code string) { w.startReceive(code, "") }
+
+// startReceive is StartReceive through server (a share link's), or the
+// server in Settings for "".
+func (w *MainWindow) startReceive(code, server string) {
 	j := w.newJob(dirReceive)
 	j.code = code
 	dir := w.settings.DownloadDir
 	j.setOutDir(dir)
-	eng := w.newEngine(w.settings)
+	settings := w.settings
+	if server != "" {
+		settings.Rendezvous = server
+	}
+	j.rendezvous = strings.TrimSpace(settings.Rendezvous)
+	eng := w.newEngine(settings)
 	_, late := eng.(LateOutDirEngine)
 	req := ReceiveRequest{OutDir: dir, Accept: w.acceptFunc(j, late)}
 	if late {

@@ -15,8 +15,10 @@
 //
 // The package formats ([Code.String]), makes ([New]), parses and validates
 // ([Parse], whose errors are typed [*ParseError] values a UI can point at)
-// and completes ([Complete]) codes. It does no networking and no cryptography beyond
-// drawing the random words.
+// and completes ([Complete]) codes, and writes and strictly reads share links
+// ("ferry://receive/CODE?rendezvous=HOST:PORT", [Link], [ParseLink]; see
+// link.go). It does no networking and no cryptography beyond drawing the
+// random words.
 package code
 
 import (

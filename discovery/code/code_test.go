@@ -354,6 +354,23 @@ var fuzzSeeds = []string{
 	"7-\xff\xfe-tomorrow",
 }
 
+// roundTrip checks what parse made of in, v: its canonical form (format)
+// parses back to v, and formats to itself again.
+func roundTrip[T comparable](t *testing.T, in string, v T, parse func(string) (T, error), format func(T) string) {
+	t.Helper()
+	out := format(v)
+	v2, err := parse(out)
+	if err != nil {
+		t.Fatalf("%q parsed as %+v, but its canonical form %q does not parse: %v", in, v, out, err)
+	}
+	if v2 != v {
+		t.Fatalf("%q parsed as %+v, its canonical form %q as %+v", in, v, out, v2)
+	}
+	if format(v2) != out {
+		t.Fatalf("canonical form not stable: %q then %q", out, format(v2))
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add(s)
@@ -370,17 +387,7 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		out := c.String()
-		c2, err := Parse(out)
-		if err != nil {
-			t.Fatalf("Parse(%q) = %+v, but its String %q does not parse: %v", s, c, out, err)
-		}
-		if c2 != c {
-			t.Fatalf("Parse(%q) = %+v, Parse(%q) = %+v", s, c, out, c2)
-		}
-		if c2.String() != out {
-			t.Fatalf("String not stable: %q then %q", out, c2.String())
-		}
+		roundTrip(t, s, c, Parse, Code.String)
 		if string(c.Password()) != c.Words[0]+"-"+c.Words[1] {
 			t.Fatalf("Password %q for %+v", c.Password(), c)
 		}

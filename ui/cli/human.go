@@ -29,9 +29,10 @@ const (
 
 // humanSink holds the state of one NewHumanSink.
 type humanSink struct {
-	mu  sync.Mutex
-	w   io.Writer
-	tty bool
+	mu   sync.Mutex
+	w    io.Writer
+	tty  bool
+	opts sinkOptions
 
 	lastState transfer.State // the last state announced, to skip repeats
 
@@ -58,8 +59,11 @@ type humanSink struct {
 // prints plain, timestamp-free lines instead of the bar: a progress line at
 // most every 5 seconds, plus one as the transfer passes 25, 50 and 75%.
 // Progress timing uses Event.Time when set, the clock otherwise.
-func NewHumanSink(w io.Writer, tty bool) (transfer.Sink, func()) {
-	s := &humanSink{w: w, tty: tty}
+//
+// WithLink and WithQR print the share link and its QR code right after the
+// code line.
+func NewHumanSink(w io.Writer, tty bool, opts ...SinkOption) (transfer.Sink, func()) {
+	s := &humanSink{w: w, tty: tty, opts: applyOptions(opts)}
 	return s.handle, s.finish
 }
 
@@ -251,9 +255,16 @@ func (s *humanSink) handle(e transfer.Event) {
 	}
 }
 
-// code shows the sender's share code and how to use it.
+// code shows the sender's share code and how to use it, and WithQR the
+// link and its QR code.
 func (s *humanSink) code(code string) {
-	text := fmt.Sprintf("Code: %s\nOn the other computer run:  ferry receive\nand type the code (or: ferry receive %s)", code, code)
+	text := "Code: " + code + "\n"
+	if s.opts.qr {
+		if link := s.opts.linkText(code); link != "" {
+			text += strings.TrimSuffix(link, "\n") + "\n"
+		}
+	}
+	text += fmt.Sprintf("On the other computer run:  ferry receive\nand type the code (or: ferry receive %s)", code)
 	if s.tty {
 		text = "\n" + text + "\n" // set the code apart from the rest
 	}

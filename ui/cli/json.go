@@ -21,6 +21,7 @@ type (
 	jsonCode struct {
 		Event string `json:"event"`
 		Code  string `json:"code"`
+		Link  string `json:"link,omitempty"` // added later: extend, never rename
 	}
 	jsonOffer struct {
 		Event string   `json:"event"`
@@ -78,8 +79,9 @@ type (
 
 // jsonSink holds the state of one NewJSONSink.
 type jsonSink struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu   sync.Mutex
+	w    io.Writer
+	opts sinkOptions
 
 	lastProgress time.Time       // when the last progress line was written
 	wroteAny     bool            // a progress line has been written
@@ -89,7 +91,7 @@ type jsonSink struct {
 // NewJSONSink returns a Sink that writes one JSON object per line to w for
 // each event, with stable names that scripts may rely on:
 //
-//	{"event":"code","code":"7-guitar-orbit"}
+//	{"event":"code","code":"7-guitar-orbit","link":"ferry://receive/7-guitar-orbit"}   (link only WithLink)
 //	{"event":"offer","files":N,"bytes":N,"names":[...],"dest":"..."}   (names, dest only when set)
 //	{"event":"connected","path":"lan|direct-udp|direct-tcp|relay","peer":"IP:PORT"}
 //	{"event":"path","path":"...","peer":"IP:PORT","reason":"migrated|upgraded|fallback|reconnected"}
@@ -109,8 +111,11 @@ type jsonSink struct {
 // is dropped, but the latest dropped one is written just before a done or
 // error event so the final numbers are visible. The Sink is safe for
 // concurrent use; each event is written with a single Write call.
-func NewJSONSink(w io.Writer) transfer.Sink {
-	s := &jsonSink{w: w}
+//
+// WithLink adds the share link to the code event; it is left out when no
+// link can be made (see code.NewLink). Other options do not apply.
+func NewJSONSink(w io.Writer, opts ...SinkOption) transfer.Sink {
+	s := &jsonSink{w: w, opts: applyOptions(opts)}
 	return s.handle
 }
 
@@ -149,7 +154,12 @@ func (s *jsonSink) write(e transfer.Event) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(jsonObject(e)); err != nil {
+	obj := jsonObject(e)
+	if c, ok := obj.(jsonCode); ok {
+		c.Link, _ = s.opts.link(e.Code)
+		obj = c
+	}
+	if err := enc.Encode(obj); err != nil {
 		return
 	}
 	_, _ = s.w.Write(buf.Bytes()) // Encode ends the object with '\n'

@@ -109,11 +109,11 @@ func (c *common) config(env Env) transfer.Config {
 }
 
 // sink picks JSON or human output.
-func (c *common) sink(env Env) (transfer.Sink, func()) {
+func (c *common) sink(env Env, opts ...SinkOption) (transfer.Sink, func()) {
 	if c.json {
-		return NewJSONSink(env.Stdout), func() {}
+		return NewJSONSink(env.Stdout, opts...), func() {}
 	}
-	return NewHumanSink(env.Stdout, env.StdoutTTY)
+	return NewHumanSink(env.Stdout, env.StdoutTTY, opts...)
 }
 
 func newFlagSet(name, usage string, env Env) *flag.FlagSet {
@@ -129,16 +129,21 @@ func newFlagSet(name, usage string, env Env) *flag.FlagSet {
 const sendUsage = `Usage: ferry send [flags] PATH...
 
 Sends files and folders. Prints a share code; run "ferry receive" on the
-other computer and type it there.
+other computer and type it there. With --qr it also prints the share link
+(ferry://receive/CODE, with ?rendezvous=HOST:PORT when there is a server)
+and its QR code; "ferry receive LINK" or opening the link works like the
+code. --json output always carries the link in the code event.
 
 Flags:
 `
 
-const receiveUsage = `Usage: ferry receive [flags] [CODE]
+const receiveUsage = `Usage: ferry receive [flags] [CODE|LINK]
 
 Receives what a "ferry send" offers. The code can be given as an argument,
 in $FERRY_CODE, or typed at the prompt (safest: other users of this
-computer can see process arguments).
+computer can see process arguments). A share link (ferry://receive/CODE)
+works wherever a code does; its rendezvous server is used unless
+--rendezvous is given.
 
 Flags:
 `
@@ -149,6 +154,7 @@ func Send(ctx context.Context, args []string, env Env) int {
 	var c common
 	c.register(fs, env)
 	follow := fs.Bool("follow-links", false, "send what symbolic links inside folders point to (default: leave links out)")
+	showQR := fs.Bool("qr", false, "print the share link and its QR code after the code")
 	if err := fs.Parse(args); err != nil {
 		return usageExit(err)
 	}
@@ -167,7 +173,11 @@ func Send(ctx context.Context, args []string, env Env) int {
 			return fail(env, &c, transfer.Errorf(transfer.KindNotFound, "check the path", "cannot send %q: %v", p, errors.Unwrap(err)))
 		}
 	}
-	sink, finish := c.sink(env)
+	opts := []SinkOption{WithLink(c.rendezvous)}
+	if *showQR {
+		opts = append(opts, WithQR(qrANSI(env)))
+	}
+	sink, finish := c.sink(env, opts...)
 	cfg := c.config(env)
 	cfg.FollowLinks = *follow
 	_, err := transfer.SendFiles(ctx, cfg, paths, sink)
@@ -193,28 +203,42 @@ func Receive(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintln(env.Stderr, "ferry receive: give at most one code")
 		return ExitUsage
 	}
+	explicitRV := false
+	fs.Visit(func(f *flag.Flag) { explicitRV = explicitRV || f.Name == "rendezvous" })
+	raw := fs.Arg(0)
+	if raw == "" {
+		raw = env.Getenv("FERRY_CODE")
+	}
+	var sc code.Code
+	var err error
+	if raw != "" {
+		// Read before the flags are checked, as a link may name the server
+		// they need; a bad code is reported after a usage error.
+		sc, err = c.codeFrom(raw, explicitRV, env.Stderr)
+	}
 	if msg := c.check(); msg != "" {
 		fmt.Fprintln(env.Stderr, "ferry receive: "+msg)
 		return ExitUsage
 	}
-	raw := fs.Arg(0)
-	if raw == "" {
-		raw = env.Getenv("FERRY_CODE")
+	if err != nil {
+		return fail(env, &c, err)
 	}
 	if raw == "" {
 		if !env.StdinTTY {
 			fmt.Fprintln(env.Stderr, "ferry receive: no code given: pass it as an argument, in FERRY_CODE, or run in a terminal to be asked")
 			return ExitUsage
 		}
-		var err error
 		if raw, err = PromptCode(env.Stdin, env.Stderr, code.Complete); err != nil {
 			fmt.Fprintln(env.Stderr, "ferry receive: no code entered")
 			return ExitUsage
 		}
-	}
-	sc, err := code.Parse(raw)
-	if err != nil {
-		return fail(env, &c, &transfer.Error{Kind: transfer.KindBadCode, Err: err, Hint: "check the code with the sender"})
+		if sc, err = c.codeFrom(raw, explicitRV, env.Stderr); err != nil {
+			return fail(env, &c, err)
+		}
+		if msg := c.check(); msg != "" { // a pasted link may change the server
+			fmt.Fprintln(env.Stderr, "ferry receive: "+msg)
+			return ExitUsage
+		}
 	}
 	dir, err := filepath.Abs(*out)
 	if err != nil {
