@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"ferry/assets"
+	"ferry/discovery/code"
 	"ferry/discovery/mailbox"
 	"ferry/transport"
 	"ferry/ui"
@@ -52,11 +53,12 @@ Usage:
                                           open the desktop app's Receive tab filled in
                                           from a share link (nothing starts unasked)
   ferry rendezvous [--listen HOST:PORT] [--no-relay] [--relay-rate MIB/S]
-                   [--redis redis://HOST:PORT/DB]
+                   [--redis redis://HOST:PORT/DB] [--advertise HOST:PORT]
                                           run a rendezvous server: mailbox and relay
                                           (TCP) and STUN (UDP) on one port (default
                                           :7887; --max-nameplates-per-ip N); with
-                                          --redis, servers sharing one Redis act as one
+                                          --redis, servers sharing one Redis act as one,
+                                          each --advertise-ing its own address for relaying
   ferry version                           print the version and exit
   ferry help                              show this help
 
@@ -173,6 +175,7 @@ func runRendezvous(args []string, stderr io.Writer) int {
 	relaySessions := fs.Int("relay-max-sessions", transport.DefaultRelayMaxSessions, "relayed transfers at once")
 	relayPerIP := fs.Int("relay-max-sessions-per-ip", transport.DefaultRelayMaxSessionsPerAddr, "relayed transfers one client address (IPv6: /64) may hold; -1 for no limit")
 	redisURL := fs.String("redis", "", "`redis://HOST:PORT/DB` to keep nameplates and mailboxes in, shared by every rendezvous server given the same URL (default: in this process's memory)")
+	advertise := fs.String("advertise", "", "this server's own public `HOST:PORT`, for relayed transfers when several servers behind one name share --redis (the pair meets on the sender's server)")
 	relayRate := fs.Float64("relay-rate", float64(transport.DefaultRelaySessionRate)/(1<<20), "`MiB/s` one relayed transfer may use; -1 for no limit")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -181,10 +184,16 @@ func runRendezvous(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ferry rendezvous: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
+	if *advertise != "" {
+		if err := code.ValidateRendezvous(*advertise); err != nil {
+			fmt.Fprintf(stderr, "ferry rendezvous: --advertise: %v\n", err)
+			return exitUsage
+		}
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger.Info("rendezvous server starting", "listen", *listen, "relay", !*noRelay, "version", version)
+	logger.Info("rendezvous server starting", "listen", *listen, "relay", !*noRelay, "advertise", *advertise, "version", version)
 	// With --no-relay the relay still answers relay hellos, with
 	// RelayDisabled, so clients can say why there is no relayed path.
 	rate := int64(*relayRate * (1 << 20))
@@ -194,7 +203,7 @@ func runRendezvous(args []string, stderr io.Writer) int {
 	relay := transport.NewRelayServer(transport.RelayConfig{Disabled: *noRelay, Logger: logger,
 		MaxSessions: *relaySessions, MaxSessionsPerAddr: *relayPerIP, SessionRate: rate})
 	defer relay.Close()
-	cfg := mailbox.ServerConfig{Logger: logger, MaxNameplatesPerIP: *perIP}
+	cfg := mailbox.ServerConfig{Logger: logger, MaxNameplatesPerIP: *perIP, Advertise: *advertise}
 	if *redisURL != "" {
 		store, closeStore, err := openRedisStore(ctx, *redisURL, logger)
 		if err != nil {

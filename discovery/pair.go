@@ -66,6 +66,10 @@ type Offer struct {
 	// TCP); addresses missing here count as host addresses if private and
 	// server-reflexive otherwise.
 	CandidateTypes map[netip.AddrPort]transport.CandidateType
+	// Relay is the relay both sides are to use, HOST:PORT: the address the
+	// sender's rendezvous server advertised (one of several sharing a
+	// store). Only the sender's is sent; Invitation.Pair fills it in.
+	Relay string
 }
 
 // Result is what pairing hands to the transport.
@@ -84,6 +88,10 @@ type Result struct {
 	PeerTCPCandidates []netip.AddrPort
 	// PeerCandidateTypes says how the peer learned its candidates.
 	PeerCandidateTypes map[netip.AddrPort]transport.CandidateType
+	// Relay is the relay to use, HOST:PORT, when the sender's rendezvous
+	// server named one (several servers behind one name: the pair must
+	// meet on one); empty means the configured rendezvous address.
+	Relay string
 }
 
 // TransportRole maps the side to the transport's role: the sender accepts,
@@ -183,9 +191,11 @@ func runPAKE(ctx context.Context, mb Mailbox, side Side, c code.Code, own Offer)
 		PeerTCPCandidates:  theirs.TCPCandidates,
 		PeerCandidateTypes: theirs.CandidateTypes,
 		SessionID:          own.SessionID,
+		Relay:              own.Relay,
 	}
 	if side == Receiver {
 		res.SessionID = theirs.SessionID
+		res.Relay = theirs.Relay
 	}
 	return res, nil
 }
@@ -278,6 +288,9 @@ type offerJSON struct {
 	// Types maps a candidate ("IP:PORT", of either list) to how it was
 	// learned ("host", "srflx"); candidates without one are inferred.
 	Types map[string]string `json:"types,omitempty"`
+	// Relay (the sender's only) is the relay both sides use, when its
+	// rendezvous server advertised one.
+	Relay string `json:"relay,omitempty"`
 }
 
 // seal encrypts s's offer. Each key seals exactly one message, so a zero
@@ -290,6 +303,7 @@ func (k *pairKeys) seal(s Side, o Offer) ([]byte, error) {
 	w := offerJSON{Version: 1, Fingerprint: hex.EncodeToString(o.Fingerprint[:])}
 	if s == Sender {
 		w.SessionID = o.SessionID.String()
+		w.Relay = o.Relay
 	}
 	w.Candidates = sealCandidates(o.Candidates)
 	w.TCPCandidates = sealCandidates(o.TCPCandidates)
@@ -339,6 +353,12 @@ func (k *pairKeys) open(s Side, sealed []byte) (Offer, error) {
 	if s == Sender {
 		if o.SessionID, err = uuid.Parse(w.SessionID); err != nil {
 			return Offer{}, fmt.Errorf("%w: bad session id", ErrTampered)
+		}
+		if w.Relay != "" {
+			if err := code.ValidateRendezvous(w.Relay); err != nil {
+				return Offer{}, fmt.Errorf("%w: bad relay address: %w", ErrTampered, err)
+			}
+			o.Relay = w.Relay
 		}
 	}
 	if o.Candidates, err = openCandidates(w.Candidates); err != nil {

@@ -398,12 +398,52 @@ func TestOfferCarriesTCPCandidates(t *testing.T) {
 	}
 }
 
+// TestOfferCarriesTheSendersRelay: the sender's relay travels in its
+// offer; a receiver's is never sent; a malformed one makes the offer
+// tampered rather than something to dial.
+func TestOfferCarriesTheSendersRelay(t *testing.T) {
+	k := testKeys(t)
+	o := testOffer(t, 1)
+	o.Relay = "relay-1.example:7887"
+	sealed, err := k.seal(Sender, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := k.open(Sender, sealed); err != nil || got.Relay != o.Relay {
+		t.Fatalf("sender's relay %q, %v; want %q", got.Relay, err, o.Relay)
+	}
+	sealed, err = k.seal(Receiver, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := openJSON(t, k, Receiver, sealed); w.Relay != "" {
+		t.Fatalf("the receiver's offer carries a relay %q", w.Relay)
+	}
+	for _, bad := range []string{"relay-1.example", "relay-1.example:0", "[::1%eth0]:7887", "a b:1", "http://x:1"} {
+		w := openJSON(t, k, Sender, mustSeal(t, k, o))
+		w.Relay = bad
+		if _, err := k.open(Sender, sealJSON(t, k, Sender, w)); !errors.Is(err, ErrTampered) {
+			t.Errorf("relay %q: %v, want ErrTampered", bad, err)
+		}
+	}
+}
+
+func mustSeal(t *testing.T, k *pairKeys, o Offer) []byte {
+	t.Helper()
+	b, err := k.seal(Sender, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // FuzzOpenOffer: whatever plaintext a peer seals as its offer, opening it
 // never panics, and an offer that opens carries at most
 // transport.MaxPeerCandidates usable addresses in each list.
 func FuzzOpenOffer(f *testing.F) {
 	f.Add([]byte(`{"v":1,"fingerprint":"00","candidates":["1.2.3.4:5"],"tcp_candidates":["[::1]:0"]}`))
 	f.Add([]byte(`{"v":1}`))
+	f.Add([]byte(`{"v":1,"session":"6ba7b810-9dad-11d1-80b4-00c04fd430c8","fingerprint":"00","candidates":[],"relay":"relay.example:7887"}`))
 	f.Add([]byte(`[]`))
 	isk := bytes.Repeat([]byte{7}, 64)
 	k, err := deriveKeys(isk, []byte("fuzz transcript"))

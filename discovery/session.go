@@ -142,6 +142,9 @@ func (inv *Invitation) LAN() bool { return inv.lan }
 
 // Pair waits for the receiver and runs the PAKE and the offer exchange.
 func (inv *Invitation) Pair(ctx context.Context, own Offer) (*Result, error) {
+	if own.Relay == "" {
+		own.Relay = inv.client.Relay()
+	}
 	res, err := runPAKE(ctx, inv.client, Sender, inv.code, own)
 	if err != nil {
 		return nil, err
@@ -219,6 +222,12 @@ func joinOver(ctx context.Context, mb *mailbox.Client, c code.Code, own Offer) (
 			_ = mb.Close(ctx, mailbox.Errory)
 		}
 		return nil, err
+	}
+	if mb.Relay() == "" {
+		// Only a server that itself advertises a relay is one of several
+		// sharing a store: elsewhere the relay is the server this side
+		// chose, whatever the sender's offer names.
+		res.Relay = ""
 	}
 	_ = mb.Release(ctx)
 	_ = mb.Close(ctx, mailbox.Happy)

@@ -15,12 +15,19 @@ import (
 // startRendezvous runs a real mailbox server (TCP and STUN) on loopback.
 func startRendezvous(t *testing.T) string {
 	t.Helper()
+	return startRendezvousWith(t, mailbox.ServerConfig{})
+}
+
+// startRendezvousWith is startRendezvous with the caller's configuration.
+func startRendezvousWith(t *testing.T, cfg mailbox.ServerConfig) string {
+	t.Helper()
 	ln, pc, err := mailbox.Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := mailbox.NewServer(mailbox.ServerConfig{Logger: quietLogger()})
+	cfg.Logger = quietLogger()
+	srv := mailbox.NewServer(cfg)
 	done := make(chan struct{}, 2)
 	go func() { srv.Serve(ctx, ln); done <- struct{}{} }()
 	go func() { srv.ServeSTUN(ctx, pc); done <- struct{}{} }()
@@ -129,5 +136,54 @@ func TestSTUNThroughRendezvous(t *testing.T) {
 	defer cancel2()
 	if _, err := c.Query(short, netip.MustParseAddrPort("127.0.0.1:9")); !errors.Is(err, ErrSTUNTimeout) {
 		t.Fatalf("silent server: %v, want ErrSTUNTimeout", err)
+	}
+}
+
+// TestRelayOfTheSendersServer: with several servers sharing one store,
+// each advertising its own address, the pair must relay through one of
+// them: both sides get the sender's server's. A receiver whose own server
+// advertises nothing (a single server, whatever the offer says) keeps its
+// own rendezvous address.
+func TestRelayOfTheSendersServer(t *testing.T) {
+	store := mailbox.NewMemStore()
+	const relay1, relay2 = "relay-1.example:7887", "relay-2.example:7887"
+	srv1 := startRendezvousWith(t, mailbox.ServerConfig{Store: store, Advertise: relay1})
+	srv2 := startRendezvousWith(t, mailbox.ServerConfig{Store: store, Advertise: relay2})
+	plain := startRendezvousWith(t, mailbox.ServerConfig{Store: store})
+
+	for _, tc := range []struct {
+		name               string
+		sendVia, recvVia   string
+		wantSend, wantRecv string
+	}{
+		{"sender and receiver on different servers", srv1, srv2, relay1, relay1},
+		{"receiver's server advertises nothing", srv1, plain, relay1, ""},
+		{"sender's server advertises nothing", plain, srv2, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			inv, err := Host(ctx, Config{Rendezvous: tc.sendVia, Logger: quietLogger(), NoLAN: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer inv.Close()
+			sch := make(chan pairOutcome, 1)
+			go func() {
+				r, err := inv.Pair(ctx, testOffer(t, 1111))
+				sch <- pairOutcome{r, err}
+			}()
+			rr, err := Join(ctx, Config{Rendezvous: tc.recvVia, Logger: quietLogger(), NoLAN: true}, inv.Code(), testOffer(t, 2222))
+			if err != nil {
+				t.Fatalf("Join: %v", err)
+			}
+			sr := <-sch
+			if sr.err != nil {
+				t.Fatalf("Pair: %v", sr.err)
+			}
+			if sr.res.Relay != tc.wantSend || rr.Relay != tc.wantRecv {
+				t.Fatalf("relays: sender %q, receiver %q; want %q, %q", sr.res.Relay, rr.Relay, tc.wantSend, tc.wantRecv)
+			}
+		})
 	}
 }

@@ -149,14 +149,20 @@ func tamperedPeer(err error) error {
 }
 
 // transportPeer is what the transport needs to know of the paired peer.
+// The relay is the configured rendezvous server unless pairing named the
+// sender's server's own (several servers behind one name).
 func (p *peer) transportPeer(res *discovery.Result) transport.Peer {
+	relay := p.cfg.Rendezvous
+	if res.Relay != "" {
+		relay = res.Relay
+	}
 	return transport.Peer{
 		Role:            res.TransportRole(),
 		Key:             res.TransportKey,
 		Certificate:     p.cert,
 		PeerFingerprint: res.PeerFingerprint,
 		Candidates:      res.PeerCandidates,
-		Relay:           p.cfg.Rendezvous,
+		Relay:           relay,
 		Paths:           p.cfg.Paths,
 		TCPCandidates:   res.PeerTCPCandidates,
 		CandidateTypes:  res.PeerCandidateTypes,

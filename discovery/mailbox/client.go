@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"ferry/discovery/code"
 )
 
 const (
@@ -28,8 +30,9 @@ const defaultKeepalive = 30 * time.Second
 // for concurrent use; every blocking method takes a ctx. A Client owns one
 // reader goroutine, which exits when the connection closes.
 type Client struct {
-	nc   net.Conn
-	side string
+	nc    net.Conn
+	side  string
+	relay string // the server's advertised relay, from its welcome
 
 	wmu sync.Mutex // serializes frame writes
 
@@ -83,13 +86,15 @@ func dialAs(ctx context.Context, addr, side string, keepalive time.Duration) (*C
 	if err != nil {
 		return nil, fmt.Errorf("mailbox: dial %s: %w", addr, err)
 	}
-	if err := handshake(ctx, nc, side); err != nil {
+	relay, err := handshake(ctx, nc, side)
+	if err != nil {
 		nc.Close()
 		return nil, err
 	}
 	c := &Client{
 		nc:      nc,
 		side:    side,
+		relay:   relay,
 		pending: make(map[uint64]chan *frame),
 		wake:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -111,7 +116,8 @@ func newSide() (string, error) {
 }
 
 // handshake sends hello and reads welcome, bounded by ctx and dialTimeout.
-func handshake(ctx context.Context, nc net.Conn, side string) error {
+// It returns the relay address the server advertised, if any.
+func handshake(ctx context.Context, nc net.Conn, side string) (relay string, err error) {
 	deadline := time.Now().Add(dialTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -119,17 +125,17 @@ func handshake(ctx context.Context, nc net.Conn, side string) error {
 	nc.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	fail := func(what string, err error) error {
+	fail := func(what string, err error) (string, error) {
 		if err := ctxDone(ctx); err != nil {
-			return err
+			return "", err
 		}
-		return fmt.Errorf("mailbox: %s: %w", what, err)
+		return "", fmt.Errorf("mailbox: %s: %w", what, err)
 	}
 
 	v := ProtocolVersion
 	b, err := encodeFrame(&frame{Type: typeHello, Version: &v, Side: side})
 	if err != nil {
-		return err
+		return "", err
 	}
 	if _, err := nc.Write(b); err != nil {
 		return fail("send hello", err)
@@ -144,18 +150,25 @@ func handshake(ctx context.Context, nc net.Conn, side string) error {
 	}
 	switch {
 	case f.Type == typeError:
-		return &Error{Code: f.Code, Message: f.Message}
+		return "", &Error{Code: f.Code, Message: f.Message}
 	case f.Type != typeWelcome:
-		return fmt.Errorf("mailbox: expected welcome, got %q", f.Type)
+		return "", fmt.Errorf("mailbox: expected welcome, got %q", f.Type)
 	case f.Version == nil || *f.Version != ProtocolVersion:
-		return fmt.Errorf("mailbox: server welcomed with another protocol version")
+		return "", fmt.Errorf("mailbox: server welcomed with another protocol version")
+	case f.Relay != "" && code.ValidateRendezvous(f.Relay) != nil:
+		return "", fmt.Errorf("mailbox: server advertised a malformed relay address")
 	}
 	if !stop() {
-		return ctx.Err()
+		return "", ctx.Err()
 	}
 	nc.SetDeadline(time.Time{})
-	return nil
+	return f.Relay, nil
 }
+
+// Relay returns the relay address the server advertised in its welcome
+// (HOST:PORT), or "" when it advertised none: then the address this
+// client dialed is the relay too.
+func (c *Client) Relay() string { return c.relay }
 
 // Side returns this client's side: 16 hex characters (random, unless
 // given to DialSide) that identify it to the server and to the other side.

@@ -262,6 +262,23 @@ func TestDialUnsupportedVersion(t *testing.T) {
 	}
 }
 
+// TestWelcomeAdvertisesRelay: a server given its own address names it in
+// every welcome; a client refuses a malformed one rather than dial it.
+func TestWelcomeAdvertisesRelay(t *testing.T) {
+	plain := startServer(t, ServerConfig{})
+	if c := dial(t, plain.addr); c.Relay() != "" {
+		t.Fatalf("a server without --advertise named relay %q", c.Relay())
+	}
+	ts := startServer(t, ServerConfig{Advertise: "relay-1.example:7887"})
+	if c := dial(t, ts.addr); c.Relay() != "relay-1.example:7887" {
+		t.Fatalf("Relay() = %q", c.Relay())
+	}
+	bad := startServer(t, ServerConfig{Advertise: "no port here"})
+	if _, err := Dial(testCtx(t), bad.addr); err == nil || !strings.Contains(err.Error(), "relay") {
+		t.Fatalf("Dial to a server advertising a malformed relay = %v", err)
+	}
+}
+
 func TestDialContextCancel(t *testing.T) {
 	// A server that accepts and never answers hello.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -11,8 +11,12 @@ package mailbox
 //
 //	{"type":"hello","version":1,"side":"<16 lowercase hex chars, random>"}
 //
-// The server answers {"type":"welcome","version":1}, or, for any other
-// version,
+// The server answers {"type":"welcome","version":1}, with
+// "relay":"HOST:PORT" when the server was given its own public address
+// (ferry rendezvous --advertise): several servers behind one name share
+// nameplates and mailboxes, and a relayed pair must meet on one of them, so
+// the sender names this server's relay in its offer and both sides use it.
+// For any other version it answers
 //
 //	{"type":"error","code":"unsupported_version",
 //	 "message":"this server speaks mailbox protocol version 1; upgrade ferry"}
@@ -193,6 +197,7 @@ type frame struct {
 	Mood      string  `json:"mood,omitempty"`
 	Code      string  `json:"code,omitempty"`
 	Message   string  `json:"message,omitempty"`
+	Relay     string  `json:"relay,omitempty"`
 }
 
 var (

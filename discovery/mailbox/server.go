@@ -38,6 +38,12 @@ type ServerConfig struct {
 	RequestRate  float64
 	RequestBurst int
 
+	// Advertise is this server's own address, HOST:PORT, sent to every
+	// client in its welcome as the relay to use; empty when the clients'
+	// rendezvous address names this server alone. Servers sharing a Store
+	// behind one name must each advertise their own (see protocol.go).
+	Advertise string
+
 	// MaxBody bounds a message body in bytes (decoded); default 4096.
 	MaxBody int
 	// MaxMessages bounds the messages in one mailbox; default 32.
