@@ -33,6 +33,7 @@ type Client struct {
 	nc    net.Conn
 	side  string
 	relay string // the server's advertised relay, from its welcome
+	alt   uint16 // the server's second STUN port, from its welcome
 
 	wmu sync.Mutex // serializes frame writes
 
@@ -86,7 +87,7 @@ func dialAs(ctx context.Context, addr, side string, keepalive time.Duration) (*C
 	if err != nil {
 		return nil, fmt.Errorf("mailbox: dial %s: %w", addr, err)
 	}
-	relay, err := handshake(ctx, nc, side)
+	w, err := handshake(ctx, nc, side)
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -94,7 +95,8 @@ func dialAs(ctx context.Context, addr, side string, keepalive time.Duration) (*C
 	c := &Client{
 		nc:      nc,
 		side:    side,
-		relay:   relay,
+		relay:   w.Relay,
+		alt:     uint16(w.STUNAlt),
 		pending: make(map[uint64]chan *frame),
 		wake:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -115,9 +117,9 @@ func newSide() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-// handshake sends hello and reads welcome, bounded by ctx and dialTimeout.
-// It returns the relay address the server advertised, if any.
-func handshake(ctx context.Context, nc net.Conn, side string) (relay string, err error) {
+// handshake sends hello and reads welcome, bounded by ctx and dialTimeout,
+// and returns the welcome.
+func handshake(ctx context.Context, nc net.Conn, side string) (*frame, error) {
 	deadline := time.Now().Add(dialTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -125,17 +127,17 @@ func handshake(ctx context.Context, nc net.Conn, side string) (relay string, err
 	nc.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	fail := func(what string, err error) (string, error) {
+	fail := func(what string, err error) (*frame, error) {
 		if err := ctxDone(ctx); err != nil {
-			return "", err
+			return nil, err
 		}
-		return "", fmt.Errorf("mailbox: %s: %w", what, err)
+		return nil, fmt.Errorf("mailbox: %s: %w", what, err)
 	}
 
 	v := ProtocolVersion
 	b, err := encodeFrame(&frame{Type: typeHello, Version: &v, Side: side})
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if _, err := nc.Write(b); err != nil {
 		return fail("send hello", err)
@@ -150,25 +152,31 @@ func handshake(ctx context.Context, nc net.Conn, side string) (relay string, err
 	}
 	switch {
 	case f.Type == typeError:
-		return "", &Error{Code: f.Code, Message: f.Message}
+		return nil, &Error{Code: f.Code, Message: f.Message}
 	case f.Type != typeWelcome:
-		return "", fmt.Errorf("mailbox: expected welcome, got %q", f.Type)
+		return nil, fmt.Errorf("mailbox: expected welcome, got %q", f.Type)
 	case f.Version == nil || *f.Version != ProtocolVersion:
-		return "", fmt.Errorf("mailbox: server welcomed with another protocol version")
+		return nil, fmt.Errorf("mailbox: server welcomed with another protocol version")
 	case f.Relay != "" && code.ValidateRendezvous(f.Relay) != nil:
-		return "", fmt.Errorf("mailbox: server advertised a malformed relay address")
+		return nil, fmt.Errorf("mailbox: server advertised a malformed relay address")
+	case f.STUNAlt < 0 || f.STUNAlt > 0xffff:
+		return nil, fmt.Errorf("mailbox: server advertised a malformed STUN port")
 	}
 	if !stop() {
-		return "", ctx.Err()
+		return nil, ctx.Err()
 	}
 	nc.SetDeadline(time.Time{})
-	return f.Relay, nil
+	return f, nil
 }
 
 // Relay returns the relay address the server advertised in its welcome
 // (HOST:PORT), or "" when it advertised none: then the address this
 // client dialed is the relay too.
 func (c *Client) Relay() string { return c.relay }
+
+// STUNAltPort returns the server's second STUN port, on the address this
+// client dialed, or 0 when it announced none.
+func (c *Client) STUNAltPort() uint16 { return c.alt }
 
 // Side returns this client's side: 16 hex characters (random, unless
 // given to DialSide) that identify it to the server and to the other side.

@@ -132,7 +132,7 @@ func (c *conn) handshake() bool {
 	c.log = c.log.With("side", c.side)
 	c.log.Debug("mailbox client connected")
 	v := ProtocolVersion
-	return c.reply(&frame{Type: typeWelcome, Version: &v, Relay: c.s.cfg.Advertise})
+	return c.reply(&frame{Type: typeWelcome, Version: &v, Relay: c.s.cfg.Advertise, STUNAlt: c.s.cfg.STUNAltPort})
 }
 
 // handle executes one request. It reports whether the connection should go

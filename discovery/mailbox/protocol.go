@@ -16,6 +16,9 @@ package mailbox
 // (ferry rendezvous --advertise): several servers behind one name share
 // nameplates and mailboxes, and a relayed pair must meet on one of them, so
 // the sender names this server's relay in its offer and both sides use it.
+// It also carries "stun_alt_port":N when the server answers STUN on a
+// second port of the same address (see Server.ServeSTUNPair), for clients
+// that check how their NAT behaves (ferry netcheck).
 // For any other version it answers
 //
 //	{"type":"error","code":"unsupported_version",
@@ -198,6 +201,7 @@ type frame struct {
 	Code      string  `json:"code,omitempty"`
 	Message   string  `json:"message,omitempty"`
 	Relay     string  `json:"relay,omitempty"`
+	STUNAlt   int     `json:"stun_alt_port,omitempty"`
 }
 
 var (

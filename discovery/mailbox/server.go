@@ -43,6 +43,9 @@ type ServerConfig struct {
 	// rendezvous address names this server alone. Servers sharing a Store
 	// behind one name must each advertise their own (see protocol.go).
 	Advertise string
+	// STUNAltPort is the port of the second STUN socket (ServeSTUNPair),
+	// told to clients in the welcome; 0 for none.
+	STUNAltPort int
 
 	// MaxBody bounds a message body in bytes (decoded); default 4096.
 	MaxBody int

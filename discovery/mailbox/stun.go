@@ -21,6 +21,34 @@ import (
 // flood from one source gets back fewer bytes than it sent. Requests over
 // a source's budget are dropped silently, as a client retransmits anyway.
 func (s *Server) ServeSTUN(ctx context.Context, pc net.PacketConn) error {
+	return s.serveSTUN(ctx, pc, nil)
+}
+
+// ServeSTUNPair answers STUN on two sockets of this server, normally the
+// listen port and the one above it, as ServeSTUN does on each, and lets a
+// client tell how its NAT behaves (RFC 5780, with one address): a Binding
+// request to either port from one client socket shows whether its NAT
+// maps per destination, and one carrying CHANGE-REQUEST with the
+// change-port flag is answered from the other port, which shows whether
+// its NAT lets in a packet from a port it never sent to. A request asking
+// to change the IP address is not answered (there is no other address).
+// Both sockets are closed when it returns.
+func (s *Server) ServeSTUNPair(ctx context.Context, a, b net.PacketConn) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.serveSTUN(ctx, b, a) }()
+	err := s.serveSTUN(ctx, a, b)
+	// The second loop ends with the first: Shutdown or ctx closes both
+	// sockets; an early return (after Shutdown) closes only a.
+	b.Close()
+	if berr := <-errc; err == nil {
+		err = berr
+	}
+	return err
+}
+
+// serveSTUN is ServeSTUN on pc; a change-port request is answered from
+// other, or not at all when other is nil.
+func (s *Server) serveSTUN(ctx context.Context, pc, other net.PacketConn) error {
 	defer pc.Close()
 	s.mu.Lock()
 	if s.closed {
@@ -62,13 +90,23 @@ func (s *Server) ServeSTUN(ctx context.Context, pc net.PacketConn) error {
 			continue
 		}
 		src := ua.AddrPort()
+		out := pc
+		switch changeRequested(req) {
+		case changePort:
+			if other == nil {
+				continue
+			}
+			out = other
+		case changeIP:
+			continue
+		}
 		if !s.stunLimit.allow(src.Addr(), time.Now()) {
 			continue
 		}
 		if err := buildBindingSuccess(resp, req.TransactionID, src); err != nil {
 			continue
 		}
-		if _, err := pc.WriteTo(resp.Raw, from); err != nil {
+		if _, err := out.WriteTo(resp.Raw, from); err != nil {
 			s.log.Debug("stun write failed", "err", err)
 		}
 	}
@@ -96,4 +134,36 @@ func buildBindingSuccess(resp *stun.Message, tid [stun.TransactionIDSize]byte, s
 		stun.BindingSuccess,
 		&stun.XORMappedAddress{IP: ip.AsSlice(), Port: int(src.Port())},
 	)
+}
+
+// What a Binding request's CHANGE-REQUEST attribute (RFC 5780 7.2) asks.
+type changeRequest int
+
+const (
+	changeNone changeRequest = iota // no attribute, or no flag set
+	changePort                      // answer from the other port
+	changeIP                        // answer from another IP address (with or without the port)
+)
+
+// CHANGE-REQUEST flags.
+const (
+	changeIPFlag   = 0x04
+	changePortFlag = 0x02
+)
+
+// changeRequested reads req's CHANGE-REQUEST. A malformed attribute counts
+// as asking for an IP change, which is never answered.
+func changeRequested(req *stun.Message) changeRequest {
+	v, err := req.Get(stun.AttrChangeRequest)
+	switch {
+	case errors.Is(err, stun.ErrAttributeNotFound):
+		return changeNone
+	case err != nil || len(v) != 4:
+		return changeIP
+	case v[3]&changeIPFlag != 0:
+		return changeIP
+	case v[3]&changePortFlag != 0:
+		return changePort
+	}
+	return changeNone
 }
