@@ -116,3 +116,23 @@ func TestServeSTUNIgnoresChangePortAlone(t *testing.T) {
 		t.Fatal("the change-port request was answered from the only port")
 	}
 }
+
+// FuzzSTUNRequest: whatever a client sends, reading it as a Binding
+// request and its CHANGE-REQUEST never panics, and only a well-formed
+// attribute with the port flag alone asks to change the port.
+func FuzzSTUNRequest(f *testing.F) {
+	f.Add(stun.MustBuild(stun.TransactionID, stun.BindingRequest).Raw)
+	f.Add(stun.MustBuild(stun.TransactionID, stun.BindingRequest, changeRequestAttr(changePortFlag)).Raw)
+	f.Add(stun.MustBuild(stun.TransactionID, stun.BindingRequest, changeRequestAttr(changeIPFlag), stun.Fingerprint).Raw)
+	f.Add([]byte("junk"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req := new(stun.Message)
+		if !parseBindingRequest(req, b) {
+			return
+		}
+		got := changeRequested(req)
+		if v, err := req.Get(stun.AttrChangeRequest); got == changePort && (err != nil || len(v) != 4 || v[3]&changeIPFlag != 0 || v[3]&changePortFlag == 0) {
+			t.Fatalf("change-port for attribute %x (%v)", v, err)
+		}
+	})
+}
