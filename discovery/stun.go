@@ -94,13 +94,29 @@ func (c *STUNClient) handle(msg []byte, from netip.AddrPort) {
 // Query asks one STUN server for the reflexive address, retransmitting
 // until an answer arrives or ctx ends (give ctx a deadline; a few seconds).
 func (c *STUNClient) Query(ctx context.Context, server netip.AddrPort) (netip.AddrPort, error) {
-	req, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	return c.query(ctx, server, server)
+}
+
+// QueryChangePort asks server to answer from its other port, alt (RFC
+// 5780's CHANGE-REQUEST; ferry's rendezvous server announces alt in its
+// mailbox welcome). Only an answer from alt counts. No answer means the
+// NAT dropped a packet from a port this socket never sent to, or the
+// server does not answer such requests: ctx's deadline decides how long
+// to wait for it.
+func (c *STUNClient) QueryChangePort(ctx context.Context, server, alt netip.AddrPort) (netip.AddrPort, error) {
+	return c.query(ctx, server, alt, stun.RawAttribute{Type: stun.AttrChangeRequest, Value: []byte{0, 0, 0, 0x02}})
+}
+
+// query sends a Binding request with setters to server and waits for the
+// answer from from.
+func (c *STUNClient) query(ctx context.Context, server, from netip.AddrPort, setters ...stun.Setter) (netip.AddrPort, error) {
+	req, err := stun.Build(append(append([]stun.Setter{stun.TransactionID, stun.BindingRequest}, setters...), stun.Fingerprint)...)
 	if err != nil {
 		return netip.AddrPort{}, fmt.Errorf("discovery: build STUN request: %w", err)
 	}
 	ch := make(chan netip.AddrPort, 1)
 	c.mu.Lock()
-	c.pending[req.TransactionID] = stunQuery{server: transport.UnmapAddrPort(server), answer: ch}
+	c.pending[req.TransactionID] = stunQuery{server: transport.UnmapAddrPort(from), answer: ch}
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
