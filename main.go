@@ -59,6 +59,9 @@ Usage:
                                           :7887; --max-nameplates-per-ip N); with
                                           --redis, servers sharing one Redis act as one,
                                           each --advertise-ing its own address for relaying
+  ferry netcheck [--rendezvous HOST:PORT] [--json]
+                                          check what this network allows: UDP, the
+                                          NAT's behaviour, TCP, port mapping, relay
   ferry version                           print the version and exit
   ferry help                              show this help
 
@@ -86,6 +89,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "rendezvous":
 		return runRendezvous(args[1:], stderr)
+	case "netcheck":
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		env := cli.OSEnv()
+		env.Stdout, env.Stderr = stdout, stderr
+		return cli.Netcheck(ctx, args[1:], env, cli.NetcheckOptions{})
 	case "send", "receive":
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()

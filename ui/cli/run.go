@@ -89,16 +89,12 @@ func (c *common) paths() transport.PathPolicy {
 }
 
 func (c *common) config(env Env) transfer.Config {
-	level := slog.LevelWarn
-	if c.verbose {
-		level = slog.LevelDebug
-	}
 	cfg := transfer.Config{
 		Rendezvous: c.rendezvous,
 		NoLAN:      c.noLAN,
 		Paths:      c.paths(),
 		ListenAddr: c.listen,
-		Logger:     slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level})),
+		Logger:     logger(env, c.verbose),
 	}
 	for _, s := range strings.Split(c.stun, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -114,6 +110,15 @@ func (c *common) sink(env Env, opts ...SinkOption) (transfer.Sink, func()) {
 		return NewJSONSink(env.Stdout, opts...), func() {}
 	}
 	return NewHumanSink(env.Stdout, env.StdoutTTY, opts...)
+}
+
+// logger logs warnings to stderr, and with verbose everything.
+func logger(env Env, verbose bool) *slog.Logger {
+	level := slog.LevelWarn
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
 func newFlagSet(name, usage string, env Env) *flag.FlagSet {
