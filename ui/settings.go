@@ -139,6 +139,7 @@ type settingsView struct {
 	relay      *widget.Check
 	links      *widget.Check
 	theme      *widget.RadioGroup
+	netcheck   *netcheckView
 }
 
 var themeLabels = []string{"System", "Light", "Dark"}
@@ -203,12 +204,15 @@ func newSettingsView(w *MainWindow) *settingsView {
 	v.theme.Required = true
 	v.theme.Selected = themeLabel(s.Theme)
 
+	v.netcheck = newNetcheckView(w)
+
 	form := widget.NewForm(
 		widget.NewFormItem("Rendezvous server", container.NewVBox(v.rendezvous, v.rvError)),
 		widget.NewFormItem("Download folder", container.NewBorder(nil, nil, nil, v.change, v.folder)),
 		widget.NewFormItem("Relay", v.relay),
 		widget.NewFormItem("Links", v.links),
 		widget.NewFormItem("Theme", v.theme),
+		widget.NewFormItem("Network", container.NewVBox(container.NewHBox(v.netcheck.button), v.netcheck.result)),
 	)
 	help := widget.NewLabel("Without a rendezvous server, both computers must be on the same local network. " +
 		"Changes apply to the next transfer.")

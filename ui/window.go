@@ -496,6 +496,9 @@ func (w *MainWindow) cancelAll() {
 	for _, j := range w.jobs {
 		w.cancelJob(j)
 	}
+	if c := w.settingsTab.netcheck.cancel; c != nil {
+		c()
+	}
 }
 
 // close stops the ticker and closes the window (which quits the app when
