@@ -44,3 +44,16 @@ func TestDesktopMetadataValidates(t *testing.T) {
 		})
 	}
 }
+
+// TestServerBuildNeedsNoCgo guards packaging/build-server.sh, which the
+// Containerfile runs: the static server binary is built with cgo off and
+// Fyne's own "ci" tag (its headless driver). A Fyne upgrade that dropped
+// the tag would break that build while every other build still passes;
+// listing the build's packages catches it in a second.
+func TestServerBuildNeedsNoCgo(t *testing.T) {
+	cmd := exec.Command("go", "list", "-tags", "ci", "-deps", "ferry")
+	cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("CGO_ENABLED=0 go list -tags ci -deps ferry: %v\n%s", err, out)
+	}
+}
