@@ -99,6 +99,7 @@ type Server struct {
 	janitor   sync.Once
 
 	stunLimit stunLimiter // per-source STUN answer budget, for every ServeSTUN
+	stats     serverStats // behind Stats
 }
 
 // NewServer returns a Server configured by cfg (see ServerConfig for the

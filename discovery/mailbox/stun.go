@@ -63,6 +63,7 @@ func (s *Server) ServeSTUN(ctx context.Context, pc net.PacketConn) error {
 		}
 		src := ua.AddrPort()
 		if !s.stunLimit.allow(src.Addr(), time.Now()) {
+			s.stats.stunRefused.Add(1)
 			continue
 		}
 		if err := buildBindingSuccess(resp, req.TransactionID, src); err != nil {
@@ -70,6 +71,8 @@ func (s *Server) ServeSTUN(ctx context.Context, pc net.PacketConn) error {
 		}
 		if _, err := pc.WriteTo(resp.Raw, from); err != nil {
 			s.log.Debug("stun write failed", "err", err)
+		} else {
+			s.stats.stunAnswered.Add(1)
 		}
 	}
 }
