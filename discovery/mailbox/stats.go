@@ -64,8 +64,9 @@ type ServerStats struct {
 
 	// RateLimited counts refusals by limit (Limit*; every limit is present).
 	RateLimited map[string]uint64
-	// STUNAnswered counts STUN Binding requests answered; STUNRefused
-	// those dropped because their source was over its budget.
+	// STUNAnswered counts STUN Binding requests answered (the answers
+	// sent, a failed send included: it is logged); STUNRefused those
+	// dropped because their source was over its budget.
 	STUNAnswered, STUNRefused uint64
 }
 

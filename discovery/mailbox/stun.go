@@ -69,10 +69,11 @@ func (s *Server) ServeSTUN(ctx context.Context, pc net.PacketConn) error {
 		if err := buildBindingSuccess(resp, req.TransactionID, src); err != nil {
 			continue
 		}
+		// Counted before it is sent, so that a client that has the
+		// answer finds it counted.
+		s.stats.stunAnswered.Add(1)
 		if _, err := pc.WriteTo(resp.Raw, from); err != nil {
 			s.log.Debug("stun write failed", "err", err)
-		} else {
-			s.stats.stunAnswered.Add(1)
 		}
 	}
 }
