@@ -107,12 +107,39 @@ func (m *Metrics) Serve(ctx context.Context, ln net.Listener) error {
 
 // WatchServer exports s's Stats at every scrape.
 func (m *Metrics) WatchServer(s *mailbox.Server) {
-	m.reg.MustRegister(&serverCollector{s: s})
+	m.reg.MustRegister(&statsCollector{descs: serverDescs, collect: func(e emitter) { collectServer(e, s.Stats()) }})
 }
 
 // WatchRelay exports r's Stats at every scrape.
 func (m *Metrics) WatchRelay(r *transport.RelayServer) {
-	m.reg.MustRegister(&relayCollector{r: r})
+	m.reg.MustRegister(&statsCollector{descs: relayDescs, collect: func(e emitter) { collectRelay(e, r.Stats()) }})
+}
+
+// statsCollector exports, at each scrape, the counters a server keeps
+// itself: collect reads them once and emits one metric per desc (and
+// label value).
+type statsCollector struct {
+	descs   []*prometheus.Desc
+	collect func(emitter)
+}
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) { c.collect(emitter{ch}) }
+
+// emitter sends const metrics to a scrape.
+type emitter struct{ ch chan<- prometheus.Metric }
+
+func (e emitter) counter(d *prometheus.Desc, v uint64, labels ...string) {
+	e.ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+}
+
+func (e emitter) gauge(d *prometheus.Desc, v int) {
+	e.ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -146,37 +173,24 @@ var (
 		"STUN Binding requests dropped because their source (an IPv4 address, an IPv6 /64) was over its answer budget.")
 )
 
-type serverCollector struct{ s *mailbox.Server }
+var serverDescs = []*prometheus.Desc{pairingsStartedDesc, pairingsCompletedDesc, pairingsFailedDesc,
+	meetsDesc, connectionsDesc, mailboxesDesc, nameplatesDesc, rateLimitedDesc, stunAnswersDesc, stunRefusedDesc}
 
-func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{pairingsStartedDesc, pairingsCompletedDesc, pairingsFailedDesc,
-		meetsDesc, connectionsDesc, mailboxesDesc, nameplatesDesc, rateLimitedDesc, stunAnswersDesc, stunRefusedDesc} {
-		ch <- d
-	}
-}
-
-func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.s.Stats()
-	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
-	gauge := func(d *prometheus.Desc, v int) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
-	}
-	counter(pairingsStartedDesc, st.PairingsStarted)
-	counter(pairingsCompletedDesc, st.PairingsCompleted)
+func collectServer(e emitter, st mailbox.ServerStats) {
+	e.counter(pairingsStartedDesc, st.PairingsStarted)
+	e.counter(pairingsCompletedDesc, st.PairingsCompleted)
 	for reason, n := range st.PairingsFailed {
-		counter(pairingsFailedDesc, n, reason)
+		e.counter(pairingsFailedDesc, n, reason)
 	}
-	counter(meetsDesc, st.Meets)
-	gauge(connectionsDesc, st.Connections)
-	gauge(mailboxesDesc, st.Mailboxes)
-	gauge(nameplatesDesc, st.Nameplates)
+	e.counter(meetsDesc, st.Meets)
+	e.gauge(connectionsDesc, st.Connections)
+	e.gauge(mailboxesDesc, st.Mailboxes)
+	e.gauge(nameplatesDesc, st.Nameplates)
 	for limit, n := range st.RateLimited {
-		counter(rateLimitedDesc, n, limit)
+		e.counter(rateLimitedDesc, n, limit)
 	}
-	counter(stunAnswersDesc, st.STUNAnswered)
-	counter(stunRefusedDesc, st.STUNRefused)
+	e.counter(stunAnswersDesc, st.STUNAnswered)
+	e.counter(stunRefusedDesc, st.STUNRefused)
 }
 
 // The relay's metrics.
@@ -204,20 +218,13 @@ var relayReasons = map[transport.RelayStatus]string{
 	transport.RelayTimeout:         "timeout",
 }
 
-type relayCollector struct{ r *transport.RelayServer }
+var relayDescs = []*prometheus.Desc{relayActiveDesc, relayTotalDesc, relayPairedDesc, relayRefusedDesc, relayBytesDesc}
 
-func (c *relayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{relayActiveDesc, relayTotalDesc, relayPairedDesc, relayRefusedDesc, relayBytesDesc} {
-		ch <- d
-	}
-}
-
-func (c *relayCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.r.Stats()
-	ch <- prometheus.MustNewConstMetric(relayActiveDesc, prometheus.GaugeValue, float64(st.Active))
-	ch <- prometheus.MustNewConstMetric(relayTotalDesc, prometheus.CounterValue, float64(st.Total))
-	ch <- prometheus.MustNewConstMetric(relayPairedDesc, prometheus.CounterValue, float64(st.Paired))
-	ch <- prometheus.MustNewConstMetric(relayBytesDesc, prometheus.CounterValue, float64(st.Bytes))
+func collectRelay(e emitter, st transport.RelayStats) {
+	e.gauge(relayActiveDesc, st.Active)
+	e.counter(relayTotalDesc, st.Total)
+	e.counter(relayPairedDesc, st.Paired)
+	e.counter(relayBytesDesc, st.Bytes)
 	other := uint64(0)
 	for status, n := range st.Refused {
 		if _, ok := relayReasons[status]; !ok {
@@ -225,9 +232,9 @@ func (c *relayCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for status, reason := range relayReasons {
-		ch <- prometheus.MustNewConstMetric(relayRefusedDesc, prometheus.CounterValue, float64(st.Refused[status]), reason)
+		e.counter(relayRefusedDesc, st.Refused[status], reason)
 	}
 	if other > 0 {
-		ch <- prometheus.MustNewConstMetric(relayRefusedDesc, prometheus.CounterValue, float64(other), "other")
+		e.counter(relayRefusedDesc, other, "other")
 	}
 }

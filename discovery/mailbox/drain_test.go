@@ -152,12 +152,11 @@ func TestDrainErrorInPlaceOfWelcome(t *testing.T) {
 		defer ts.s.mu.Unlock()
 		return len(ts.s.conns) == 1
 	})
-	drained := make(chan error, 1)
-	go func() { drained <- ts.s.Drain(testCtx(t)) }()
+	ts.s.beginStop(ErrServerDraining) // Drain's first half: the clients are told
 	err = handshake(testCtx(t), nc, "0123456789abcdef")
 	if !errors.Is(err, ErrServerDraining) || !Retryable(err) {
 		t.Fatalf("handshake = %v, want ErrServerDraining", err)
 	}
 	nc.Close()
-	must(t, <-drained)
+	must(t, ts.s.awaitConns(testCtx(t)))
 }

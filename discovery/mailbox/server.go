@@ -267,26 +267,38 @@ func (s *Server) stop(ctx context.Context, why *Error) error {
 // beginStop stops accepting and STUN, and tells every client why with its
 // final frame. Only the first call has an effect on the clients.
 func (s *Server) beginStop(why *Error) {
+	first := s.stopAccepting()
+	s.mu.Lock()
+	conns := mapKeys(s.conns)
+	s.mu.Unlock()
+	if first {
+		s.log.Info("mailbox server stopping", "connections", len(conns), "told", why.Code)
+	}
+	for _, c := range conns {
+		go c.finish(errorFrame(nil, why))
+	}
+}
+
+// stopAccepting marks the server closed and closes its listeners and STUN
+// sockets (Serve and ServeSTUN return nil); it reports whether this was the
+// first call.
+func (s *Server) stopAccepting() (first bool) {
 	s.mu.Lock()
 	if !s.closed {
+		first = true
 		s.closed = true
 		close(s.done)
-		s.log.Info("mailbox server stopping", "connections", len(s.conns), "told", why.Code)
 	}
 	lns := mapKeys(s.listeners)
 	pcs := mapKeys(s.packets)
-	conns := mapKeys(s.conns)
 	s.mu.Unlock()
-
 	for _, ln := range lns {
 		ln.Close()
 	}
 	for _, pc := range pcs {
 		pc.Close()
 	}
-	for _, c := range conns {
-		go c.finish(errorFrame(nil, why))
-	}
+	return first
 }
 
 // awaitConns waits for every connection to end; if ctx ends first, it drops
@@ -416,6 +428,15 @@ func (s *Server) ServeAll(ctx context.Context, ln net.Listener, pc net.PacketCon
 		err = <-serveErr
 	}
 	cancel()
+	// Stopped before Serve or ServeSTUN started (their goroutines may run
+	// late): stopped all the same.
+	stoppedEarly := func(err error) error {
+		if errors.Is(err, ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+	err = stoppedEarly(err)
 	sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer scancel()
 	if serr := s.Shutdown(sctx); err == nil {
@@ -428,25 +449,27 @@ func (s *Server) ServeAll(ctx context.Context, ln net.Listener, pc net.PacketCon
 			err = derr
 		}
 	}
-	if serr := <-stunErr; err == nil {
+	if serr := stoppedEarly(<-stunErr); err == nil {
 		err = serr
 	}
 	return err
 }
 
 // drainAll drains the mailbox and the relay at once: the mailbox stops
-// accepting and its clients are told to go elsewhere (as Drain does), then
-// stopAccepting closes the port, and relay sessions in progress get up to
+// accepting, closePort closes the port, its clients are told to go
+// elsewhere (as Drain does), and relay sessions in progress get up to
 // lo.drain (or until lo.hurry) to end.
-func (s *Server) drainAll(lo *listenOptions, stopAccepting func()) {
+func (s *Server) drainAll(lo *listenOptions, closePort func()) {
 	s.mu.Lock()
 	clients := len(s.conns)
 	s.mu.Unlock()
 	s.log.Info("rendezvous draining: no longer accepting", "mailbox_clients", clients, "relay_deadline", lo.drain)
-	// Stopped first, so that the Demux closing the mailbox's listener is
-	// no failure of Serve.
+	// In this order: the Demux closing the mailbox's listener is no
+	// failure of a Serve already stopped, and no client is told to go
+	// before the port is closed.
+	s.stopAccepting()
+	closePort()
 	s.beginStop(ErrServerDraining)
-	stopAccepting()
 	dctx, dcancel := context.WithTimeout(context.Background(), lo.drain)
 	defer dcancel()
 	if lo.hurry != nil {
