@@ -310,21 +310,30 @@ func (c *conn) stopPusher() {
 
 // cleanup runs when the connection ends: a side that did not close its
 // mailbox is closed as disconnected, and nameplates it allocated but nobody
-// claimed are released.
+// claimed are released. After a drain (Server.handover) the store is left
+// as it is instead: the client was told to take its place up on another
+// server sharing the store (DialSide, then claim again), and one that never
+// does is left to expiry and the store's abandonment rules, as after a
+// crash.
 func (c *conn) cleanup() {
 	defer c.recoverPanic("cleanup")
 	c.stopPusher()
 	c.nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	if c.mailbox != "" && !c.closedMB {
+	switch {
+	case c.s.handover.Load():
+		if c.mailbox != "" && !c.closedMB || len(c.allocated) > 0 {
+			c.log.Info("mailbox side handed over to another server", "nameplate", c.logName)
+		}
+	case c.mailbox != "" && !c.closedMB:
 		if err := c.s.store.Close(ctx, c.mailbox, c.side, ""); err != nil {
 			c.log.Error("mailbox store close failed", "nameplate", c.logName, "err", err)
 		}
 		c.log.Info("mailbox side disconnected", "nameplate", c.logName)
 	}
 	for _, np := range c.allocated {
-		if np == c.nameplate {
+		if np == c.nameplate || c.s.handover.Load() {
 			continue
 		}
 		if err := c.s.store.Release(ctx, np, c.side); err != nil {

@@ -160,3 +160,39 @@ func TestDrainErrorInPlaceOfWelcome(t *testing.T) {
 	nc.Close()
 	must(t, ts.s.awaitConns(testCtx(t)))
 }
+
+// TestDrainHandsPairingOver: two servers share a store; when one drains,
+// its client, told to go elsewhere, reconnects to the other under its side,
+// claims again and carries its pairing on: the drain left its place in the
+// store.
+func TestDrainHandsPairingOver(t *testing.T) {
+	store := NewMemStore()
+	draining, staying := startServer(t, ServerConfig{Store: store}), startServer(t, ServerConfig{Store: store})
+	ctx := testCtx(t)
+	a, b := dial(t, draining.addr), dial(t, staying.addr)
+	np, err := a.Allocate(ctx)
+	must(t, err)
+	must(t, a.Claim(ctx, np))
+	must(t, b.Claim(ctx, np))
+	must(t, a.Add(ctx, "pake", []byte("A")))
+	expectMsg(t, b, "pake", "A")
+
+	must(t, draining.s.Drain(ctx))
+	_, err = a.Receive(ctx, "pake")
+	expectDraining(t, err)
+
+	a2, err := DialSide(ctx, staying.addr, a.Side())
+	must(t, err)
+	t.Cleanup(a2.shutdown)
+	must(t, a2.Claim(ctx, np))
+	must(t, b.Add(ctx, "pake", []byte("B")))
+	expectMsg(t, a2, "pake", "B")
+	must(t, a2.Close(ctx, Happy))
+	must(t, b.Close(ctx, Happy))
+	if n, m := store.Len(); n != 0 || m != 0 {
+		t.Fatalf("store holds %d nameplates and %d mailboxes after both closed", n, m)
+	}
+	if st := draining.s.Stats(); st.PairingsFailed[FailServerStopped] != 1 {
+		t.Fatalf("draining server's stats %+v, want the pairing counted as server_stopped", st)
+	}
+}

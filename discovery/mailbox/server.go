@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -100,6 +101,7 @@ type Server struct {
 
 	stunLimit stunLimiter // per-source STUN answer budget, for every ServeSTUN
 	stats     serverStats // behind Stats
+	handover  atomic.Bool // draining: connections that end leave the store as it is
 }
 
 // NewServer returns a Server configured by cfg (see ServerConfig for the
@@ -252,8 +254,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Drain is Shutdown for a server that goes away while others stay: the
 // error frame's code is "draining" (ErrServerDraining), which tells clients
 // to connect again, to whichever server the rendezvous address leads to
-// now. With a shared store (Redis) their pairings carry on there.
+// now. The connections it ends leave their claims and nameplates in the
+// store, so that with a shared store (Redis) a client that reconnects
+// under its side (DialSide) and claims again carries its pairing on there.
 func (s *Server) Drain(ctx context.Context) error {
+	s.handover.Store(true)
 	return s.stop(ctx, ErrServerDraining)
 }
 
@@ -469,6 +474,7 @@ func (s *Server) drainAll(lo *listenOptions, closePort func()) {
 	// before the port is closed.
 	s.stopAccepting()
 	closePort()
+	s.handover.Store(true)
 	s.beginStop(ErrServerDraining)
 	dctx, dcancel := context.WithTimeout(context.Background(), lo.drain)
 	defer dcancel()
