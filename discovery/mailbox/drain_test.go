@@ -169,24 +169,19 @@ func TestDrainHandsPairingOver(t *testing.T) {
 	store := NewMemStore()
 	draining, staying := startServer(t, ServerConfig{Store: store}), startServer(t, ServerConfig{Store: store})
 	ctx := testCtx(t)
-	a, b := dial(t, draining.addr), dial(t, staying.addr)
-	np, err := a.Allocate(ctx)
-	must(t, err)
-	must(t, a.Claim(ctx, np))
-	must(t, b.Claim(ctx, np))
-	must(t, a.Add(ctx, "pake", []byte("A")))
-	expectMsg(t, b, "pake", "A")
+	a, b := checkPairing(t, draining.addr, staying.addr)
+	np := draining.s.heldNameplate(t)
 
 	must(t, draining.s.Drain(ctx))
-	_, err = a.Receive(ctx, "pake")
+	_, err := a.Receive(ctx, "more")
 	expectDraining(t, err)
 
 	a2, err := DialSide(ctx, staying.addr, a.Side())
 	must(t, err)
 	t.Cleanup(a2.shutdown)
 	must(t, a2.Claim(ctx, np))
-	must(t, b.Add(ctx, "pake", []byte("B")))
-	expectMsg(t, a2, "pake", "B")
+	must(t, b.Add(ctx, "more", []byte("B")))
+	expectMsg(t, a2, "more", "B")
 	must(t, a2.Close(ctx, Happy))
 	must(t, b.Close(ctx, Happy))
 	if n, m := store.Len(); n != 0 || m != 0 {
@@ -195,4 +190,18 @@ func TestDrainHandsPairingOver(t *testing.T) {
 	if st := draining.s.Stats(); st.PairingsFailed[FailServerStopped] != 1 {
 		t.Fatalf("draining server's stats %+v, want the pairing counted as server_stopped", st)
 	}
+}
+
+// heldNameplate returns the one nameplate the server's connections hold.
+func (s *Server) heldNameplate(t *testing.T) string {
+	t.Helper()
+	s.stats.mu.Lock()
+	defer s.stats.mu.Unlock()
+	for np := range s.stats.nameplates {
+		if len(s.stats.nameplates) == 1 {
+			return np
+		}
+	}
+	t.Fatalf("%d nameplates held, want 1", len(s.stats.nameplates))
+	return ""
 }
