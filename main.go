@@ -24,6 +24,7 @@ import (
 	"ferry/assets"
 	"ferry/discovery/code"
 	"ferry/discovery/mailbox"
+	"ferry/discovery/rendezvous"
 	"ferry/transport"
 	"ferry/ui"
 	"ferry/ui/cli"
@@ -54,11 +55,19 @@ Usage:
                                           from a share link (nothing starts unasked)
   ferry rendezvous [--listen HOST:PORT] [--no-relay] [--relay-rate MIB/S]
                    [--redis redis://HOST:PORT/DB] [--advertise HOST:PORT]
+                   [--metrics HOST:PORT] [--drain 30s] [--stun-alt-port N]
                                           run a rendezvous server: mailbox and relay
                                           (TCP) and STUN (UDP) on one port (default
-                                          :7887; --max-nameplates-per-ip N); with
+                                          :7887; --max-nameplates-per-ip N), and STUN
+                                          on the port above too (for netcheck); with
                                           --redis, servers sharing one Redis act as one,
-                                          each --advertise-ing its own address for relaying
+                                          each --advertise-ing its own address for
+                                          relaying; --metrics serves Prometheus metrics
+                                          at /metrics; on SIGTERM or Ctrl-C it drains:
+                                          refuses new connections, sends mailbox
+                                          clients elsewhere, lets relayed transfers
+                                          finish for up to --drain (a second signal
+                                          ends at once)
   ferry netcheck [--rendezvous HOST:PORT] [--json]
                                           check what this network allows: UDP, the
                                           NAT's behaviour, TCP, port mapping, relay
@@ -173,8 +182,58 @@ func openRedisStore(ctx context.Context, rawURL string, logger *slog.Logger) (ma
 	}, nil
 }
 
+// defaultDrain is how long `ferry rendezvous` lets relayed transfers go on
+// after SIGTERM: a stop or a rolling restart must not wait on a large
+// transfer for long, and clients whose relay session is closed rejoin
+// another server by themselves.
+const defaultDrain = 30 * time.Second
+
+// signalContexts returns stop, done at the first SIGINT or SIGTERM, and
+// hurry, done at the second; release stops listening for them.
+func signalContexts() (stop, hurry context.Context, release func()) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	stop, stopNow := context.WithCancel(context.Background())
+	hurry, hurryNow := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		for _, cancel := range []context.CancelFunc{stopNow, hurryNow} {
+			select {
+			case <-sigs:
+				cancel()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return stop, hurry, func() {
+		signal.Stop(sigs)
+		close(done)
+		stopNow()
+		hurryNow()
+	}
+}
+
+// serveMetrics serves m on addr until ctx is done. It fails only if addr
+// cannot be listened on.
+func serveMetrics(ctx context.Context, m *rendezvous.Metrics, addr string, logger *slog.Logger) (wait func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("metrics listening", "addr", ln.Addr().String(), "path", "/metrics")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := m.Serve(ctx, ln); err != nil {
+			logger.Error("metrics server failed", "err", err)
+		}
+	}()
+	return func() { <-done }, nil
+}
+
 // runRendezvous serves the mailbox, the relay (unless --no-relay) and STUN
-// until interrupted, then shuts down gracefully.
+// until interrupted, then drains (see --drain).
 func runRendezvous(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("rendezvous", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -186,6 +245,8 @@ func runRendezvous(args []string, stderr io.Writer) int {
 	redisURL := fs.String("redis", "", "`redis://HOST:PORT/DB` to keep nameplates and mailboxes in, shared by every rendezvous server given the same URL (default: in this process's memory)")
 	advertise := fs.String("advertise", "", "this server's own public `HOST:PORT`, for relayed transfers when several servers behind one name share --redis (the pair meets on the sender's server)")
 	relayRate := fs.Float64("relay-rate", float64(transport.DefaultRelaySessionRate)/(1<<20), "`MiB/s` one relayed transfer may use; -1 for no limit")
+	metricsAddr := fs.String("metrics", "", "`HOST:PORT` to serve Prometheus metrics on, at /metrics only (default: none); keep it off the internet")
+	drain := fs.Duration("drain", defaultDrain, "on SIGTERM or SIGINT, how long relayed transfers in progress may go on before they are closed, while new connections are refused and mailbox clients told to reconnect elsewhere; 0 stops at once")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -200,8 +261,8 @@ func runRendezvous(args []string, stderr io.Writer) int {
 		}
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, hurry, releaseSignals := signalContexts()
+	defer releaseSignals()
 	logger.Info("rendezvous server starting", "listen", *listen, "relay", !*noRelay, "advertise", *advertise, "version", version)
 	// With --no-relay the relay still answers relay hellos, with
 	// RelayDisabled, so clients can say why there is no relayed path.
@@ -212,7 +273,7 @@ func runRendezvous(args []string, stderr io.Writer) int {
 	relay := transport.NewRelayServer(transport.RelayConfig{Disabled: *noRelay, Logger: logger,
 		MaxSessions: *relaySessions, MaxSessionsPerAddr: *relayPerIP, SessionRate: rate})
 	defer relay.Close()
-	cfg := mailbox.ServerConfig{Logger: logger, MaxNameplatesPerIP: *perIP, Advertise: *advertise}
+	cfg := mailbox.ServerConfig{Logger: logger, MaxNameplatesPerIP: *perIP, Advertise: *advertise, Store: mailbox.NewMemStore()}
 	if *redisURL != "" {
 		store, closeStore, err := openRedisStore(ctx, *redisURL, logger)
 		if err != nil {
@@ -224,8 +285,32 @@ func runRendezvous(args []string, stderr io.Writer) int {
 	} else {
 		logger.Info("rendezvous store: memory (use --redis to share with other servers)")
 	}
-	err := mailbox.ListenAndServe(ctx, *listen, cfg,
-		mailbox.WithRelay(func(c net.Conn) { relay.ServeConn(ctx, c) }))
+	var metrics *rendezvous.Metrics
+	if *metricsAddr != "" {
+		metrics = rendezvous.NewMetrics()
+		cfg.Store = metrics.InstrumentStore(cfg.Store)
+	}
+	srv := mailbox.NewServer(cfg)
+	if metrics != nil {
+		metrics.WatchServer(srv)
+		metrics.WatchRelay(relay)
+		// Up until the drain is over, so that it can be watched.
+		mctx, stopMetrics := context.WithCancel(context.Background())
+		waitMetrics, err := serveMetrics(mctx, metrics, *metricsAddr, logger)
+		if err != nil {
+			stopMetrics()
+			fmt.Fprintf(stderr, "ferry rendezvous: --metrics: %v\n", err)
+			return exitFailure
+		}
+		defer waitMetrics()
+		defer stopMetrics()
+	}
+	ln, pc, err := mailbox.Listen(*listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry rendezvous: %v\n", err)
+		return exitFailure
+	}
+	err = srv.ServeAll(ctx, ln, pc, mailbox.WithRelayServer(relay), mailbox.WithDrain(*drain, hurry))
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "ferry rendezvous: %v\n", err)
 		return exitFailure

@@ -218,6 +218,8 @@ type RelayServer struct {
 
 	mu       sync.Mutex
 	closed   bool
+	draining bool                  // Drain was called: refuse every hello
+	drained  chan struct{}         // made by Drain, closed when no session is left
 	conns    map[net.Conn]struct{} // every connection in ServeConn
 	sessions map[[RelayTokenLen]byte]*relaySession
 	perAddr  map[netip.Prefix]int // sessions holding a side from each source
@@ -430,6 +432,10 @@ func (s *RelayServer) register(token [RelayTokenLen]byte, side Role, c net.Conn)
 	st = RelayWaiting
 	newAddr := sess == nil || !slices.Contains(sess.addrs, addr)
 	switch {
+	case s.draining:
+		// Busy is what a client retries, and by now the rendezvous
+		// address leads to another server.
+		st = RelayBusy
 	case sess == nil && s.cfg.MaxSessions >= 0 && sessions >= s.cfg.MaxSessions:
 		st = RelayBusy
 	case newAddr && s.cfg.MaxSessionsPerAddr >= 0 && fromAddr >= s.cfg.MaxSessionsPerAddr:
@@ -638,6 +644,7 @@ func (s *RelayServer) endLocked(sess *relaySession) bool {
 	if s.sessions[sess.token] == sess {
 		delete(s.sessions, sess.token)
 	}
+	s.noteDrainedLocked()
 	for _, a := range sess.addrs {
 		if s.perAddr[a]--; s.perAddr[a] <= 0 {
 			delete(s.perAddr, a)

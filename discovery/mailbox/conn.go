@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,6 +41,12 @@ type conn struct {
 	closedMB  bool // the mailbox was closed with a mood
 	pushStop  context.CancelFunc
 	pushDone  chan struct{}
+
+	// Accounting for Stats (stats.go), owned by the reader goroutine.
+	held    map[string]bool // nameplates counted as held by this connection
+	leftMB  bool            // the mailbox is no longer counted as open here
+	settled map[string]bool // allocated nameplates whose pairing was counted
+	expired atomic.Bool     // set by the pusher: the claimed nameplate expired
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -96,6 +103,7 @@ func (c *conn) run() {
 			return
 		}
 		if !c.limiter.allow(time.Now()) {
+			c.s.stats.countRateLimited(LimitRequests)
 			if !c.reply(errorFrame(&req.id, ErrRateLimited)) {
 				return
 			}
@@ -157,6 +165,8 @@ func (c *conn) handle(req *request) bool {
 			return c.replyErr(id, "allocate", err)
 		}
 		c.allocated = append(c.allocated, np)
+		c.holdNameplate(np)
+		c.s.stats.countStarted()
 		c.log.Info("nameplate allocated", "nameplate", np)
 		return c.reply(&frame{Type: typeAllocated, ID: id, Nameplate: np})
 
@@ -181,7 +191,10 @@ func (c *conn) handle(req *request) bool {
 			return c.replyErr(id, req.typ, err, "nameplate", logNameplate(req.nameplate))
 		}
 		c.nameplate, c.logName, c.mailbox = req.nameplate, logNameplate(req.nameplate), mb
+		c.holdNameplate(c.nameplate)
+		c.s.stats.hold(&c.s.stats.mailboxes, mb)
 		if req.typ == typeMeet {
+			c.s.stats.countMeet()
 			c.log.Info("meet nameplate claimed", "nameplate", c.logName)
 		} else {
 			c.log.Info("nameplate claimed", "nameplate", c.logName)
@@ -212,6 +225,7 @@ func (c *conn) handle(req *request) bool {
 				return c.replyErr(id, "release", err, "nameplate", c.logName)
 			}
 			c.released = true
+			c.dropNameplate(c.nameplate)
 			c.log.Debug("nameplate released", "nameplate", c.logName)
 		}
 		return c.reply(&frame{Type: typeReleased, ID: id})
@@ -223,6 +237,9 @@ func (c *conn) handle(req *request) bool {
 				c.log.Error("mailbox store close failed", "nameplate", c.logName, "err", err)
 			}
 			c.closedMB = true
+			c.dropNameplate(c.nameplate)
+			c.leaveMailbox()
+			c.settlePairings(req.mood)
 			c.log.Info("mailbox closed", "nameplate", c.logName, "mood", string(req.mood))
 			if req.mood == Scary {
 				c.log.Warn("nameplate burned: a side reported a wrong code", "nameplate", c.logName)
@@ -255,6 +272,7 @@ func (c *conn) startPusher() {
 					return
 				}
 				if errors.Is(err, ErrExpired) {
+					c.expired.Store(true)
 					c.log.Info("nameplate expired before a second side claimed it", "nameplate", nameplate)
 					c.finish(errorFrame(nil, ErrExpired))
 				} else {
@@ -292,27 +310,41 @@ func (c *conn) stopPusher() {
 
 // cleanup runs when the connection ends: a side that did not close its
 // mailbox is closed as disconnected, and nameplates it allocated but nobody
-// claimed are released.
+// claimed are released. After a drain (Server.handover) the store is left
+// as it is instead: the client was told to take its place up on another
+// server sharing the store (DialSide, then claim again), and one that never
+// does is left to expiry and the store's abandonment rules, as after a
+// crash.
 func (c *conn) cleanup() {
 	defer c.recoverPanic("cleanup")
 	c.stopPusher()
 	c.nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	if c.mailbox != "" && !c.closedMB {
+	switch {
+	case c.s.handover.Load():
+		if c.mailbox != "" && !c.closedMB || len(c.allocated) > 0 {
+			c.log.Info("mailbox side handed over to another server", "nameplate", c.logName)
+		}
+	case c.mailbox != "" && !c.closedMB:
 		if err := c.s.store.Close(ctx, c.mailbox, c.side, ""); err != nil {
 			c.log.Error("mailbox store close failed", "nameplate", c.logName, "err", err)
 		}
 		c.log.Info("mailbox side disconnected", "nameplate", c.logName)
 	}
 	for _, np := range c.allocated {
-		if np == c.nameplate {
+		if np == c.nameplate || c.s.handover.Load() {
 			continue
 		}
 		if err := c.s.store.Release(ctx, np, c.side); err != nil {
 			c.log.Error("mailbox store release failed", "nameplate", np, "err", err)
 		}
 	}
+	c.leaveMailbox()
+	for np := range c.held {
+		c.dropNameplate(np)
+	}
+	c.settlePairings("")
 	c.log.Debug("mailbox connection closed")
 }
 
@@ -399,6 +431,9 @@ func (c *conn) reply(f *frame) bool {
 // as they are, anything else is logged and reported as "internal".
 func (c *conn) replyErr(id *uint64, op string, err error, attrs ...any) bool {
 	var e *Error
+	if errors.Is(err, ErrTooManyNameplates) {
+		c.s.stats.countRateLimited(LimitNameplatesPerIP)
+	}
 	if !errors.As(err, &e) {
 		c.log.Error("mailbox store failed", append([]any{"op", op, "err", err}, attrs...)...)
 		e = errInternal

@@ -252,11 +252,14 @@ func (l *connListener) Close() error {
 
 func (l *connListener) Addr() net.Addr { return l.addr }
 
-// ListenOption adds to what ListenAndServe serves.
+// ListenOption adds to what ListenAndServe and Server.ServeAll serve.
 type ListenOption func(*listenOptions)
 
 type listenOptions struct {
-	relay func(net.Conn)
+	relay      func(ctx context.Context, c net.Conn)
+	drainRelay func(ctx context.Context) (inProgress, cut int)
+	drain      time.Duration
+	hurry      context.Context
 }
 
 // WithRelay makes ListenAndServe serve the relay on its TCP port too: a
@@ -264,5 +267,28 @@ type listenOptions struct {
 // Demux), which must return once the connection is closed. Without it the
 // port serves the mailbox alone, as before.
 func WithRelay(relay func(net.Conn)) ListenOption {
-	return func(o *listenOptions) { o.relay = relay }
+	return func(o *listenOptions) {
+		o.relay = func(_ context.Context, c net.Conn) { relay(c) }
+		o.drainRelay = nil
+	}
+}
+
+// WithRelayServer is WithRelay for r: relay connections go to r.ServeConn,
+// and a drain (WithDrain) drains r too.
+func WithRelayServer(r *transport.RelayServer) ListenOption {
+	return func(o *listenOptions) {
+		o.relay = r.ServeConn
+		o.drainRelay = r.Drain
+	}
+}
+
+// WithDrain makes the end of ctx a drain rather than a shutdown, for a
+// server that goes away while others stay: the port stops accepting (new
+// connections are refused), mailbox clients are told "draining"
+// (ErrServerDraining: connect again, elsewhere), and relay sessions in
+// progress (WithRelayServer) may go on for up to timeout before they are
+// closed. hurry, if not nil, cuts the drain short when it is done (a
+// second signal).
+func WithDrain(timeout time.Duration, hurry context.Context) ListenOption {
+	return func(o *listenOptions) { o.drain, o.hurry = timeout, hurry }
 }

@@ -116,21 +116,32 @@ func checkPairing(t *testing.T, addrA, addrB string) (a, b *Client) {
 	return a, b
 }
 
-// checkRelay pairs two relay clients through addr and sends a frame each
-// way.
-func checkRelay(t *testing.T, addr string, token byte) {
+// relayPair is a paired relay session's two raw clients.
+type relayPair struct {
+	a, b   net.Conn
+	ar, br *bufio.Reader
+}
+
+// pairRelayClients pairs two relay clients of token through addr.
+func pairRelayClients(t testing.TB, addr string, token byte) relayPair {
 	t.Helper()
 	a, ar := relayJoin(t, addr, token, transport.RoleDialer)
 	expectRelayStatus(t, ar, transport.RelayWaiting)
 	b, br := relayJoin(t, addr, token, transport.RoleAcceptor)
 	expectRelayStatus(t, br, transport.RelayWaiting, transport.RelayPaired)
 	expectRelayStatus(t, ar, transport.RelayPaired)
+	return relayPair{a, b, ar, br}
+}
+
+// exchange sends a frame each way.
+func (p relayPair) exchange(t testing.TB) {
+	t.Helper()
 	buf := make([]byte, transport.MaxRelayFrame)
 	for _, dir := range []struct {
 		from net.Conn
 		to   *bufio.Reader
 		msg  string
-	}{{a, br, "to the acceptor"}, {b, ar, "to the dialer"}} {
+	}{{p.a, p.br, "to the acceptor"}, {p.b, p.ar, "to the dialer"}} {
 		must(t, transport.WriteRelayFrame(dir.from, []byte(dir.msg)))
 		n, err := transport.ReadRelayFrame(dir.to, buf)
 		must(t, err)
@@ -138,6 +149,13 @@ func checkRelay(t *testing.T, addr string, token byte) {
 			t.Fatalf("relayed %q, want %q", buf[:n], dir.msg)
 		}
 	}
+}
+
+// checkRelay pairs two relay clients through addr and sends a frame each
+// way.
+func checkRelay(t *testing.T, addr string, token byte) {
+	t.Helper()
+	pairRelayClients(t, addr, token).exchange(t)
 }
 
 // TestDemuxServesMailboxAndRelay: mailbox clients and relay clients on the

@@ -44,7 +44,21 @@ var (
 	ErrUnsupportedVersion = &Error{Code: CodeUnsupportedVersion, Message: unsupportedVersionMessage}
 	ErrShuttingDown       = &Error{Code: CodeShuttingDown, Message: "the rendezvous server is shutting down; try again in a moment"}
 	ErrRateLimited        = &Error{Code: CodeRateLimited, Message: "too many requests; slow down"}
+
+	// ErrServerDraining ends the connections of a server that is going
+	// away while others take over (`ferry rendezvous` on SIGTERM): connect
+	// again, and the rendezvous address leads to another server. Its
+	// message says so, for clients that predate the code.
+	ErrServerDraining = &Error{Code: CodeDraining, Message: "the rendezvous server is restarting; connect again to continue"}
 )
+
+// Retryable reports whether err says the server went away on purpose and
+// the same request will likely succeed over a new connection (codes
+// "draining" and "shutting_down"). A client that pairs with a shared store
+// behind the rendezvous address dials again and goes on.
+func Retryable(err error) bool {
+	return errors.Is(err, ErrServerDraining) || errors.Is(err, ErrShuttingDown)
+}
 
 // closedError is the terminal error of a Client whose server said why it
 // closed the connection: it is the server's *Error and also ErrClosed.

@@ -89,8 +89,10 @@ package mailbox
 // crowded, rate_limited, too_large, too_many_nameplates, already_claimed,
 // not_claimed, mailbox_full, internal, and, in frames without an id that end
 // the connection, timeout (no hello within 10 s, or no frame for 2 minutes),
-// expired (the claimed nameplate expired before a second side claimed it)
-// and shutting_down. A frame that is too long, not a JSON object, of an
+// expired (the claimed nameplate expired before a second side claimed it),
+// shutting_down and draining (the server is going away while others stay:
+// connect again; a server sends it at any point, even in place of welcome).
+// A frame that is too long, not a JSON object, of an
 // unknown type or missing required fields is a protocol error: the server
 // replies with an error frame (with the request's id when it could read it)
 // and closes the connection. All other errors leave the connection open.
@@ -162,6 +164,7 @@ const (
 	CodeTimeout            = "timeout"
 	CodeExpired            = "expired"
 	CodeShuttingDown       = "shutting_down"
+	CodeDraining           = "draining"
 )
 
 const unsupportedVersionMessage = "this server speaks mailbox protocol version 1; upgrade ferry"

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -108,6 +109,8 @@ type Server struct {
 	janitor   sync.Once
 
 	stunLimit stunLimiter // per-source STUN answer budget, for every ServeSTUN
+	stats     serverStats // behind Stats
+	handover  atomic.Bool // draining: connections that end leave the store as it is
 }
 
 // NewServer returns a Server configured by cfg (see ServerConfig for the
@@ -254,27 +257,67 @@ func (s *Server) startJanitor() {
 // seconds. If ctx ends first, it drops the remaining connections and returns
 // ctx.Err(). It may be called more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
+	return s.stop(ctx, ErrShuttingDown)
+}
+
+// Drain is Shutdown for a server that goes away while others stay: the
+// error frame's code is "draining" (ErrServerDraining), which tells clients
+// to connect again, to whichever server the rendezvous address leads to
+// now. The connections it ends leave their claims and nameplates in the
+// store, so that with a shared store (Redis) a client that reconnects
+// under its side (DialSide) and claims again carries its pairing on there.
+func (s *Server) Drain(ctx context.Context) error {
+	s.handover.Store(true)
+	return s.stop(ctx, ErrServerDraining)
+}
+
+// stop is Shutdown and Drain: why is the error frame sent to every client.
+// Only the first call's why is sent.
+func (s *Server) stop(ctx context.Context, why *Error) error {
+	s.beginStop(why)
+	return s.awaitConns(ctx)
+}
+
+// beginStop stops accepting and STUN, and tells every client why with its
+// final frame. Only the first call has an effect on the clients.
+func (s *Server) beginStop(why *Error) {
+	first := s.stopAccepting()
+	s.mu.Lock()
+	conns := mapKeys(s.conns)
+	s.mu.Unlock()
+	if first {
+		s.log.Info("mailbox server stopping", "connections", len(conns), "told", why.Code)
+	}
+	for _, c := range conns {
+		go c.finish(errorFrame(nil, why))
+	}
+}
+
+// stopAccepting marks the server closed and closes its listeners and STUN
+// sockets (Serve and ServeSTUN return nil); it reports whether this was the
+// first call.
+func (s *Server) stopAccepting() (first bool) {
 	s.mu.Lock()
 	if !s.closed {
+		first = true
 		s.closed = true
 		close(s.done)
-		s.log.Info("mailbox server shutting down", "connections", len(s.conns))
 	}
 	lns := mapKeys(s.listeners)
 	pcs := mapKeys(s.packets)
-	conns := mapKeys(s.conns)
 	s.mu.Unlock()
-
 	for _, ln := range lns {
 		ln.Close()
 	}
 	for _, pc := range pcs {
 		pc.Close()
 	}
-	for _, c := range conns {
-		go c.finish(errorFrame(nil, ErrShuttingDown))
-	}
+	return first
+}
 
+// awaitConns waits for every connection to end; if ctx ends first, it drops
+// the remaining connections and returns ctx.Err().
+func (s *Server) awaitConns(ctx context.Context) error {
 	idle := make(chan struct{})
 	go func() {
 		s.handlers.Wait()
@@ -285,7 +328,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		s.mu.Lock()
-		conns = mapKeys(s.conns)
+		conns := mapKeys(s.conns)
 		s.mu.Unlock()
 		for _, c := range conns {
 			c.nc.Close()
@@ -330,26 +373,35 @@ func Listen(addr string) (ln net.Listener, pc net.PacketConn, err error) {
 // ListenAndServe listens on addr for both TCP (mailbox) and UDP (STUN) on
 // the same port and serves until ctx is done; then shuts down gracefully
 // (stop accepting, tell connected clients with an error frame code
-// "shutting_down", close within a few seconds). With WithRelay, the TCP
-// port serves relay connections too (see Demux); they are closed, and the
-// relay handler has returned, before ListenAndServe returns.
+// "shutting_down", close within a few seconds), or drains (WithDrain). With
+// WithRelay or WithRelayServer, the TCP port serves relay connections too
+// (see Demux); they are closed, and the relay handler has returned, before
+// ListenAndServe returns.
 func ListenAndServe(ctx context.Context, addr string, cfg ServerConfig, opts ...ListenOption) error {
-	var lo listenOptions
-	for _, opt := range opts {
-		opt(&lo)
-	}
 	ln, pc, err := Listen(addr)
 	if err != nil {
 		return err
 	}
-	s := NewServer(cfg)
+	return NewServer(cfg).ServeAll(ctx, ln, pc, opts...)
+}
+
+// ServeAll is ListenAndServe's work on a Server and listeners already open
+// (see Listen): the mailbox (and the relay, with its options) on ln, STUN
+// on pc, until ctx is done. It closes both.
+func (s *Server) ServeAll(ctx context.Context, ln net.Listener, pc net.PacketConn, opts ...ListenOption) error {
+	var lo listenOptions
+	for _, opt := range opts {
+		opt(&lo)
+	}
 	s.log.Info("mailbox server listening", "tcp", ln.Addr().String(), "udp", pc.LocalAddr().String())
 
-	ctx, cancel := context.WithCancel(ctx)
+	// inner ends everything started here; ctx only starts the stop, which
+	// may be a drain.
+	inner, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stunErr := make(chan error, 1)
 	go func() {
-		err := s.ServeSTUN(ctx, pc)
+		err := s.ServeSTUN(inner, pc)
 		if err != nil {
 			cancel()
 		}
@@ -358,19 +410,47 @@ func ListenAndServe(ctx context.Context, addr string, cfg ServerConfig, opts ...
 	var mailboxLn net.Listener = ln
 	var demux *Demux
 	demuxErr := make(chan error, 1)
+	accepting, stopAccepting := context.WithCancel(inner)
+	defer stopAccepting()
 	if lo.relay != nil {
-		demux = NewDemux(ln, lo.relay, s.log)
+		demux = NewDemux(ln, func(c net.Conn) { lo.relay(inner, c) }, s.log)
 		mailboxLn = demux.Mailbox()
 		go func() {
-			err := demux.Serve(ctx)
+			err := demux.Serve(accepting)
 			if err != nil {
 				cancel()
 			}
 			demuxErr <- err
 		}()
 	}
-	err = s.Serve(ctx, mailboxLn)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.Serve(inner, mailboxLn) }()
+	var err error
+	select {
+	case err = <-serveErr:
+	case <-ctx.Done():
+		if lo.drain > 0 {
+			s.drainAll(&lo, func() {
+				// ln is closed here, not only by the Demux once it sees
+				// accepting end, so that nothing is accepted once the
+				// drain has begun.
+				stopAccepting()
+				ln.Close()
+			})
+		}
+		cancel()
+		err = <-serveErr
+	}
 	cancel()
+	// Stopped before Serve or ServeSTUN started (their goroutines may run
+	// late): stopped all the same.
+	stoppedEarly := func(err error) error {
+		if errors.Is(err, ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+	err = stoppedEarly(err)
 	sctx, scancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer scancel()
 	if serr := s.Shutdown(sctx); err == nil {
@@ -383,8 +463,45 @@ func ListenAndServe(ctx context.Context, addr string, cfg ServerConfig, opts ...
 			err = derr
 		}
 	}
-	if serr := <-stunErr; err == nil {
+	if serr := stoppedEarly(<-stunErr); err == nil {
 		err = serr
 	}
 	return err
+}
+
+// drainAll drains the mailbox and the relay at once: the mailbox stops
+// accepting, closePort closes the port, its clients are told to go
+// elsewhere (as Drain does), and relay sessions in progress get up to
+// lo.drain (or until lo.hurry) to end.
+func (s *Server) drainAll(lo *listenOptions, closePort func()) {
+	s.mu.Lock()
+	clients := len(s.conns)
+	s.mu.Unlock()
+	s.log.Info("rendezvous draining: no longer accepting", "mailbox_clients", clients, "relay_deadline", lo.drain)
+	// In this order: the Demux closing the mailbox's listener is no
+	// failure of a Serve already stopped, and no client is told to go
+	// before the port is closed.
+	s.stopAccepting()
+	closePort()
+	s.handover.Store(true)
+	s.beginStop(ErrServerDraining)
+	dctx, dcancel := context.WithTimeout(context.Background(), lo.drain)
+	defer dcancel()
+	if lo.hurry != nil {
+		stop := context.AfterFunc(lo.hurry, dcancel)
+		defer stop()
+	}
+	relayDone := make(chan [2]int, 1)
+	go func() {
+		var r [2]int
+		if lo.drainRelay != nil {
+			r[0], r[1] = lo.drainRelay(dctx)
+		}
+		relayDone <- r
+	}()
+	sctx, scancel := context.WithTimeout(dctx, shutdownGrace)
+	defer scancel()
+	_ = s.awaitConns(sctx)
+	r := <-relayDone
+	s.log.Info("rendezvous drained", "relay_sessions_in_progress", r[0], "relay_sessions_cut", r[1])
 }

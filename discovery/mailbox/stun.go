@@ -101,11 +101,15 @@ func (s *Server) serveSTUN(ctx context.Context, pc, other net.PacketConn) error 
 			continue
 		}
 		if !s.stunLimit.allow(src.Addr(), time.Now()) {
+			s.stats.stunRefused.Add(1)
 			continue
 		}
 		if err := buildBindingSuccess(resp, req.TransactionID, src); err != nil {
 			continue
 		}
+		// Counted before it is sent, so that a client that has the
+		// answer finds it counted.
+		s.stats.stunAnswered.Add(1)
 		if _, err := out.WriteTo(resp.Raw, from); err != nil {
 			s.log.Debug("stun write failed", "err", err)
 		}
