@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -232,6 +233,26 @@ func serveMetrics(ctx context.Context, m *rendezvous.Metrics, addr string, logge
 	return func() { <-done }, nil
 }
 
+// listenSTUNAlt opens the second STUN port on pc's address: port, or with
+// 0 the one above pc's (any free one when pc's was picked by the system,
+// as in tests), or none with a negative port.
+func listenSTUNAlt(pc net.PacketConn, port int) (net.PacketConn, error) {
+	if port < 0 {
+		return nil, nil
+	}
+	ua := pc.LocalAddr().(*net.UDPAddr)
+	if port == 0 {
+		port = ua.Port + 1
+		if ua.Port == 0 || ua.Port == 65535 {
+			port = 0
+		}
+	}
+	if port > 65535 {
+		return nil, fmt.Errorf("port %d out of range", port)
+	}
+	return net.ListenPacket("udp", net.JoinHostPort(ua.IP.String(), strconv.Itoa(port)))
+}
+
 // runRendezvous serves the mailbox, the relay (unless --no-relay) and STUN
 // until interrupted, then drains (see --drain).
 func runRendezvous(args []string, stderr io.Writer) int {
@@ -245,6 +266,7 @@ func runRendezvous(args []string, stderr io.Writer) int {
 	redisURL := fs.String("redis", "", "`redis://HOST:PORT/DB` to keep nameplates and mailboxes in, shared by every rendezvous server given the same URL (default: in this process's memory)")
 	advertise := fs.String("advertise", "", "this server's own public `HOST:PORT`, for relayed transfers when several servers behind one name share --redis (the pair meets on the sender's server)")
 	relayRate := fs.Float64("relay-rate", float64(transport.DefaultRelaySessionRate)/(1<<20), "`MiB/s` one relayed transfer may use; -1 for no limit")
+	stunAlt := fs.Int("stun-alt-port", 0, "second UDP `PORT` answering STUN, for clients checking their NAT (ferry netcheck); 0: the listen port + 1, -1: none")
 	metricsAddr := fs.String("metrics", "", "`HOST:PORT` to serve Prometheus metrics on, at /metrics only (default: none); keep it off the internet")
 	drain := fs.Duration("drain", defaultDrain, "on SIGTERM or SIGINT, how long relayed transfers in progress may go on before they are closed, while new connections are refused and mailbox clients told to reconnect elsewhere; 0 stops at once")
 	if err := fs.Parse(args); err != nil {
@@ -285,6 +307,24 @@ func runRendezvous(args []string, stderr io.Writer) int {
 	} else {
 		logger.Info("rendezvous store: memory (use --redis to share with other servers)")
 	}
+	ln, pc, err := mailbox.Listen(*listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry rendezvous: %v\n", err)
+		return exitFailure
+	}
+	var listenOpts []mailbox.ListenOption
+	if altPC, err := listenSTUNAlt(pc, *stunAlt); err != nil {
+		if *stunAlt > 0 {
+			ln.Close()
+			pc.Close()
+			fmt.Fprintf(stderr, "ferry rendezvous: --stun-alt-port: %v\n", err)
+			return exitFailure
+		}
+		logger.Warn("no second STUN port: netcheck cannot tell clients how their NAT maps", "err", err)
+	} else if altPC != nil {
+		cfg.STUNAltPort = altPC.LocalAddr().(*net.UDPAddr).Port
+		listenOpts = append(listenOpts, mailbox.WithSTUNAlt(altPC))
+	}
 	var metrics *rendezvous.Metrics
 	if *metricsAddr != "" {
 		metrics = rendezvous.NewMetrics()
@@ -305,12 +345,8 @@ func runRendezvous(args []string, stderr io.Writer) int {
 		defer waitMetrics()
 		defer stopMetrics()
 	}
-	ln, pc, err := mailbox.Listen(*listen)
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry rendezvous: %v\n", err)
-		return exitFailure
-	}
-	err = srv.ServeAll(ctx, ln, pc, mailbox.WithRelayServer(relay), mailbox.WithDrain(*drain, hurry))
+	listenOpts = append(listenOpts, mailbox.WithRelayServer(relay), mailbox.WithDrain(*drain, hurry))
+	err = srv.ServeAll(ctx, ln, pc, listenOpts...)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintf(stderr, "ferry rendezvous: %v\n", err)
 		return exitFailure

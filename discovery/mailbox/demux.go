@@ -256,10 +256,19 @@ func (l *connListener) Addr() net.Addr { return l.addr }
 type ListenOption func(*listenOptions)
 
 type listenOptions struct {
+	stunAlt    net.PacketConn
 	relay      func(ctx context.Context, c net.Conn)
 	drainRelay func(ctx context.Context) (inProgress, cut int)
 	drain      time.Duration
 	hurry      context.Context
+}
+
+// WithSTUNAlt makes ServeAll answer STUN on pc as well as on its own UDP
+// socket, as a pair (Server.ServeSTUNPair): pc should be the port above,
+// on the same address, and ServerConfig.STUNAltPort its port, so that
+// clients learn of it.
+func WithSTUNAlt(pc net.PacketConn) ListenOption {
+	return func(o *listenOptions) { o.stunAlt = pc }
 }
 
 // WithRelay makes ListenAndServe serve the relay on its TCP port too: a

@@ -393,7 +393,11 @@ func (s *Server) ServeAll(ctx context.Context, ln net.Listener, pc net.PacketCon
 	for _, opt := range opts {
 		opt(&lo)
 	}
-	s.log.Info("mailbox server listening", "tcp", ln.Addr().String(), "udp", pc.LocalAddr().String())
+	if lo.stunAlt != nil {
+		s.log.Info("mailbox server listening", "tcp", ln.Addr().String(), "udp", pc.LocalAddr().String(), "stun_alt", lo.stunAlt.LocalAddr().String())
+	} else {
+		s.log.Info("mailbox server listening", "tcp", ln.Addr().String(), "udp", pc.LocalAddr().String())
+	}
 
 	// inner ends everything started here; ctx only starts the stop, which
 	// may be a drain.
@@ -401,7 +405,12 @@ func (s *Server) ServeAll(ctx context.Context, ln net.Listener, pc net.PacketCon
 	defer cancel()
 	stunErr := make(chan error, 1)
 	go func() {
-		err := s.ServeSTUN(inner, pc)
+		var err error
+		if lo.stunAlt != nil {
+			err = s.ServeSTUNPair(inner, pc, lo.stunAlt)
+		} else {
+			err = s.ServeSTUN(inner, pc)
+		}
 		if err != nil {
 			cancel()
 		}
