@@ -41,6 +41,10 @@ func TestMain(m *testing.M) {
 		// This process is the plain TCP proxy a benchmark compares the relay with.
 		os.Exit(runTCPProxy())
 	}
+	if os.Getenv(pairClientEnv) != "" {
+		// This process is one of a load benchmark's pairing clients.
+		os.Exit(runPairClient())
+	}
 	dir, err := os.MkdirTemp("", "ferry-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -130,7 +134,13 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 // pairOnce pairs a sender and a receiver through the server at addr and
 // checks they agree; it returns the code's words.
 func pairOnce(ctx context.Context, addr string) ([2]string, error) {
-	cfg := discovery.Config{Rendezvous: addr, NoLAN: true, Logger: quietLogger()}
+	return pairAcross(ctx, addr, addr)
+}
+
+// pairAcross is pairOnce with the sender on the server at sendAddr and the
+// receiver on the one at recvAddr (servers sharing a store).
+func pairAcross(ctx context.Context, sendAddr, recvAddr string) ([2]string, error) {
+	cfg := discovery.Config{Rendezvous: sendAddr, NoLAN: true, Logger: quietLogger()}
 	var words [2]string
 	inv, err := discovery.Host(ctx, cfg)
 	if err != nil {
@@ -147,6 +157,7 @@ func pairOnce(ctx context.Context, addr string) ([2]string, error) {
 		sres, err = inv.Pair(ctx, discovery.Offer{SessionID: uuid.New(), Fingerprint: fpS})
 		errc <- err
 	}()
+	cfg.Rendezvous = recvAddr
 	rres, err := discovery.Join(ctx, cfg, inv.Code(), discovery.Offer{Fingerprint: fpR})
 	if err != nil {
 		return words, fmt.Errorf("join: %w", err)

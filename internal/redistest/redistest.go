@@ -82,6 +82,17 @@ func (s *Server) Addr() string {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 }
 
+// Pid returns the running redis-server's process ID, or 0 when stopped
+// (a benchmark reads its CPU time).
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.running == nil {
+		return 0
+	}
+	return s.running.cmd.Process.Pid
+}
+
 // Stop kills the server and waits until it has exited. Stopping a stopped
 // server does nothing.
 func (s *Server) Stop() {
