@@ -279,14 +279,14 @@ func (s *humanSink) code(code string) {
 	s.println(text)
 }
 
-// textSize is "a text of 42 bytes".
-func textSize(n int64) string {
+// TextSize is "a text of 42 bytes": how a text offer is named.
+func TextSize(n int64) string {
 	return "a text of " + plural(int(n), "byte")
 }
 
 func offerLine(e transfer.Event) string {
 	if e.IsText {
-		return "Offer: " + textSize(e.Bytes)
+		return "Offer: " + TextSize(e.Bytes)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Offer: %s, %s", plural(e.Files, "file"), HumanBytes(e.Bytes))
@@ -307,7 +307,7 @@ func offerLine(e transfer.Event) string {
 
 func doneLine(e transfer.Event) string {
 	if e.IsText {
-		return fmt.Sprintf("Done: %s in %s", textSize(e.Bytes), humanDuration(e.Elapsed))
+		return fmt.Sprintf("Done: %s in %s", TextSize(e.Bytes), humanDuration(e.Elapsed))
 	}
 	line := fmt.Sprintf("Done: %s, %s in %s", plural(e.Files, "file"), HumanBytes(e.Bytes), humanDuration(e.Elapsed))
 	if secs := e.Elapsed.Seconds(); secs > 0 && e.Bytes > 0 {

@@ -71,7 +71,7 @@ func printText(w io.Writer, tty bool, text string) {
 
 // textQuestion asks whether to receive a text of n bytes.
 func textQuestion(n int64) string {
-	return "Receive " + textSize(n) + " from the sender?"
+	return "Receive " + TextSize(n) + " from the sender?"
 }
 
 // readTextArg is the text `ferry send --text ARG` sends: ARG itself, or for
