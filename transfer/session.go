@@ -393,42 +393,31 @@ func pairingError(err error) error {
 // SendFiles sends paths: it hashes them, pairs (showing the code through
 // EventCode), connects and transfers, reporting everything to sink.
 func SendFiles(ctx context.Context, cfg Config, paths []string, sink Sink) (Stats, error) {
-	cfg = cfg.withDefaults()
-	emit := safeSink(sink)
-	// cancel runs before wg.Wait: the goroutines end with ctx.
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	// Hashing runs while the code is read to the receiver.
-	type built struct {
-		m       *Manifest
-		sources []string
-		err     error
-	}
-	manifest := make(chan built, 1)
-	emit(Event{Kind: EventState, State: StateHashing})
-	wg.Go(func() {
-		m, src, skipped, err := BuildManifestWith(ctx, paths, BuildOptions{ChunkSize: cfg.ChunkSize, FollowLinks: cfg.FollowLinks})
-		for _, s := range skipped {
-			emit(Event{Kind: EventSkipped, File: s.Path, Reason: string(s.Reason)})
+	return sendSession(ctx, cfg, sink, func(ctx context.Context, cfg Config, emit Sink, wg *sync.WaitGroup) func(*link) (Stats, error) {
+		// Hashing runs while the code is read to the receiver.
+		type built struct {
+			m       *Manifest
+			sources []string
+			err     error
 		}
-		manifest <- built{m, src, err}
+		manifest := make(chan built, 1)
+		emit(Event{Kind: EventState, State: StateHashing})
+		wg.Go(func() {
+			m, src, skipped, err := BuildManifestWith(ctx, paths, BuildOptions{ChunkSize: cfg.ChunkSize, FollowLinks: cfg.FollowLinks})
+			for _, s := range skipped {
+				emit(Event{Kind: EventSkipped, File: s.Path, Reason: string(s.Reason)})
+			}
+			manifest <- built{m, src, err}
+		})
+		return func(l *link) (Stats, error) {
+			b := <-manifest
+			if b.err != nil {
+				l.closeWithError(1, "the sender could not read its files")
+				return Stats{}, b.err
+			}
+			return Send(ctx, l.current(), SendOptions{Manifest: b.m, Sources: b.sources, Streams: cfg.Streams, Sink: emit, Reconnect: l.reconnector(ctx)})
+		}
 	})
-
-	l, hangUp, err := hostAndConnect(ctx, cfg, emit, &wg)
-	if err != nil {
-		return Stats{}, err
-	}
-	defer hangUp()
-	b := <-manifest
-	if b.err != nil {
-		l.closeWithError(1, "the sender could not read its files")
-		return Stats{}, b.err
-	}
-	st, err := Send(ctx, l.current(), SendOptions{Manifest: b.m, Sources: b.sources, Streams: cfg.Streams, Sink: emit, Reconnect: l.reconnector(ctx)})
-	return sessionDone(emit, st, err)
 }
 
 // SendText sends text (see CheckText) as SendFiles sends files: it pairs
@@ -438,18 +427,32 @@ func SendText(ctx context.Context, cfg Config, text string, sink Sink) (Stats, e
 	if err := CheckText(text); err != nil {
 		return Stats{}, &Error{Kind: KindInternal, Err: err}
 	}
+	return sendSession(ctx, cfg, sink, func(ctx context.Context, _ Config, emit Sink, _ *sync.WaitGroup) func(*link) (Stats, error) {
+		return func(l *link) (Stats, error) {
+			return Send(ctx, l.current(), SendOptions{Text: text, Sink: emit})
+		}
+	})
+}
+
+// sendSession is a sender's session. prepare starts what may run while the
+// code is read to the receiver (on wg, ending with ctx) and returns the
+// offer, which runs on the link once pairing and connecting
+// (hostAndConnect) succeeded.
+func sendSession(ctx context.Context, cfg Config, sink Sink, prepare func(ctx context.Context, cfg Config, emit Sink, wg *sync.WaitGroup) (offer func(*link) (Stats, error))) (Stats, error) {
 	cfg = cfg.withDefaults()
 	emit := safeSink(sink)
+	// cancel runs before wg.Wait: the goroutines end with ctx.
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	offer := prepare(ctx, cfg, emit, &wg)
 	l, hangUp, err := hostAndConnect(ctx, cfg, emit, &wg)
 	if err != nil {
 		return Stats{}, err
 	}
 	defer hangUp()
-	st, err := Send(ctx, l.current(), SendOptions{Text: text, Sink: emit})
+	st, err := offer(l)
 	return sessionDone(emit, st, err)
 }
 

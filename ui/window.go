@@ -236,13 +236,8 @@ func (w *MainWindow) Drop(uris []fyne.URI) {
 func (w *MainWindow) StartSend(paths []string) {
 	j := w.newJob(dirSend)
 	j.paths = paths
-	j.rendezvous = strings.TrimSpace(w.settings.Rendezvous)
 	j.setNames(baseNames(paths), 0, 0)
-	eng := w.newEngine(w.settings)
-	w.addRow(j)
-	w.send.show(j)
-	w.tabs.Select(w.sendTab)
-	w.start(j, func(ctx context.Context, sink transfer.Sink) error {
+	w.startSend(j, func(ctx context.Context, eng Engine, sink transfer.Sink) error {
 		return eng.Send(ctx, paths, sink)
 	})
 }
@@ -251,17 +246,25 @@ func (w *MainWindow) StartSend(paths []string) {
 // files: the Send tab shows the code and Cancel. On the Fyne goroutine.
 func (w *MainWindow) StartSendText(text string) {
 	j := w.newJob(dirSend)
-	j.rendezvous = strings.TrimSpace(w.settings.Rendezvous)
 	j.mu.Lock()
 	j.s.isText, j.s.size = true, int64(len(text))
 	j.mu.Unlock()
 	j.total.Store(int64(len(text)))
+	w.startSend(j, func(ctx context.Context, eng Engine, sink transfer.Sink) error {
+		return eng.SendText(ctx, text, sink)
+	})
+}
+
+// startSend shows the send j on the Send tab and in a row, and runs send
+// with an engine made from the current settings.
+func (w *MainWindow) startSend(j *job, send func(context.Context, Engine, transfer.Sink) error) {
+	j.rendezvous = strings.TrimSpace(w.settings.Rendezvous)
 	eng := w.newEngine(w.settings)
 	w.addRow(j)
 	w.send.show(j)
 	w.tabs.Select(w.sendTab)
 	w.start(j, func(ctx context.Context, sink transfer.Sink) error {
-		return eng.SendText(ctx, text, sink)
+		return send(ctx, eng, sink)
 	})
 }
 
