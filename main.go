@@ -49,8 +49,11 @@ Usage:
   ferry send [--rendezvous HOST:PORT] [--qr] [--json] PATH...
                                           send files and folders; prints a code
                                           (--qr: and its share link and QR code)
+  ferry send [flags] --text TEXT|-        send a text of up to 1 MiB instead
+                                          ("-": read it from standard input)
   ferry receive [--rendezvous HOST:PORT] [--out DIR] [--yes] [--overwrite] [--json] [CODE|LINK]
-                                          receive with the code or link from the sender
+                                          receive with the code or link from the sender;
+                                          a text is printed on stdout, not saved
   ferry ferry://receive/CODE[?rendezvous=HOST:PORT]
                                           open the desktop app's Receive tab filled in
                                           from a share link (nothing starts unasked)

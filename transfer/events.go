@@ -12,7 +12,8 @@ type EventKind string
 const (
 	// EventCode: the sender's share code is ready (Code).
 	EventCode EventKind = "code"
-	// EventOffer: the receiver sees what is offered (Files, Bytes, Names).
+	// EventOffer: the receiver sees what is offered (Files, Bytes, Names;
+	// IsText for a text of Bytes bytes).
 	EventOffer EventKind = "offer"
 	// EventConnected: the peers are connected (Path, Peer).
 	EventConnected EventKind = "connected"
@@ -31,6 +32,9 @@ const (
 	// EventSkipped: the sender left an entry out of what it offers (File,
 	// Reason: a SkipReason).
 	EventSkipped EventKind = "skipped"
+	// EventText: the receiver got the text it accepted (Text, Bytes),
+	// before EventDone.
+	EventText EventKind = "text"
 )
 
 // State is a coarse phase of a transfer, for status lines.
@@ -77,6 +81,12 @@ type Event struct {
 	Bytes int64    // EventOffer (total), EventProgress (done), EventDone
 	Names []string // EventOffer: the first few top-level names, for display
 	Dest  string   // EventOffer: where files will be saved
+	// IsText: EventOffer, EventDone: a text of Bytes bytes, not files.
+	IsText bool
+	// Text is EventText's text exactly as sent: valid UTF-8 of at most
+	// MaxTextBytes, but with any control characters still in it, so
+	// whatever shows it on a terminal must neutralise them first.
+	Text string
 
 	Path   PathLabel // EventConnected, EventPath
 	Peer   string    // EventConnected, EventPath: IP:PORT

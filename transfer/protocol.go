@@ -20,12 +20,19 @@ import (
 //	type (1) | length (4, big-endian) | payload (length bytes, at most maxControlPayload)
 //
 //	HELLO   S->R  version (1) | manifest (JSON, see manifest.go)
+//	              or version (2) | JSON textOffer (text.go)
 //	ACCEPT  R->S  JSON acceptMsg: which chunks the receiver already holds
 //	DECLINE R->S  JSON {"reason": "..."}
 //	NEED    R->S  JSON needMsg: chunks to send (again)
 //	SENT    S->R  empty: everything asked for so far has been written
-//	DONE    R->S  empty: every file is verified and in place
+//	DONE    R->S  empty: every file is verified and in place (or the text shown)
 //	ERROR   both  JSON errorMsg: the side stops; kind says why
+//	TEXT    S->R  the offered text, after ACCEPT (version 2 only)
+//
+// HELLO's version byte says what the offer is. A file offer still carries
+// version 1, as from the first release, so older receivers take files from
+// a newer sender; a text offer carries version 2, which an older receiver
+// refuses with an ERROR naming both versions instead of misreading it.
 //
 // Data streams: further bidirectional streams opened by the sender, written
 // only by the sender (the receiver closes its direction at once). Each is a
@@ -44,8 +51,15 @@ const (
 	frameSent    byte = 5
 	frameDone    byte = 6
 	frameError   byte = 7
+	frameText    byte = 8
 
+	// frameLast is the highest control frame type.
+	frameLast = frameText
+
+	// protocolVersion is the HELLO version of a file offer.
 	protocolVersion = 1
+	// protocolText is the HELLO version of a text offer (text.go).
+	protocolText = 2
 
 	// maxControlPayload bounds a control frame (the manifest is the largest).
 	maxControlPayload = 64 << 20
@@ -84,16 +98,29 @@ func writeControlJSON(w io.Writer, typ byte, v any) error {
 // readControl reads one control frame, refusing unknown types and oversized
 // payloads before allocating them.
 func readControl(r io.Reader) (controlFrame, error) {
+	return readControlLimit(r, maxControlPayload)
+}
+
+// frameTooLargeError is readControlLimit's error for a frame longer than
+// its limit.
+type frameTooLargeError struct{ n, limit uint32 }
+
+func (e *frameTooLargeError) Error() string {
+	return fmt.Sprintf("transfer: control frame of %d bytes exceeds the %d limit", e.n, e.limit)
+}
+
+// readControlLimit is readControl with a smaller payload limit.
+func readControlLimit(r io.Reader, limit uint32) (controlFrame, error) {
 	var hdr [controlHeaderLen]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return controlFrame{}, err
 	}
 	typ, n := hdr[0], binary.BigEndian.Uint32(hdr[1:])
-	if typ < frameHello || typ > frameError {
+	if typ < frameHello || typ > frameLast {
 		return controlFrame{}, fmt.Errorf("transfer: unknown control frame type %d", typ)
 	}
-	if n > maxControlPayload {
-		return controlFrame{}, fmt.Errorf("transfer: control frame of %d bytes exceeds the %d limit", n, maxControlPayload)
+	if n > limit {
+		return controlFrame{}, &frameTooLargeError{n, limit}
 	}
 	payload := make([]byte, n)
 	if _, err := io.ReadFull(r, payload); err != nil {

@@ -32,7 +32,7 @@ func TestControlFrameRoundTrip(t *testing.T) {
 	// Unknown types and oversized lengths fail before any allocation.
 	for _, hdr := range [][]byte{
 		{0, 0, 0, 0, 0},
-		{frameError + 1, 0, 0, 0, 0},
+		{frameLast + 1, 0, 0, 0, 0},
 		{frameHello, 0xff, 0xff, 0xff, 0xff},
 	} {
 		if _, err := readControl(bytes.NewReader(hdr)); err == nil {
@@ -93,7 +93,7 @@ func FuzzReadControl(f *testing.F) {
 			if err != nil {
 				return
 			}
-			if fr.typ < frameHello || fr.typ > frameError || len(fr.payload) > maxControlPayload {
+			if fr.typ < frameHello || fr.typ > frameLast || len(fr.payload) > maxControlPayload {
 				t.Fatalf("frame type %d with %d bytes accepted", fr.typ, len(fr.payload))
 			}
 			switch fr.typ {

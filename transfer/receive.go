@@ -22,12 +22,18 @@ import (
 
 // ReceiveOptions configure Receive.
 type ReceiveOptions struct {
-	// OutDir is where files are saved; it must exist.
+	// OutDir is where files are saved; it must exist. A text is never
+	// saved.
 	OutDir string
 	// Overwrite replaces existing files instead of saving "name (1).ext".
 	Overwrite bool
-	// Accept decides on the offer (after EventOffer); nil accepts.
+	// Accept decides on a file offer (after EventOffer); nil accepts.
 	Accept func(ctx context.Context, m *Manifest) (bool, error)
+	// AcceptText decides on the offer of a text of n bytes (after
+	// EventOffer with IsText). When nil, a text is accepted if Accept is
+	// nil too, and declined otherwise: a caller that asks about files
+	// must say how it asks about texts.
+	AcceptText func(ctx context.Context, n int64) (bool, error)
 	// OutDirAfterAccept, when set, is asked for the folder once the offer
 	// is accepted (the GUI lets the user change it in the offer dialog); an
 	// empty answer keeps OutDir.
@@ -46,12 +52,20 @@ const freeSpaceMargin = 16 << 20
 // opts.OutDir: chunks are verified on arrival, written to resumable partial
 // files, and each file is verified whole before it is moved into place. A
 // lost connection is replaced through opts.Reconnect and the transfer
-// resumes without asking the user again.
+// resumes without asking the user again. A text offer is received through
+// EventText instead, and nothing is written (text.go).
 func Receive(ctx context.Context, conn Conn, opts ReceiveOptions) (Stats, error) {
 	emit := safeSink(opts.Sink)
 	opts.Sink = emit
 	var wire atomic.Int64
-	r, err := takeOffer(ctx, conn, opts, &wire)
+	ctl, hello, err := readHello(ctx, conn, &wire)
+	if err != nil {
+		return Stats{}, err
+	}
+	if hello[0] == protocolText {
+		return receiveText(ctx, ctl, hello[1:], opts, &wire)
+	}
+	r, err := takeOffer(ctx, ctl, hello, opts, &wire)
 	if err != nil {
 		return Stats{}, err
 	}
@@ -78,49 +92,71 @@ func Receive(ctx context.Context, conn Conn, opts ReceiveOptions) (Stats, error)
 	return Stats{Files: r.m.FileCount(), Bytes: r.m.TotalSize(), Moved: r.moved, Skipped: r.skipped, WireBytes: wire.Load(), Elapsed: time.Since(r.accepted)}, nil
 }
 
-// takeOffer reads the sender's offer, asks the user, prepares the partial
-// state and accepts. It returns the receiver ready to run.
-func takeOffer(ctx context.Context, conn Conn, opts ReceiveOptions, wire *atomic.Int64) (*receiver, error) {
-	emit := opts.Sink
+// readHello accepts the sender's control stream and reads its HELLO: the
+// payload, whose first byte is a version this side understands.
+func readHello(ctx context.Context, conn Conn, wire *atomic.Int64) (*quic.Stream, []byte, error) {
 	ctl, err := conn.AcceptStream(ctx)
 	if err != nil {
-		return nil, peerGone(err)
+		return nil, nil, peerGone(err)
 	}
-	stopCancel := cancelWithContext(ctx, ctl)
-	defer stopCancel()
+	defer cancelWithContext(ctx, ctl)()
 	f, err := readControl(ctl)
 	if err != nil {
-		return nil, peerGone(err)
+		return nil, nil, peerGone(err)
 	}
 	wire.Add(int64(len(f.payload)) + controlHeaderLen)
 	if f.typ != frameHello || len(f.payload) < 1 {
-		return nil, fmt.Errorf("transfer: the sender did not start with an offer")
+		return nil, nil, fmt.Errorf("transfer: the sender did not start with an offer")
 	}
-	if f.payload[0] != protocolVersion {
-		err := Errorf(KindInternal, "use the same ferry version on both sides", "the sender speaks transfer protocol %d, this ferry speaks %d", f.payload[0], protocolVersion)
+	if v := f.payload[0]; v != protocolVersion && v != protocolText {
+		err := Errorf(KindInternal, "use the same ferry version on both sides", "the sender speaks transfer protocol %d, this ferry speaks %d and %d", v, protocolVersion, protocolText)
 		_ = writeControlJSON(ctl, frameError, errorMsg{Kind: KindInternal, Message: err.Error()})
-		return nil, err
+		awaitHangup(ctl)
+		return nil, nil, err
 	}
-	m, err := UnmarshalManifest(f.payload[1:], opts.Limits)
+	return ctl, f.payload, nil
+}
+
+// decide asks about the offer (ask nil accepts) and tells the sender when
+// the answer is no or cannot be had.
+func decide(ctx context.Context, ctl *quic.Stream, emit Sink, ask func(context.Context) (bool, error)) error {
+	if ask == nil {
+		return nil
+	}
+	emit(Event{Kind: EventState, State: StateOffered})
+	ok, err := ask(ctx)
+	if err != nil {
+		_ = writeControlJSON(ctl, frameDecline, declineMsg{Reason: "the receiver could not decide"})
+		awaitHangup(ctl)
+		return err
+	}
+	if !ok {
+		_ = writeControlJSON(ctl, frameDecline, declineMsg{Reason: "the receiver said no"})
+		awaitHangup(ctl)
+		return Errorf(KindDeclined, "", "you declined the transfer")
+	}
+	return nil
+}
+
+// takeOffer reads the sender's file offer (hello, a version 1 HELLO's
+// payload), asks the user, prepares the partial state and accepts. It
+// returns the receiver ready to run.
+func takeOffer(ctx context.Context, ctl *quic.Stream, hello []byte, opts ReceiveOptions, wire *atomic.Int64) (*receiver, error) {
+	emit := opts.Sink
+	defer cancelWithContext(ctx, ctl)()
+	m, err := UnmarshalManifest(hello[1:], opts.Limits)
 	if err != nil {
 		_ = writeControlJSON(ctl, frameError, errorMsg{Kind: KindOf(err), Message: "the receiver rejected the offer: " + err.Error()})
 		awaitHangup(ctl)
 		return nil, err
 	}
 	emit(Event{Kind: EventOffer, Files: m.FileCount(), Bytes: m.TotalSize(), Names: m.TopNames(5), Dest: opts.OutDir})
+	var ask func(context.Context) (bool, error)
 	if opts.Accept != nil {
-		emit(Event{Kind: EventState, State: StateOffered})
-		ok, err := opts.Accept(ctx, m)
-		if err != nil {
-			_ = writeControlJSON(ctl, frameDecline, declineMsg{Reason: "the receiver could not decide"})
-			awaitHangup(ctl)
-			return nil, err
-		}
-		if !ok {
-			_ = writeControlJSON(ctl, frameDecline, declineMsg{Reason: "the receiver said no"})
-			awaitHangup(ctl)
-			return nil, Errorf(KindDeclined, "", "you declined the transfer")
-		}
+		ask = func(ctx context.Context) (bool, error) { return opts.Accept(ctx, m) }
+	}
+	if err := decide(ctx, ctl, emit, ask); err != nil {
+		return nil, err
 	}
 
 	if opts.OutDirAfterAccept != nil {
@@ -128,7 +164,7 @@ func takeOffer(ctx context.Context, conn Conn, opts ReceiveOptions, wire *atomic
 			opts.OutDir = dir
 		}
 	}
-	r := &receiver{m: m, hello: f.payload, opts: opts, ctl: ctl, wire: wire, emit: emit, accepted: time.Now()}
+	r := &receiver{m: m, hello: hello, opts: opts, ctl: ctl, wire: wire, emit: emit, accepted: time.Now()}
 	if err := r.prepare(); err != nil {
 		_ = writeControlJSON(ctl, frameError, errorMsg{Kind: KindOf(err), Message: r.forPeer(err)})
 		r.closePartials()

@@ -40,11 +40,16 @@ type Stats struct {
 	// Elapsed runs from the receiver's acceptance of the offer (time spent
 	// pairing or deciding is not counted) to the end.
 	Elapsed time.Duration
+	// Text: a text of Bytes bytes was moved, not files.
+	Text bool
 }
 
 // SendOptions configure Send.
 type SendOptions struct {
+	// Manifest is what is offered; when nil, Text is offered instead.
 	Manifest *Manifest
+	// Text is the text offered when there is no Manifest (see CheckText).
+	Text string
 	// Sources are the on-disk files, parallel to Manifest.Files.
 	Sources []string
 	Streams int
@@ -65,6 +70,9 @@ const (
 // receiver stands.
 func Send(ctx context.Context, conn Conn, opts SendOptions) (Stats, error) {
 	m := opts.Manifest
+	if m == nil {
+		return sendText(ctx, conn, opts.Text, safeSink(opts.Sink))
+	}
 	if len(opts.Sources) != len(m.Files) {
 		return Stats{}, errors.New("transfer: sources do not match the manifest")
 	}
@@ -127,20 +135,9 @@ func sendOnce(ctx context.Context, conn Conn, opts SendOptions, hello []byte, co
 		emit(Event{Kind: EventState, State: StateOffered})
 	}
 
-	f, err := readControl(ctl)
+	f, err := readAnswer(ctl)
 	if err != nil {
-		return stats(), peerGone(err)
-	}
-	switch f.typ {
-	case frameDecline:
-		var d declineMsg
-		_ = json.Unmarshal(f.payload, &d)
-		return stats(), Errorf(KindDeclined, "", "the receiver declined the transfer%s", reasonSuffix(cleanPeerText(d.Reason)))
-	case frameError:
-		return stats(), peerError(f.payload)
-	case frameAccept:
-	default:
-		return stats(), fmt.Errorf("transfer: unexpected control frame %d before accept", f.typ)
+		return stats(), err
 	}
 	var acc acceptMsg
 	if err := json.Unmarshal(f.payload, &acc); err != nil {
@@ -247,6 +244,26 @@ func sendOnce(ctx context.Context, conn Conn, opts SendOptions, hello []byte, co
 			return stats(), ctx.Err()
 		}
 	}
+}
+
+// readAnswer reads the receiver's answer to the offer: the ACCEPT frame,
+// or an error for a DECLINE, an ERROR or anything else.
+func readAnswer(ctl io.Reader) (controlFrame, error) {
+	f, err := readControl(ctl)
+	if err != nil {
+		return f, peerGone(err)
+	}
+	switch f.typ {
+	case frameAccept:
+		return f, nil
+	case frameDecline:
+		var d declineMsg
+		_ = json.Unmarshal(f.payload, &d)
+		return f, Errorf(KindDeclined, "", "the receiver declined the transfer%s", reasonSuffix(cleanPeerText(d.Reason)))
+	case frameError:
+		return f, peerError(f.payload)
+	}
+	return f, fmt.Errorf("transfer: unexpected control frame %d before accept", f.typ)
 }
 
 // maxResends bounds NEED rounds: a chunk that keeps failing verification

@@ -393,6 +393,52 @@ func pairingError(err error) error {
 // SendFiles sends paths: it hashes them, pairs (showing the code through
 // EventCode), connects and transfers, reporting everything to sink.
 func SendFiles(ctx context.Context, cfg Config, paths []string, sink Sink) (Stats, error) {
+	return sendSession(ctx, cfg, sink, func(ctx context.Context, cfg Config, emit Sink, wg *sync.WaitGroup) func(*link) (Stats, error) {
+		// Hashing runs while the code is read to the receiver.
+		type built struct {
+			m       *Manifest
+			sources []string
+			err     error
+		}
+		manifest := make(chan built, 1)
+		emit(Event{Kind: EventState, State: StateHashing})
+		wg.Go(func() {
+			m, src, skipped, err := BuildManifestWith(ctx, paths, BuildOptions{ChunkSize: cfg.ChunkSize, FollowLinks: cfg.FollowLinks})
+			for _, s := range skipped {
+				emit(Event{Kind: EventSkipped, File: s.Path, Reason: string(s.Reason)})
+			}
+			manifest <- built{m, src, err}
+		})
+		return func(l *link) (Stats, error) {
+			b := <-manifest
+			if b.err != nil {
+				l.closeWithError(1, "the sender could not read its files")
+				return Stats{}, b.err
+			}
+			return Send(ctx, l.current(), SendOptions{Manifest: b.m, Sources: b.sources, Streams: cfg.Streams, Sink: emit, Reconnect: l.reconnector(ctx)})
+		}
+	})
+}
+
+// SendText sends text (see CheckText) as SendFiles sends files: it pairs
+// (showing the code through EventCode), connects and offers the text,
+// which the receiver takes as a text, not as a file.
+func SendText(ctx context.Context, cfg Config, text string, sink Sink) (Stats, error) {
+	if err := CheckText(text); err != nil {
+		return Stats{}, &Error{Kind: KindInternal, Err: err}
+	}
+	return sendSession(ctx, cfg, sink, func(ctx context.Context, _ Config, emit Sink, _ *sync.WaitGroup) func(*link) (Stats, error) {
+		return func(l *link) (Stats, error) {
+			return Send(ctx, l.current(), SendOptions{Text: text, Sink: emit})
+		}
+	})
+}
+
+// sendSession is a sender's session. prepare starts what may run while the
+// code is read to the receiver (on wg, ending with ctx) and returns the
+// offer, which runs on the link once pairing and connecting
+// (hostAndConnect) succeeded.
+func sendSession(ctx context.Context, cfg Config, sink Sink, prepare func(ctx context.Context, cfg Config, emit Sink, wg *sync.WaitGroup) (offer func(*link) (Stats, error))) (Stats, error) {
 	cfg = cfg.withDefaults()
 	emit := safeSink(sink)
 	// cancel runs before wg.Wait: the goroutines end with ctx.
@@ -400,60 +446,67 @@ func SendFiles(ctx context.Context, cfg Config, paths []string, sink Sink) (Stat
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	// Hashing runs while the code is read to the receiver.
-	type built struct {
-		m       *Manifest
-		sources []string
-		err     error
-	}
-	manifest := make(chan built, 1)
-	emit(Event{Kind: EventState, State: StateHashing})
-	wg.Go(func() {
-		m, src, skipped, err := BuildManifestWith(ctx, paths, BuildOptions{ChunkSize: cfg.ChunkSize, FollowLinks: cfg.FollowLinks})
-		for _, s := range skipped {
-			emit(Event{Kind: EventSkipped, File: s.Path, Reason: string(s.Reason)})
-		}
-		manifest <- built{m, src, err}
-	})
-
-	p, err := openPeer(cfg, emit)
+	offer := prepare(ctx, cfg, emit, &wg)
+	l, hangUp, err := hostAndConnect(ctx, cfg, emit, &wg)
 	if err != nil {
 		return Stats{}, err
 	}
-	defer p.close()
-	cands, tcpCands, types := p.candidates(ctx)
-	inv, err := discovery.Host(ctx, cfg.discovery())
+	defer hangUp()
+	st, err := offer(l)
+	return sessionDone(emit, st, err)
+}
+
+// hostAndConnect is the sender's side of pairing: it opens the socket,
+// hosts a code (EventCode), pairs with whoever types it and connects.
+// hangUp closes all of it. ctx must end before wg is waited for.
+func hostAndConnect(ctx context.Context, cfg Config, emit Sink, wg *sync.WaitGroup) (l *link, hangUp func(), err error) {
+	p, err := openPeer(cfg, emit)
 	if err != nil {
-		return Stats{}, pairingError(err)
+		return nil, nil, err
 	}
-	defer inv.Close()
+	var inv *discovery.Invitation
+	defer func() {
+		if err != nil {
+			if inv != nil {
+				inv.Close()
+			}
+			p.close()
+		}
+	}()
+	cands, tcpCands, types := p.candidates(ctx)
+	inv, err = discovery.Host(ctx, cfg.discovery())
+	if err != nil {
+		return nil, nil, pairingError(err)
+	}
 	emit(Event{Kind: EventCode, Code: inv.Code().String()})
 	emit(Event{Kind: EventState, State: StateWaiting})
 	res, err := inv.Pair(ctx, discovery.Offer{SessionID: uuid.New(), Fingerprint: p.cert.Fingerprint, Candidates: cands, TCPCandidates: tcpCands, CandidateTypes: types})
 	if err != nil {
-		return Stats{}, pairingError(err)
+		return nil, nil, pairingError(err)
 	}
-	l, err := p.connect(ctx, p.transportPeer(res), &wg)
+	l, err = p.connect(ctx, p.transportPeer(res), wg)
 	if err != nil {
-		return Stats{}, err
+		return nil, nil, err
 	}
-	defer l.close()
-	b := <-manifest
-	if b.err != nil {
-		l.closeWithError(1, "the sender could not read its files")
-		return Stats{}, b.err
-	}
-	st, err := Send(ctx, l.current(), SendOptions{Manifest: b.m, Sources: b.sources, Streams: cfg.Streams, Sink: emit, Reconnect: l.reconnector(ctx)})
+	return l, func() {
+		l.close()
+		inv.Close()
+		p.close()
+	}, nil
+}
+
+// sessionDone reports a session's end: EventDone when err is nil.
+func sessionDone(emit Sink, st Stats, err error) (Stats, error) {
 	if err != nil {
 		return st, err
 	}
-	emit(Event{Kind: EventDone, Files: st.Files, Bytes: st.Bytes, Elapsed: st.Elapsed, WireBytes: st.WireBytes})
+	emit(Event{Kind: EventDone, Files: st.Files, Bytes: st.Bytes, Elapsed: st.Elapsed, WireBytes: st.WireBytes, IsText: st.Text})
 	return st, nil
 }
 
 // ReceiveFiles pairs with the sender using the typed code, connects and
-// receives into opts.OutDir, reporting to opts.Sink.
+// receives into opts.OutDir, reporting to opts.Sink; a text offered
+// instead arrives as EventText.
 func ReceiveFiles(ctx context.Context, cfg Config, c code.Code, opts ReceiveOptions) (Stats, error) {
 	cfg = cfg.withDefaults()
 	emit := safeSink(opts.Sink)
@@ -482,11 +535,7 @@ func ReceiveFiles(ctx context.Context, cfg Config, c code.Code, opts ReceiveOpti
 	defer l.close()
 	opts.Reconnect = l.reconnector(ctx)
 	st, err := Receive(ctx, l.current(), opts)
-	if err != nil {
-		return st, err
-	}
-	emit(Event{Kind: EventDone, Files: st.Files, Bytes: st.Bytes, Elapsed: st.Elapsed, WireBytes: st.WireBytes})
-	return st, nil
+	return sessionDone(emit, st, err)
 }
 
 // String renders stats for logs.

@@ -12,11 +12,13 @@ import (
 	"ferry/transport"
 )
 
-// Engine is what the window needs from the transfer engine. Both methods
-// block until the transfer ends and report through sink, which they call
-// from their own goroutines; ctx cancels the transfer.
+// Engine is what the window needs from the transfer engine. Every method
+// blocks until the transfer ends and reports through sink, which it calls
+// from its own goroutines; ctx cancels the transfer. SendText sends a text
+// (transfer.CheckText), which the receiver gets as transfer.EventText.
 type Engine interface {
 	Send(ctx context.Context, paths []string, sink transfer.Sink) error
+	SendText(ctx context.Context, text string, sink transfer.Sink) error
 	Receive(ctx context.Context, code string, opts ReceiveRequest, sink transfer.Sink) error
 }
 
@@ -29,6 +31,8 @@ type ReceiveRequest struct {
 	// Accept is asked about the offer, from the engine's goroutine; it
 	// blocks until the user decides or ctx ends.
 	Accept func(ctx context.Context, m *transfer.Manifest) (bool, error)
+	// AcceptText is asked about a text of n bytes, as Accept about files.
+	AcceptText func(ctx context.Context, n int64) (bool, error)
 	// OutDirAfterAccept, when set, returns the folder chosen in the offer
 	// dialog. Only engines implementing LateOutDirEngine read it (after
 	// Accept returns true); the others save into OutDir.
@@ -77,6 +81,11 @@ func (e *realEngine) Send(ctx context.Context, paths []string, sink transfer.Sin
 	return err
 }
 
+func (e *realEngine) SendText(ctx context.Context, text string, sink transfer.Sink) error {
+	_, err := transfer.SendText(ctx, e.cfg, text, sink)
+	return err
+}
+
 func (e *realEngine) Receive(ctx context.Context, raw string, req ReceiveRequest, sink transfer.Sink) error {
 	c, err := code.Parse(raw)
 	if err != nil {
@@ -86,6 +95,7 @@ func (e *realEngine) Receive(ctx context.Context, raw string, req ReceiveRequest
 		OutDir:            req.OutDir,
 		Overwrite:         req.Overwrite,
 		Accept:            req.Accept,
+		AcceptText:        req.AcceptText,
 		OutDirAfterAccept: req.OutDirAfterAccept,
 		Sink:              sink,
 	})

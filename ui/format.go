@@ -186,3 +186,6 @@ func errorMessage(err error) string {
 	}
 	return capitalize(msg)
 }
+
+// textWhat is "a text of 42 bytes".
+func textWhat(n int64) string { return cli.TextSize(n) }

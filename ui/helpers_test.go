@@ -82,6 +82,7 @@ func (q *queue) until(t *testing.T, what string, cond func() bool) {
 type call struct {
 	dir   direction
 	paths []string
+	text  string // SendText
 	code  string
 	req   ReceiveRequest
 	ctx   context.Context
@@ -121,6 +122,10 @@ func (f *fakeEngine) run(c *call) error {
 
 func (f *fakeEngine) Send(ctx context.Context, paths []string, sink transfer.Sink) error {
 	return f.run(&call{dir: dirSend, paths: paths, ctx: ctx, sink: sink})
+}
+
+func (f *fakeEngine) SendText(ctx context.Context, text string, sink transfer.Sink) error {
+	return f.run(&call{dir: dirSend, text: text, ctx: ctx, sink: sink})
 }
 
 func (f *fakeEngine) Receive(ctx context.Context, code string, req ReceiveRequest, sink transfer.Sink) error {

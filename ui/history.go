@@ -41,6 +41,8 @@ type HistoryEntry struct {
 	Message string        `json:"message,omitempty"`
 	Path    string        `json:"path,omitempty"` // path in words
 	Elapsed time.Duration `json:"elapsed_ns,omitempty"`
+	// Text: a text of Bytes bytes, not files. What it said is not kept.
+	Text bool `json:"text,omitempty"`
 }
 
 // History is the list of finished transfers, newest first, kept as JSON in
@@ -138,7 +140,10 @@ func entrySummary(e HistoryEntry) string {
 		verb, doing = "Received", "Receiving"
 	}
 	what := namesSummary(e.Names)
-	if what == "" {
+	switch {
+	case e.Text:
+		what = "a text"
+	case what == "":
 		what = "files"
 	}
 	switch e.Result {
@@ -156,7 +161,11 @@ func entrySummary(e HistoryEntry) string {
 func entryDetail(e HistoryEntry) string {
 	s := e.Time.Local().Format("2 Jan 2006 15:04")
 	if e.Result == ResultDone {
-		s += " · " + plural(e.Files, "file") + ", " + humanBytes(e.Bytes)
+		if e.Text {
+			s += " · Text, " + plural(int(e.Bytes), "byte")
+		} else {
+			s += " · " + plural(e.Files, "file") + ", " + humanBytes(e.Bytes)
+		}
 		if e.Elapsed > 0 {
 			s += " in " + humanElapsed(e.Elapsed)
 		}

@@ -79,9 +79,15 @@ type jobState struct {
 	names  []string // what is transferred: top-level names
 	files  int
 	size   int64
+	isText bool   // a text of size bytes, not files
 	outDir string // receive: where files are saved
 
 	skipped int // send: links and special files left out
+
+	// receive: the text that arrived, until the window takes it to show
+	// (takeText); the job keeps no copy after that.
+	text     string
+	haveText bool
 
 	finished bool
 	done     bool // finished and verified
@@ -129,7 +135,7 @@ func (j *job) handle(e transfer.Event) {
 		if len(e.Names) > 0 && len(s.names) == 0 {
 			s.names = e.Names
 		}
-		s.files, s.size = e.Files, e.Bytes
+		s.files, s.size, s.isText = e.Files, e.Bytes, e.IsText
 		if e.Dest != "" {
 			s.outDir = e.Dest
 		}
@@ -164,6 +170,8 @@ func (j *job) handle(e transfer.Event) {
 		}
 	case transfer.EventSkipped:
 		s.skipped++
+	case transfer.EventText:
+		s.text, s.haveText = e.Text, true
 	case transfer.EventError:
 		s.errKind = e.ErrKind
 		if e.Message != "" {
@@ -210,6 +218,7 @@ func (j *job) snap(now time.Time) snapshot {
 	}
 	sn := snapshot{jobState: j.s}
 	sn.names = append([]string(nil), j.s.names...)
+	sn.text = "" // takeText's alone
 	j.mu.Unlock()
 	sn.bytes = j.bytes.Load()
 	sn.total = j.total.Load()
@@ -218,6 +227,24 @@ func (j *job) snap(now time.Time) snapshot {
 	sn.canceled = j.userCanceled.Load() && !sn.done
 	sn.declined = j.declined.Load() && !sn.done
 	return sn
+}
+
+// takeText returns the text received, once.
+func (j *job) takeText() (string, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	text, ok := j.s.text, j.s.haveText
+	j.s.text, j.s.haveText = "", false
+	return text, ok
+}
+
+// what names what a transfer moves, for titles and notifications:
+// "report.pdf and 2 more", or "a text of 42 bytes".
+func (s snapshot) what() string {
+	if s.isText {
+		return textWhat(s.size)
+	}
+	return namesSummary(s.names)
 }
 
 // setOutDir changes where a receive saves (the offer dialog's choice).

@@ -239,14 +239,15 @@ func (w *MainWindow) OpenLink(raw string) error {
 
 // offerPrompt is an open accept/decline dialog.
 type offerPrompt struct {
-	job       *job
-	dialog    *dialog.ConfirmDialog
-	summary   *widget.Label
-	names     *widget.Label
-	dest      *widget.Label
-	change    *widget.Button // nil unless the engine reads the folder late
-	answer    chan<- bool
-	dismissed bool // hidden because the transfer ended, not by the user
+	job     *job
+	dialog  *dialog.ConfirmDialog
+	summary *widget.Label
+	names   *widget.Label  // nil for a text
+	dest    *widget.Label  // nil for a text
+	change  *widget.Button // nil unless the engine reads the folder late
+	answer  chan<- bool
+	// hidden because the transfer ended, not by the user
+	dismissed bool
 }
 
 // acceptFunc is ReceiveRequest.Accept for j: it shows the offer dialog and
@@ -254,24 +255,53 @@ type offerPrompt struct {
 // goroutine.
 func (w *MainWindow) acceptFunc(j *job, late bool) func(ctx context.Context, m *transfer.Manifest) (bool, error) {
 	return func(ctx context.Context, m *transfer.Manifest) (bool, error) {
-		answer := make(chan bool, 1)
-		w.post(func() { w.showOffer(j, m, answer, late) })
-		select {
-		case ok := <-answer:
-			return ok, nil
-		case <-ctx.Done():
-			w.post(func() { w.dismissOffer(j) })
-			return false, ctx.Err()
-		}
+		return w.ask(ctx, j, func(answer chan<- bool) { w.showOffer(j, m, answer, late) })
 	}
+}
+
+// ask has show open j's offer dialog on the Fyne goroutine and waits for
+// the answer it sends, or the end of ctx. From the engine's goroutine.
+func (w *MainWindow) ask(ctx context.Context, j *job, show func(answer chan<- bool)) (bool, error) {
+	answer := make(chan bool, 1)
+	w.post(func() {
+		if j.ctx.Err() != nil {
+			answer <- false
+			return
+		}
+		show(answer)
+	})
+	select {
+	case ok := <-answer:
+		return ok, nil
+	case <-ctx.Done():
+		w.post(func() { w.dismissOffer(j) })
+		return false, ctx.Err()
+	}
+}
+
+// openOffer shows p's Receive/Decline dialog around content, registered as
+// j's open offer until answered, and tells the user with a notification.
+func (w *MainWindow) openOffer(p *offerPrompt, title string, content fyne.CanvasObject, notice string) {
+	j := p.job
+	p.dialog = dialog.NewCustomConfirm(title, "Receive", "Decline", content, func(ok bool) {
+		delete(w.offers, j)
+		if !ok && !p.dismissed {
+			j.declined.Store(true)
+		}
+		select {
+		case p.answer <- ok:
+		default:
+		}
+	}, w.win)
+	w.offers[j] = p
+	p.dialog.Resize(fyne.NewSize(460, 0).Max(p.dialog.MinSize()))
+	p.dialog.Show()
+	w.app.SendNotification(fyne.NewNotification(title, notice))
+	w.win.RequestFocus()
 }
 
 // showOffer opens the accept/decline dialog for j; on the Fyne goroutine.
 func (w *MainWindow) showOffer(j *job, m *transfer.Manifest, answer chan<- bool, late bool) {
-	if j.ctx.Err() != nil {
-		answer <- false
-		return
-	}
 	names := m.TopNames(0)
 	files, size := m.FileCount(), m.TotalSize()
 	j.setNames(names, files, size)
@@ -306,23 +336,8 @@ func (w *MainWindow) showOffer(j *job, m *transfer.Manifest, answer chan<- bool,
 		destRow = container.NewBorder(nil, nil, widget.NewLabel("Save to:"), p.change, p.dest)
 	}
 	content := container.NewVBox(p.summary, p.names, widget.NewSeparator(), destRow)
-
-	p.dialog = dialog.NewCustomConfirm("Incoming files", "Receive", "Decline", content, func(ok bool) {
-		delete(w.offers, j)
-		if !ok && !p.dismissed {
-			j.declined.Store(true)
-		}
-		select {
-		case answer <- ok:
-		default:
-		}
-	}, w.win)
-	w.offers[j] = p
-	p.dialog.Resize(fyne.NewSize(460, 0).Max(p.dialog.MinSize()))
-	p.dialog.Show()
-	w.app.SendNotification(fyne.NewNotification("Incoming files",
-		fmt.Sprintf("%s offered (%s, %s)", namesSummary(names), plural(files, "file"), humanBytes(size))))
-	w.win.RequestFocus()
+	w.openOffer(p, "Incoming files", content,
+		fmt.Sprintf("%s offered (%s, %s)", namesSummary(names), plural(files, "file"), humanBytes(size)))
 }
 
 // dismissOffer closes j's dialog after the transfer ended without an

@@ -108,19 +108,20 @@ func (r *transferRow) update(j *job, s snapshot) {
 	if s.finished {
 		r.cancel.Hide()
 		r.remove.Show()
-		if s.done && j.dir == dirReceive && s.outDir != "" {
+		if s.done && j.dir == dirReceive && s.outDir != "" && !s.isText {
 			r.show.Show()
 		}
 	}
 }
 
-// rowTitle is "Send report.pdf and 2 more" / "Receive 7-tiger-tomorrow".
+// rowTitle is "Send report.pdf and 2 more" / "Receive a text of 42 bytes"
+// / "Receive with code 7-tiger-tomorrow".
 func rowTitle(j *job, s snapshot) string {
 	if j.dir == dirSend {
-		return "Send " + namesSummary(s.names)
+		return "Send " + s.what()
 	}
-	if len(s.names) > 0 {
-		return "Receive " + namesSummary(s.names)
+	if len(s.names) > 0 || s.isText {
+		return "Receive " + s.what()
 	}
 	return "Receive with code " + j.code
 }

@@ -5,11 +5,13 @@ import (
 	"image"
 	"os"
 	"path/filepath"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
@@ -38,6 +40,8 @@ type sendView struct {
 
 	addFiles  *widget.Button
 	addFolder *widget.Button
+	text      *widget.Entry  // a text to send instead of files
+	sendText  *widget.Button // sends it
 
 	card     *fyne.Container // hidden until the first send
 	code     *canvas.Text
@@ -62,10 +66,25 @@ func newSendView(w *MainWindow) *sendView {
 		fyne.TextAlignCenter, fyne.TextStyle{Bold: true})
 	hint.Wrapping = fyne.TextWrapWord
 	icon := widget.NewIcon(theme.UploadIcon())
+	v.text = widget.NewMultiLineEntry()
+	v.text.SetPlaceHolder("Or type or paste a text to send (up to 1 MiB)")
+	v.text.Wrapping = fyne.TextWrapWord
+	v.text.SetMinRowsVisible(3)
+	v.sendText = widget.NewButtonWithIcon("Send text", theme.MailSendIcon(), v.submitText)
+	v.sendText.Disable()
+	v.text.OnChanged = func(s string) {
+		if s == "" {
+			v.sendText.Disable()
+		} else {
+			v.sendText.Enable()
+		}
+	}
 	drop := container.NewVBox(
 		container.NewCenter(container.NewGridWrap(fyne.NewSquareSize(64), icon)),
 		hint,
 		container.NewCenter(container.NewHBox(v.addFiles, v.addFolder)),
+		v.text,
+		container.NewHBox(layout.NewSpacer(), v.sendText),
 	)
 
 	v.code = canvas.NewText("", theme.Color(theme.ColorNameForeground))
@@ -134,6 +153,10 @@ func (v *sendView) show(j *job) {
 	v.setLink("")
 	v.state.SetText(stateWords("", dirSend))
 	objs := make([]fyne.CanvasObject, 0, min(len(j.paths), maxListedItems)+1)
+	if s := j.snap(time.Now()); s.isText {
+		objs = append(objs, container.NewBorder(nil, nil, widget.NewIcon(theme.DocumentIcon()), nil,
+			widget.NewLabel(capitalize(s.what()))))
+	}
 	for i, p := range j.paths {
 		if i == maxListedItems {
 			objs = append(objs, widget.NewLabel(fmt.Sprintf("and %d more", len(j.paths)-i)))

@@ -57,6 +57,8 @@ type MainWindow struct {
 	jobs   []*job
 	nextID int
 	offers map[*job]*offerPrompt
+	// textShown is the received text on show, if any.
+	textShown *textDialog
 
 	tabs        *container.AppTabs
 	sendTab     *container.TabItem
@@ -234,14 +236,35 @@ func (w *MainWindow) Drop(uris []fyne.URI) {
 func (w *MainWindow) StartSend(paths []string) {
 	j := w.newJob(dirSend)
 	j.paths = paths
-	j.rendezvous = strings.TrimSpace(w.settings.Rendezvous)
 	j.setNames(baseNames(paths), 0, 0)
+	w.startSend(j, func(ctx context.Context, eng Engine, sink transfer.Sink) error {
+		return eng.Send(ctx, paths, sink)
+	})
+}
+
+// StartSendText sends text (see transfer.CheckText) as StartSend sends
+// files: the Send tab shows the code and Cancel. On the Fyne goroutine.
+func (w *MainWindow) StartSendText(text string) {
+	j := w.newJob(dirSend)
+	j.mu.Lock()
+	j.s.isText, j.s.size = true, int64(len(text))
+	j.mu.Unlock()
+	j.total.Store(int64(len(text)))
+	w.startSend(j, func(ctx context.Context, eng Engine, sink transfer.Sink) error {
+		return eng.SendText(ctx, text, sink)
+	})
+}
+
+// startSend shows the send j on the Send tab and in a row, and runs send
+// with an engine made from the current settings.
+func (w *MainWindow) startSend(j *job, send func(context.Context, Engine, transfer.Sink) error) {
+	j.rendezvous = strings.TrimSpace(w.settings.Rendezvous)
 	eng := w.newEngine(w.settings)
 	w.addRow(j)
 	w.send.show(j)
 	w.tabs.Select(w.sendTab)
 	w.start(j, func(ctx context.Context, sink transfer.Sink) error {
-		return eng.Send(ctx, paths, sink)
+		return send(ctx, eng, sink)
 	})
 }
 
@@ -263,7 +286,7 @@ func (w *MainWindow) startReceive(code, server string) {
 	j.rendezvous = strings.TrimSpace(settings.Rendezvous)
 	eng := w.newEngine(settings)
 	_, late := eng.(LateOutDirEngine)
-	req := ReceiveRequest{OutDir: dir, Accept: w.acceptFunc(j, late)}
+	req := ReceiveRequest{OutDir: dir, Accept: w.acceptFunc(j, late), AcceptText: w.acceptTextFunc(j)}
 	if late {
 		req.OutDirAfterAccept = j.outDir
 	}
@@ -343,6 +366,9 @@ func (w *MainWindow) flush() {
 			j.row.update(j, s)
 		}
 		w.send.update(j, s)
+		if text, ok := j.takeText(); ok {
+			w.showText(text)
+		}
 		if s.finished && !j.finalized {
 			j.finalized = true
 			w.finalize(j, s)
@@ -356,12 +382,14 @@ func (w *MainWindow) finalize(j *job, s snapshot) {
 		p.dismissed = true
 		p.dialog.Hide()
 	}
+	// Of a text, only that it was one and its length: never its words.
 	e := HistoryEntry{
 		Time:      time.Now(),
 		Direction: j.dir.String(),
 		Names:     s.names,
 		Files:     s.files,
 		Bytes:     s.size,
+		Text:      s.isText,
 		Result:    s.result(),
 		Path:      pathWords(s.path),
 	}
@@ -373,7 +401,7 @@ func (w *MainWindow) finalize(j *job, s snapshot) {
 	}
 	switch j.dir {
 	case dirReceive:
-		if s.done {
+		if s.done && !s.isText {
 			e.Folder = s.outDir
 		}
 	case dirSend:
@@ -390,8 +418,12 @@ func (w *MainWindow) finalize(j *job, s snapshot) {
 		return // the user knows
 	}
 	var n *fyne.Notification
-	what := namesSummary(s.names)
+	what := s.what()
 	switch {
+	case s.done && s.isText && j.dir == dirSend:
+		n = fyne.NewNotification("Transfer finished", "Sent "+what)
+	case s.done && s.isText:
+		n = fyne.NewNotification("Transfer finished", "Received "+what)
 	case s.done && j.dir == dirSend:
 		n = fyne.NewNotification("Transfer finished", fmt.Sprintf("Sent %s (%s)", what, humanBytes(s.size)))
 	case s.done:

@@ -33,6 +33,8 @@ type jsonEvent struct {
 	Message      string `json:"message"`
 	File         string `json:"file"`
 	Reason       string `json:"reason"`
+	Type         string `json:"type"`
+	Text         string `json:"text"`
 	// At is when the test read the event (not part of the JSON).
 	At time.Time `json:"-"`
 }

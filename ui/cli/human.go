@@ -61,7 +61,8 @@ type humanSink struct {
 // Progress timing uses Event.Time when set, the clock otherwise.
 //
 // WithLink and WithQR print the share link and its QR code right after the
-// code line.
+// code line. A received text is printed neutralised (see Neutralise),
+// to the writer WithTextOutput gives, else to w.
 func NewHumanSink(w io.Writer, tty bool, opts ...SinkOption) (transfer.Sink, func()) {
 	s := &humanSink{w: w, tty: tty, opts: applyOptions(opts)}
 	return s.handle, s.finish
@@ -201,6 +202,13 @@ func (s *humanSink) handle(e transfer.Event) {
 		s.code(e.Code)
 	case transfer.EventOffer:
 		s.println(offerLine(e))
+	case transfer.EventText:
+		s.endBar(false, 0)
+		if s.opts.textOut != nil {
+			printText(s.opts.textOut, s.opts.textTTY, e.Text)
+		} else {
+			printText(s.w, s.tty, e.Text)
+		}
 	case transfer.EventConnected:
 		if e.Peer == "" {
 			s.println(fmt.Sprintf("Connected (%s)", PathWords(e.Path)))
@@ -271,7 +279,15 @@ func (s *humanSink) code(code string) {
 	s.println(text)
 }
 
+// TextSize is "a text of 42 bytes": how a text offer is named.
+func TextSize(n int64) string {
+	return "a text of " + plural(int(n), "byte")
+}
+
 func offerLine(e transfer.Event) string {
+	if e.IsText {
+		return "Offer: " + TextSize(e.Bytes)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Offer: %s, %s", plural(e.Files, "file"), HumanBytes(e.Bytes))
 	if len(e.Names) > 0 {
@@ -290,6 +306,9 @@ func offerLine(e transfer.Event) string {
 }
 
 func doneLine(e transfer.Event) string {
+	if e.IsText {
+		return fmt.Sprintf("Done: %s in %s", TextSize(e.Bytes), humanDuration(e.Elapsed))
+	}
 	line := fmt.Sprintf("Done: %s, %s in %s", plural(e.Files, "file"), HumanBytes(e.Bytes), humanDuration(e.Elapsed))
 	if secs := e.Elapsed.Seconds(); secs > 0 && e.Bytes > 0 {
 		line += fmt.Sprintf(" (%s/s)", HumanBytes(int64(float64(e.Bytes)/secs)))

@@ -29,6 +29,11 @@ type (
 		Bytes int64    `json:"bytes"`
 		Names []string `json:"names,omitempty"`
 		Dest  string   `json:"dest,omitempty"`
+		Type  string   `json:"type,omitempty"` // added later: "text" for a text offer
+	}
+	jsonText struct {
+		Event string `json:"event"`
+		Text  string `json:"text"`
 	}
 	jsonConnected struct {
 		Event string `json:"event"`
@@ -93,6 +98,8 @@ type jsonSink struct {
 //
 //	{"event":"code","code":"7-guitar-orbit","link":"ferry://receive/7-guitar-orbit"}   (link only WithLink)
 //	{"event":"offer","files":N,"bytes":N,"names":[...],"dest":"..."}   (names, dest only when set)
+//	{"event":"offer","files":0,"bytes":N,"type":"text"}   (receiver: a text of N bytes is offered)
+//	{"event":"text","text":"..."}   (receiver: the text, exactly as sent; JSON escapes its control characters)
 //	{"event":"connected","path":"lan|direct-udp|direct-tcp|relay","peer":"IP:PORT"}
 //	{"event":"path","path":"...","peer":"IP:PORT","reason":"migrated|upgraded|fallback|reconnected"}
 //	{"event":"resumed","skipped_bytes":N}
@@ -172,7 +179,13 @@ func jsonObject(e transfer.Event) any {
 	case transfer.EventCode:
 		return jsonCode{Event: ev, Code: e.Code}
 	case transfer.EventOffer:
-		return jsonOffer{Event: ev, Files: e.Files, Bytes: e.Bytes, Names: e.Names, Dest: e.Dest}
+		o := jsonOffer{Event: ev, Files: e.Files, Bytes: e.Bytes, Names: e.Names, Dest: e.Dest}
+		if e.IsText {
+			o.Type = "text"
+		}
+		return o
+	case transfer.EventText:
+		return jsonText{Event: ev, Text: e.Text}
 	case transfer.EventConnected:
 		return jsonConnected{Event: ev, Path: string(e.Path), Peer: e.Peer}
 	case transfer.EventPath:

@@ -18,6 +18,10 @@ type sinkOptions struct {
 	rendezvous string // the server that goes in the link
 	qr         bool   // human: print the link and its QR code
 	qrANSI     bool   // human: paint the QR code black on white
+	// human: where a received text goes (nil: with everything else), and
+	// whether that is a terminal.
+	textOut io.Writer
+	textTTY bool
 }
 
 // WithLink makes a sink show the share link beside the code, with
@@ -34,6 +38,14 @@ func WithLink(rendezvous string) SinkOption {
 // glyphs are the dark modules (see qr.Code.Text).
 func WithQR(ansi bool) SinkOption {
 	return func(o *sinkOptions) { o.qr, o.qrANSI = true, ansi }
+}
+
+// WithTextOutput makes the human sink print a received text to w, and
+// only the text (see Neutralise), while its messages go to its own
+// writer; tty says whether w is a terminal. The JSON sink has the text in
+// its text event instead.
+func WithTextOutput(w io.Writer, tty bool) SinkOption {
+	return func(o *sinkOptions) { o.textOut, o.textTTY = w, tty }
 }
 
 func applyOptions(opts []SinkOption) sinkOptions {

@@ -31,13 +31,14 @@ type Env struct {
 	Getenv         func(string) string
 	StdinTTY       bool
 	StdoutTTY      bool
+	StderrTTY      bool
 }
 
 // OSEnv is the process's own environment.
 func OSEnv() Env {
 	return Env{
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
-		StdinTTY: IsTerminal(os.Stdin), StdoutTTY: IsTerminal(os.Stdout),
+		StdinTTY: IsTerminal(os.Stdin), StdoutTTY: IsTerminal(os.Stdout), StderrTTY: IsTerminal(os.Stderr),
 	}
 }
 
@@ -121,6 +122,15 @@ func logger(env Env, verbose bool) *slog.Logger {
 	return slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
+// receiveSink is the receiver's sink: JSON lines on stdout, or messages on
+// stderr so that stdout carries a received text and nothing else.
+func (c *common) receiveSink(env Env) (transfer.Sink, func()) {
+	if c.json {
+		return NewJSONSink(env.Stdout), func() {}
+	}
+	return NewHumanSink(env.Stderr, env.StderrTTY, WithTextOutput(env.Stdout, env.StdoutTTY))
+}
+
 func newFlagSet(name, usage string, env Env) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
@@ -132,19 +142,24 @@ func newFlagSet(name, usage string, env Env) *flag.FlagSet {
 }
 
 const sendUsage = `Usage: ferry send [flags] PATH...
+       ferry send [flags] --text TEXT|-
 
-Sends files and folders. Prints a share code; run "ferry receive" on the
-other computer and type it there. With --qr it also prints the share link
-(ferry://receive/CODE, with ?rendezvous=HOST:PORT when there is a server)
-and its QR code; "ferry receive LINK" or opening the link works like the
-code. --json output always carries the link in the code event.
+Sends files and folders, or with --text a text of up to 1 MiB ("-": read
+from standard input), which the receiver prints instead of saving. Prints
+a share code; run "ferry receive" on the other computer and type it there.
+With --qr it also prints the share link (ferry://receive/CODE, with
+?rendezvous=HOST:PORT when there is a server) and its QR code; "ferry
+receive LINK" or opening the link works like the code. --json output
+always carries the link in the code event.
 
 Flags:
 `
 
 const receiveUsage = `Usage: ferry receive [flags] [CODE|LINK]
 
-Receives what a "ferry send" offers. The code can be given as an argument,
+Receives what a "ferry send" offers: files into --out, or a text, which is
+printed on standard output (control characters replaced by U+FFFD) and
+not saved; messages go to standard error. The code can be given as an argument,
 in $FERRY_CODE, or typed at the prompt (safest: other users of this
 computer can see process arguments). A share link (ferry://receive/CODE)
 works wherever a code does; its rendezvous server is used unless
@@ -160,17 +175,32 @@ func Send(ctx context.Context, args []string, env Env) int {
 	c.register(fs, env)
 	follow := fs.Bool("follow-links", false, "send what symbolic links inside folders point to (default: leave links out)")
 	showQR := fs.Bool("qr", false, "print the share link and its QR code after the code")
+	textArg := fs.String("text", "", "send `TEXT` instead of files (\"-\": read it from standard input); at most 1 MiB of UTF-8")
 	if err := fs.Parse(args); err != nil {
 		return usageExit(err)
 	}
-	if fs.NArg() == 0 {
-		fmt.Fprintln(env.Stderr, "ferry send: name at least one file or folder to send")
+	isText := false
+	fs.Visit(func(f *flag.Flag) { isText = isText || f.Name == "text" })
+	switch {
+	case isText && fs.NArg() > 0:
+		fmt.Fprintln(env.Stderr, "ferry send: --text and files to send exclude each other")
+		return ExitUsage
+	case !isText && fs.NArg() == 0:
+		fmt.Fprintln(env.Stderr, "ferry send: name at least one file or folder to send, or a --text")
 		fs.Usage()
 		return ExitUsage
 	}
 	if msg := c.check(); msg != "" {
 		fmt.Fprintln(env.Stderr, "ferry send: "+msg)
 		return ExitUsage
+	}
+	var text string
+	if isText {
+		var err error
+		if text, err = readTextArg(*textArg, env); err != nil {
+			fmt.Fprintln(env.Stderr, "ferry send: "+err.Error())
+			return ExitUsage
+		}
 	}
 	paths := fs.Args()
 	for _, p := range paths {
@@ -185,7 +215,12 @@ func Send(ctx context.Context, args []string, env Env) int {
 	sink, finish := c.sink(env, opts...)
 	cfg := c.config(env)
 	cfg.FollowLinks = *follow
-	_, err := transfer.SendFiles(ctx, cfg, paths, sink)
+	var err error
+	if isText {
+		_, err = transfer.SendText(ctx, cfg, text, sink)
+	} else {
+		_, err = transfer.SendFiles(ctx, cfg, paths, sink)
+	}
 	finish()
 	if err != nil {
 		return failWith(sink, err)
@@ -249,15 +284,21 @@ func Receive(ctx context.Context, args []string, env Env) int {
 	if err != nil {
 		return fail(env, &c, err)
 	}
-	sink, finish := c.sink(env)
+	sink, finish := c.receiveSink(env)
 	opts := transfer.ReceiveOptions{OutDir: dir, Overwrite: *overwrite, Sink: sink}
 	if !*yes {
-		opts.Accept = func(_ context.Context, m *transfer.Manifest) (bool, error) {
+		ask := func(question string) (bool, error) {
 			if !env.StdinTTY || c.json {
 				return false, transfer.Errorf(transfer.KindDeclined, "pass --yes to accept without being asked", "nobody at a terminal to accept the offer")
 			}
 			finish()
-			return Confirm(env.Stdin, env.Stderr, fmt.Sprintf("Receive %d files (%s) into %s?", m.FileCount(), HumanBytes(m.TotalSize()), dir))
+			return Confirm(env.Stdin, env.Stderr, question)
+		}
+		opts.Accept = func(_ context.Context, m *transfer.Manifest) (bool, error) {
+			return ask(fmt.Sprintf("Receive %d files (%s) into %s?", m.FileCount(), HumanBytes(m.TotalSize()), dir))
+		}
+		opts.AcceptText = func(_ context.Context, n int64) (bool, error) {
+			return ask(textQuestion(n))
 		}
 	}
 	_, err = transfer.ReceiveFiles(ctx, c.config(env), sc, opts)
