@@ -83,9 +83,13 @@ func Host(ctx context.Context, cfg Config) (*Invitation, error) {
 	} else {
 		close(inv.done)
 	}
-	np, err := inv.client.Allocate(ctx)
+	var np string
+	err := retryStore(ctx, func() (err error) {
+		np, err = inv.client.Allocate(ctx)
+		return err
+	})
 	if err == nil {
-		err = inv.client.Claim(ctx, np)
+		err = retryStore(ctx, func() error { return inv.client.Claim(ctx, np) })
 	}
 	if err == nil {
 		inv.code, err = code.New(np)
@@ -177,7 +181,7 @@ func Join(ctx context.Context, cfg Config, c code.Code, own Offer) (*Result, err
 	if cfg.Rendezvous != "" {
 		mb, err := mailbox.Dial(ctx, cfg.Rendezvous)
 		if err == nil {
-			err = mb.Claim(ctx, c.Nameplate)
+			err = retryStore(ctx, func() error { return mb.Claim(ctx, c.Nameplate) })
 			if err == nil {
 				return joinOver(ctx, mb, c, own)
 			}

@@ -25,6 +25,10 @@ const (
 	KindNoPath       ErrorKind = "no_path"      // the peers could not reach each other
 	KindCanceled     ErrorKind = "canceled"
 	KindInternal     ErrorKind = "internal"
+	// KindUnavailable: the rendezvous server went away or cannot reach its
+	// store (restarting, draining, its Redis down): running the command
+	// again will likely work, through another server behind the same name.
+	KindUnavailable ErrorKind = "unavailable"
 )
 
 // Error is a classified transfer failure. Message says what happened and

@@ -386,6 +386,8 @@ func pairingError(err error) error {
 		return &Error{Kind: KindNoSuchCode, Err: errors.New("nobody is waiting under this code"), Hint: "check the code, or ask the sender to run ferry send again and read you the new code"}
 	case errors.Is(err, mailbox.ErrCrowded):
 		return &Error{Kind: KindCodeMismatch, Err: errors.New("someone else already used this code"), Hint: "ask the sender for a new code"}
+	case mailbox.Retryable(err), errors.Is(err, mailbox.ErrClosed):
+		return &Error{Kind: KindUnavailable, Err: err, Hint: "the rendezvous server went away or is restarting; run ferry again (a receiver can use the same code while the sender still waits; a sender gets a new code)"}
 	}
 	return err
 }

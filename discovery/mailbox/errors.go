@@ -50,14 +50,21 @@ var (
 	// again, and the rendezvous address leads to another server. Its
 	// message says so, for clients that predate the code.
 	ErrServerDraining = &Error{Code: CodeDraining, Message: "the rendezvous server is restarting; connect again to continue"}
+
+	// ErrStoreUnavailable is a shared store (Redis) that does not answer:
+	// stores wrap their connection failures with it, and the server
+	// refuses the request with it rather than as an internal error. The
+	// same request will likely succeed once the store is back.
+	ErrStoreUnavailable = &Error{Code: CodeUnavailable, Message: "the rendezvous server cannot reach its store right now; try again in a moment"}
 )
 
-// Retryable reports whether err says the server went away on purpose and
-// the same request will likely succeed over a new connection (codes
-// "draining" and "shutting_down"). A client that pairs with a shared store
-// behind the rendezvous address dials again and goes on.
+// Retryable reports whether err says the server went away on purpose or
+// cannot reach its store, and the same request will likely succeed again
+// soon (codes "draining", "shutting_down" and "unavailable"). A client
+// that pairs with a shared store behind the rendezvous address dials
+// again and goes on.
 func Retryable(err error) bool {
-	return errors.Is(err, ErrServerDraining) || errors.Is(err, ErrShuttingDown)
+	return errors.Is(err, ErrServerDraining) || errors.Is(err, ErrShuttingDown) || errors.Is(err, ErrStoreUnavailable)
 }
 
 // closedError is the terminal error of a Client whose server said why it

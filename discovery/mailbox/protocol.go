@@ -165,6 +165,7 @@ const (
 	CodeExpired            = "expired"
 	CodeShuttingDown       = "shutting_down"
 	CodeDraining           = "draining"
+	CodeUnavailable        = "unavailable"
 )
 
 const unsupportedVersionMessage = "this server speaks mailbox protocol version 1; upgrade ferry"

@@ -472,7 +472,12 @@ func (s *RedisStore) run(ctx context.Context, op string, script *redis.Script, a
 	}
 	res, err := script.Run(ctx, s.rdb, nil, append([]any{s.prefix}, args...)...).Slice()
 	if err != nil {
-		return nil, fmt.Errorf("mailbox: redis %s: %w", op, err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("mailbox: redis %s: %w", op, err)
+		}
+		// The script either ran or not, all of it: what failed is
+		// reaching Redis (or Redis itself), which comes back.
+		return nil, fmt.Errorf("%w: redis %s: %w", ErrStoreUnavailable, op, err)
 	}
 	status, _ := res[0].(string)
 	switch status {

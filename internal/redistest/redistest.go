@@ -25,10 +25,11 @@ const startTimeout = 20 * time.Second
 // Server is one redis-server process. Stop and Restart let a test take it
 // away and bring it back on the same port, as when Redis restarts.
 type Server struct {
-	t    testing.TB
-	bin  string
-	dir  string
-	port int
+	t       testing.TB
+	bin     string
+	dir     string
+	port    int
+	persist bool // append-only file, synced on every write: a restart keeps the data
 
 	mu      sync.Mutex
 	running *process
@@ -53,6 +54,19 @@ func Start(t testing.TB) (addr string) {
 // restart it.
 func StartServer(t testing.TB) *Server {
 	t.Helper()
+	return startServer(t, false)
+}
+
+// StartPersistentServer is StartServer with Redis's append-only file,
+// synced on every write, as a deployment that must survive a Redis
+// restart runs it: Restart brings the data back.
+func StartPersistentServer(t testing.TB) *Server {
+	t.Helper()
+	return startServer(t, true)
+}
+
+func startServer(t testing.TB, persist bool) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if _, serr := os.Stat("/usr/bin/redis-server"); serr != nil {
@@ -60,7 +74,7 @@ func StartServer(t testing.TB) *Server {
 		}
 		bin = "/usr/bin/redis-server"
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir()}
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), persist: persist}
 	t.Cleanup(s.Stop)
 	// Another process may take the free port before redis-server binds it:
 	// try a few.
@@ -107,8 +121,8 @@ func (s *Server) Stop() {
 	<-p.exited
 }
 
-// Restart stops the server if it runs and starts it again, empty, on the
-// same port.
+// Restart stops the server if it runs and starts it again on the same
+// port: empty, or with its data for a persistent server.
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
@@ -119,13 +133,16 @@ func (s *Server) Restart() {
 
 // start runs redis-server on s.port and returns once it answers PING.
 func (s *Server) start() error {
-	cmd := exec.Command(s.bin,
+	appendOnly := []string{"--appendonly", "no"}
+	if s.persist {
+		appendOnly = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	cmd := exec.Command(s.bin, append([]string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--save", "",
-		"--appendonly", "no",
 		"--dir", s.dir,
-	)
+	}, appendOnly...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
