@@ -2,10 +2,12 @@ package mailbox
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -109,4 +111,46 @@ func redisUsedMemory(b *testing.B, rdb *redis.Client) int64 {
 	}
 	b.Fatal("INFO memory has no used_memory")
 	return 0
+}
+
+// BenchmarkRedisNotifyAcrossInstances measures how soon a message added
+// through one server's RedisStore wakes a watcher on another server's
+// (Redis pub/sub, one subscription per store): the time from Add's call
+// until the watcher's channel closes, as p50 and p99 over b.N messages,
+// one at a time.
+func BenchmarkRedisNotifyAcrossInstances(b *testing.B) {
+	addr := redistest.Start(b)
+	s1 := newRedisStore(b, newRedisClient(b, addr), "notify:")
+	s2 := newRedisStore(b, newRedisClient(b, addr), "notify:")
+	ctx := context.Background()
+	np, err := s1.Allocate(ctx, AllocateRequest{Owner: "ip", Side: "a"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	mb, err := s1.Claim(ctx, np, "a")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s2.Claim(ctx, np, "b"); err != nil {
+		b.Fatal(err)
+	}
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := range b.N {
+		_, changed, err := s2.Watch(ctx, mb, i)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		if err := s1.Add(ctx, mb, Message{Side: "a", Phase: "p"}, 0); err != nil {
+			b.Fatal(err)
+		}
+		<-changed
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-us")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-us")
+	b.ReportMetric(0, "ns/op")
 }
