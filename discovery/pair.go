@@ -372,14 +372,14 @@ func (k *pairKeys) open(s Side, sealed []byte) (Offer, error) {
 }
 
 // openTypes keeps the peer's candidate types that name one of its
-// candidates and a type a peer can know of its own addresses (host or
-// server-reflexive); anything else is dropped, and then inferred.
+// candidates and a type a peer can know of its own addresses (host,
+// server-reflexive or port-mapped); anything else is dropped, and then inferred.
 func openTypes(wire map[string]string, lists ...[]netip.AddrPort) map[netip.AddrPort]transport.CandidateType {
 	var out map[netip.AddrPort]transport.CandidateType
 	for _, list := range lists {
 		for _, c := range list {
 			t, ok := transport.ParseCandidateType(wire[c.String()])
-			if !ok || (t != transport.CandidateHost && t != transport.CandidateServerReflexive) {
+			if !ok || (t != transport.CandidateHost && t != transport.CandidateServerReflexive && t != transport.CandidatePortMapped) {
 				continue
 			}
 			if out == nil {

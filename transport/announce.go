@@ -64,7 +64,7 @@ func announceable(cands []Announced) []Announced {
 		if !UsableCandidate(c.Addr) || len(out) == maxAnnounced {
 			continue
 		}
-		if c.Type < CandidateHost || c.Type > CandidatePeerReflexive {
+		if !c.Type.peerMayAnnounce() {
 			c.Type = inferCandidateType(c.Addr)
 		}
 		out = append(out, c)

@@ -39,10 +39,12 @@ func usableCandidates(cands []netip.AddrPort) []netip.AddrPort {
 
 // CandidateType says how an address of the peer was learned. It orders the
 // probes of a connection attempt (a host address first: on a shared
-// network it is the shortest path) and names the remote end of a path.
+// network it is the shortest path; then a port its router mapped; see
+// preference) and names the remote end of a path. The numbers are on the
+// wire (CANDIDATES packets), so new types are added at the end.
 type CandidateType uint8
 
-// Candidate types, in order of preference.
+// Candidate types.
 const (
 	// CandidateHost is an address of one of the peer's own interfaces.
 	CandidateHost CandidateType = iota + 1
@@ -54,7 +56,33 @@ const (
 	CandidatePeerReflexive
 	// CandidateRelay is the pairing's session at the relay.
 	CandidateRelay
+	// CandidatePortMapped is a public address the peer's router mapped to
+	// its socket on request (NAT-PMP, PCP, UPnP IGD): it lets packets in
+	// from anyone, so it works even behind a symmetric NAT.
+	CandidatePortMapped
 )
+
+// preference orders probes: host addresses, then a mapped port, then
+// what a server saw, then what the peer's packets showed.
+func (t CandidateType) preference() int {
+	switch t {
+	case CandidateHost:
+		return 0
+	case CandidatePortMapped:
+		return 1
+	case CandidateServerReflexive:
+		return 2
+	case CandidatePeerReflexive:
+		return 3
+	}
+	return 4
+}
+
+// peerMayAnnounce reports whether a peer may say its address is of type t:
+// every type but the relay, which names no address of the peer's.
+func (t CandidateType) peerMayAnnounce() bool {
+	return t >= CandidateHost && t <= CandidatePortMapped && t != CandidateRelay
+}
 
 func (t CandidateType) String() string {
 	switch t {
@@ -66,13 +94,15 @@ func (t CandidateType) String() string {
 		return "prflx"
 	case CandidateRelay:
 		return "relay"
+	case CandidatePortMapped:
+		return "mapped"
 	}
 	return "unknown"
 }
 
 // ParseCandidateType is the inverse of String; ok is false for anything else.
 func ParseCandidateType(s string) (t CandidateType, ok bool) {
-	for t := CandidateHost; t <= CandidateRelay; t++ {
+	for t := CandidateHost; t <= CandidatePortMapped; t++ {
 		if t.String() == s {
 			return t, true
 		}

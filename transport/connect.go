@@ -209,7 +209,9 @@ func (e *endpoint) tickConnectingLocked(now time.Time) {
 		}
 		due = append(due, dueProbe{addr, cand, c, e.candidateTypeLocked(c, addr)})
 	}
-	slices.SortFunc(due, func(a, b dueProbe) int { return cmp.Or(cmp.Compare(a.typ, b.typ), a.addr.Compare(b.addr)) })
+	slices.SortFunc(due, func(a, b dueProbe) int {
+		return cmp.Or(cmp.Compare(a.typ.preference(), b.typ.preference()), a.addr.Compare(b.addr))
+	})
 	for _, d := range due {
 		e.probeLocked(d.c, d.addr, e.attempt.latest(), [8]byte{}, true, now)
 		d.cand.probed(now, e.s.cfg.MaxProbeInterval)

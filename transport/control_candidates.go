@@ -89,7 +89,7 @@ func parseCandidatesPlain(b []byte) ([]Announced, error) {
 			return nil, fmt.Errorf("%w: candidate %d has unknown flags 0x%02x", ErrControlFormat, i, flags)
 		}
 		t := CandidateType(flags >> 4)
-		if t < CandidateHost || t > CandidatePeerReflexive {
+		if !t.peerMayAnnounce() {
 			return nil, fmt.Errorf("%w: candidate %d has type %d", ErrControlFormat, i, t)
 		}
 		var alen int
