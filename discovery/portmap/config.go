@@ -49,6 +49,7 @@ type Config struct {
 	// protocols, if set, restricts Probe, Map and Keep to these
 	// protocols, tried in this order.
 	protocols []Protocol
+	defaulted bool // withDefaults has run
 }
 
 // enabled reports whether the configuration lets p be used.
@@ -65,6 +66,10 @@ func (c Config) order() []Protocol {
 }
 
 func (c Config) withDefaults() Config {
+	if c.defaulted {
+		return c
+	}
+	c.defaulted = true
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

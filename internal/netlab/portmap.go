@@ -24,10 +24,14 @@ type PortMapConfig struct {
 	// UPnP enables UPnP IGD (SSDP on the LAN and HTTP on the router's
 	// LAN address).
 	UPnP bool
-	// STUN is a STUN server in the lab (in the internet namespace) that
-	// the daemon asks for its public address. It is required: miniupnpd
-	// refuses a WAN address in a reserved range such as the lab's
-	// 198.18.0.0/15, and 2.3.1 has no option to allow one.
+	// STUN is a STUN server in the lab (in the internet namespace, on
+	// ServerIP) that the daemon asks for its public address. It is
+	// required: miniupnpd refuses a WAN address in a reserved range such
+	// as the lab's 198.18.0.0/15, and 2.3.1 has no option to allow one.
+	// The server must answer RFC 5780 CHANGE-REQUESTs (from AltServerIP
+	// and from the port above STUN's): miniupnpd disables port
+	// forwarding unless all four of its test requests are answered, as
+	// it then believes an upstream NAT filters what it would forward.
 	STUN netip.AddrPort
 	// MinLifetime is the shortest lifetime the daemon grants, so tests
 	// can watch renewals (miniupnpd's default is 120 s); zero means 1 s.
@@ -94,6 +98,14 @@ func (r *Router) StartPortMapper(t testing.TB, cfg PortMapConfig) *PortMapper {
 		cfg.MinLifetime = time.Second
 	}
 	r.NS.NFT(t, miniupnpdRuleset)
+	// The daemon's STUN check (RFC 5780: requests that ask for answers
+	// from another address and port) concludes that the router filters
+	// incoming traffic, and disables port forwarding, unless those
+	// answers reach it; the router's own firewall drops them as new
+	// traffic from the WAN. Let in UDP from the lab's server addresses
+	// to the router itself (not forwarded; it lasts until a Rebind
+	// reloads the router's table).
+	r.NS.NFT(t, fmt.Sprintf("insert rule ip %s input iifname \"wan\" ip saddr { %s, %s } meta l4proto udp accept\n", natTable, serverIP, altServerIP))
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "miniupnpd.conf")
 	if err := os.WriteFile(conf, []byte(miniupnpdConf(cfg)), 0o600); err != nil {
