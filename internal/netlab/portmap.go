@@ -127,7 +127,9 @@ func (r *Router) StartPortMapper(t testing.TB, cfg PortMapConfig) *PortMapper {
 	t.Cleanup(pm.stop)
 
 	// Wait for the lines saying each enabled service listens (STUN has
-	// run by then: the daemon learns its address first).
+	// run by then: the daemon learns its address first). For UPnP, "HTTP
+	// listening" may come before the SSDP socket has joined its group,
+	// and nothing is logged after that: see ssdpJoined below.
 	want := map[string]bool{}
 	if cfg.NATPMP {
 		want["Listening for NAT-PMP/PCP traffic"] = true
@@ -163,7 +165,25 @@ func (r *Router) StartPortMapper(t testing.TB, cfg PortMapConfig) *PortMapper {
 	case <-time.After(10 * time.Second):
 		t.Fatalf("miniupnpd did not start listening within 10 s:\n%s", pm.Log())
 	}
+	if cfg.UPnP {
+		// The kernel shows the group membership as soon as the
+		// daemon's setsockopt returns; there is no event to wait on.
+		deadline := time.Now().Add(10 * time.Second)
+		for !pm.ssdpJoined() {
+			if time.Now().After(deadline) {
+				t.Fatalf("miniupnpd did not join the SSDP group within 10 s:\n%s", pm.Log())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	return pm
+}
+
+// ssdpJoined reports whether the router's LAN device is a member of the
+// SSDP multicast group.
+func (pm *PortMapper) ssdpJoined() bool {
+	out, err := exec.Command("ip", "-n", pm.router.NS.Name, "maddr", "show", "dev", "lan").Output()
+	return err == nil && strings.Contains(string(out), "239.255.255.250")
 }
 
 // miniupnpdConf renders the daemon's configuration (see the NAT lab
