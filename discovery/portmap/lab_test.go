@@ -215,60 +215,44 @@ func TestLabDefaultGateway(t *testing.T) {
 	}
 }
 
+// TestLabProbe probes a router whose daemon serves the given protocols
+// (miniupnpd answers PCP wherever it answers NAT-PMP), or none at all.
 func TestLabProbe(t *testing.T) {
-	t.Run("pmp-and-upnp", func(t *testing.T) {
-		pl := newPortLab(t)
-		pl.startPortMapper(t, true, true)
-		res, err := Probe(context.Background(), pl.cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("probe: %+v", res)
-		if !res.Has(NATPMP) || !res.Has(UPnP) {
-			t.Errorf("answered %v, want nat-pmp and upnp", res.Answered)
-		}
-		if res.External != pl.router.PublicIP() {
-			t.Errorf("external address %v, want the router's public %v", res.External, pl.router.PublicIP())
-		}
-		if res.Gateway != netip.MustParseAddr("10.1.0.1") {
-			t.Errorf("gateway %v", res.Gateway)
-		}
-	})
-	t.Run("pmp-only", func(t *testing.T) {
-		pl := newPortLab(t)
-		pl.startPortMapper(t, true, false)
-		res, err := Probe(context.Background(), pl.cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !res.Has(NATPMP) || res.Has(UPnP) {
-			t.Errorf("answered %v, want nat-pmp without upnp", res.Answered)
-		}
-	})
-	t.Run("upnp-only", func(t *testing.T) {
-		pl := newPortLab(t)
-		pl.startPortMapper(t, false, true)
-		res, err := Probe(context.Background(), pl.cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(res.Answered, []Protocol{UPnP}) || res.Protocol != UPnP {
-			t.Errorf("answered %v (protocol %v), want only upnp", res.Answered, res.Protocol)
-		}
-		if res.External != pl.router.PublicIP() {
-			t.Errorf("external address %v, want %v", res.External, pl.router.PublicIP())
-		}
-	})
-	t.Run("off", func(t *testing.T) {
-		pl := newPortLab(t)
-		res, err := Probe(context.Background(), pl.cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.Protocol != None || len(res.Answered) != 0 || res.External.IsValid() {
-			t.Errorf("Probe without a daemon = %+v, want none", res)
-		}
-	})
+	for _, c := range []struct {
+		name         string
+		natpmp, upnp bool
+		want         []Protocol
+	}{
+		{"pmp-and-upnp", true, true, []Protocol{PCP, NATPMP, UPnP}},
+		{"pmp-only", true, false, []Protocol{PCP, NATPMP}},
+		{"upnp-only", false, true, []Protocol{UPnP}},
+		{"off", false, false, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pl := newPortLab(t)
+			if c.natpmp || c.upnp {
+				pl.startPortMapper(t, c.natpmp, c.upnp)
+			}
+			res, err := Probe(context.Background(), pl.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("probe: %+v", res)
+			wantProto, wantExt := None, netip.Addr{}
+			if len(c.want) > 0 {
+				wantProto, wantExt = c.want[0], pl.router.PublicIP()
+			}
+			if !slices.Equal(res.Answered, c.want) || res.Protocol != wantProto {
+				t.Errorf("answered %v (protocol %v), want %v", res.Answered, res.Protocol, c.want)
+			}
+			if res.External != wantExt {
+				t.Errorf("external address %v, want %v", res.External, wantExt)
+			}
+			if res.Gateway != netip.MustParseAddr("10.1.0.1") {
+				t.Errorf("gateway %v, want 10.1.0.1", res.Gateway)
+			}
+		})
+	}
 }
 
 func TestLabMap(t *testing.T) {
