@@ -13,8 +13,9 @@
 // TCP, and Rebind gives its host a new public port, while SwitchUplink
 // moves a host to another uplink. Programs run inside with
 // Namespace.Command, sockets are opened inside with Namespace.Do. The lab
-// also needs nft (Debian package nftables), and conntrack (package
-// conntrack) for Rebind.
+// also needs nft (Debian package nftables), conntrack (package
+// conntrack) for Rebind, and miniupnpd (package miniupnpd-nftables) for
+// Router.StartPortMapper.
 package netlab
 
 import (

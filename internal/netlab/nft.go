@@ -26,7 +26,8 @@ const natTable = "natlab"
 // contacted from each public port and admits only those.
 //
 // Every kind gets the router-style firewall: nothing new enters from the
-// WAN, neither forwarded nor for the router itself. Without the input
+// WAN, neither forwarded nor for the router itself, except what the
+// router's own destination NAT forwards. Without the input
 // drop a peer's early punch is confirmed by conntrack on the router, and
 // the host's own punch to that peer then collides with the entry and is
 // moved to another port: punching then fails between two port-restricted
@@ -89,11 +90,13 @@ func natRuleset(spec NATSpec, ports string) string {
 		w("    meta l4proto tcp drop")
 	}
 	w(`    iifname "wan" ct state established,related accept`)
-	if cone {
-		// Accepted here too: an accept in another base chain would not
-		// stop this chain's drop.
-		w(`    iifname "wan" ct status dnat accept`)
-	}
+	// What the router itself forwards by destination NAT is let in: the
+	// cones' learned mappings, and port mappings that a port mapping
+	// daemon adds in its own table (StartPortMapper). Accepted here
+	// because an accept in another base chain would not stop this
+	// chain's drop. Without such a DNAT rule nothing new from the WAN
+	// carries this status, so for the other kinds it admits nothing.
+	w(`    iifname "wan" ct status dnat accept`)
 	w(`    iifname "wan" drop`)
 	w("  }")
 	w("}")
