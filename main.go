@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"ferry/assets"
+	"ferry/discovery"
 	"ferry/discovery/code"
 	"ferry/discovery/mailbox"
 	"ferry/discovery/rendezvous"
@@ -107,7 +108,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		defer stop()
 		env := cli.OSEnv()
 		env.Stdout, env.Stderr = stdout, stderr
-		return cli.Netcheck(ctx, args[1:], env, cli.NetcheckOptions{})
+		return cli.Netcheck(ctx, args[1:], env, cli.NetcheckOptions{PortMap: discovery.PortMapCheck})
 	case "send", "receive":
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()

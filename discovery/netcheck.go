@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"ferry/discovery/mailbox"
+	"ferry/discovery/portmap"
 	"ferry/transport"
 )
 
@@ -391,4 +392,32 @@ func (s *udpSTUNSocket) SetSTUNHandler(h func(msg []byte, from netip.AddrPort)) 
 func (s *udpSTUNSocket) close() {
 	s.uc.Close()
 	<-s.done
+}
+
+// portMapCheckLifetime is the lifetime of netcheck's trial mapping, which
+// is deleted at once anyway.
+const portMapCheckLifetime = time.Minute
+
+// PortMapCheck is a NetcheckConfig.PortMap that asks the default gateway,
+// only on a private network (discovery/portmap): which protocol answers,
+// and the public address of a trial mapping of localPort, deleted before
+// it returns. A router that answers but refuses the mapping is reported
+// with no address.
+func PortMapCheck(ctx context.Context, localPort uint16) (string, netip.AddrPort, error) {
+	cfg := portmap.Config{}
+	r, err := portmap.Probe(ctx, cfg)
+	if err != nil {
+		return PortMapNone, netip.AddrPort{}, err
+	}
+	if r.Protocol == portmap.None {
+		return PortMapNone, netip.AddrPort{}, nil
+	}
+	m, err := portmap.Map(ctx, cfg, "udp", localPort, portMapCheckLifetime)
+	if err != nil {
+		return string(r.Protocol), netip.AddrPort{}, nil
+	}
+	// Deleting is bounded by the package; it must happen even when ctx
+	// has ended.
+	_ = m.Delete(context.WithoutCancel(ctx))
+	return string(m.Protocol), m.External, nil
 }

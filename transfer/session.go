@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -40,6 +41,11 @@ type Config struct {
 	// direct path comes up, moving to a direct one when it does), direct
 	// only (--no-relay), or relay only (--relay-only).
 	Paths transport.PathPolicy
+	// NoPortMap keeps the router out of it: by default the session asks
+	// the default gateway (on a private network only) to map its UDP port
+	// with PCP, NAT-PMP or UPnP IGD, offers the mapped address as a
+	// candidate and deletes the mapping at the end.
+	NoPortMap bool
 	// FollowLinks sends what symbolic links inside folders point to
 	// (BuildOptions.FollowLinks); by default they are left out.
 	FollowLinks bool
@@ -82,10 +88,11 @@ func (c Config) discovery() discovery.Config {
 
 // peer is an open socket and certificate for one session.
 type peer struct {
-	cfg  Config
-	sock *transport.Socket
-	cert *transport.Certificate
-	emit Sink
+	cfg     Config
+	sock    *transport.Socket
+	cert    *transport.Certificate
+	emit    Sink
+	portmap portMapper
 }
 
 func openPeer(cfg Config, emit Sink) (*peer, error) {
@@ -102,6 +109,7 @@ func openPeer(cfg Config, emit Sink) (*peer, error) {
 		return nil, err
 	}
 	p := &peer{cfg: cfg, sock: sock, cert: cert, emit: emit}
+	p.portmap.log = cfg.Logger
 	sock.SetGatherer(p.announced)
 	return p, nil
 }
@@ -129,17 +137,40 @@ func (p *peer) announced(ctx context.Context) []transport.Announced {
 	return out
 }
 
-func (p *peer) close() { p.sock.Close() }
+func (p *peer) close() {
+	p.portmap.close()
+	p.sock.Close()
+}
 
 // candidates lists where the peer may reach this side, for the offer
 // (discovery.GatherCandidates).
+// The router's port mapping of the socket, when it has one, comes first.
 func (p *peer) candidates(ctx context.Context) (udp, tcp []netip.AddrPort, types map[netip.AddrPort]transport.CandidateType) {
-	return discovery.GatherCandidates(ctx, p.sock, discovery.GatherOptions{
+	relayOnly := p.cfg.Paths == transport.RelayOnly
+	type mapping struct {
+		addr netip.AddrPort
+		ok   bool
+	}
+	mapped := make(chan mapping, 1)
+	if relayOnly || p.cfg.NoPortMap {
+		mapped <- mapping{}
+	} else {
+		go func() {
+			a, ok := p.portmap.mapped(ctx, p.sock)
+			mapped <- mapping{a, ok}
+		}()
+	}
+	udp, tcp, types = discovery.GatherCandidates(ctx, p.sock, discovery.GatherOptions{
 		Rendezvous:  p.cfg.Rendezvous,
 		STUNServers: p.cfg.STUNServers,
-		RelayOnly:   p.cfg.Paths == transport.RelayOnly,
+		RelayOnly:   relayOnly,
 		Logger:      p.cfg.Logger,
 	})
+	if m := <-mapped; m.ok && !slices.Contains(udp, m.addr) {
+		udp = append([]netip.AddrPort{m.addr}, udp...)
+		types[m.addr] = transport.CandidatePortMapped
+	}
+	return udp, tcp, types
 }
 
 // tamperedPeer classifies a peer whose certificate does not match the one

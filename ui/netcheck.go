@@ -24,7 +24,7 @@ const netcheckTimeout = 15 * time.Second
 
 // CheckNetwork implements NetworkChecker.
 func (e *realEngine) CheckNetwork(ctx context.Context) (*discovery.NetReport, error) {
-	return discovery.Netcheck(ctx, discovery.NetcheckConfig{Rendezvous: e.cfg.Rendezvous, Logger: e.cfg.Logger})
+	return discovery.Netcheck(ctx, discovery.NetcheckConfig{Rendezvous: e.cfg.Rendezvous, Logger: e.cfg.Logger, PortMap: discovery.PortMapCheck})
 }
 
 // netcheckView is the Settings tab's "Check my network" button and the

@@ -15,7 +15,6 @@ import (
 
 	"ferry/internal/netlab"
 
-	"github.com/pion/stun/v2"
 )
 
 // portLab is a host behind a lab NAT router, with a STUN server on the
@@ -33,7 +32,7 @@ func newPortLab(t *testing.T) *portLab {
 	lab := netlab.NewLab(t, netlab.LabConfig{})
 	host := lab.AddHost(t, "h", netlab.NATSpec{Kind: netlab.PortRestricted})
 	pl := &portLab{lab: lab, host: host, router: host.Router(0)}
-	pl.stun = startSTUN(t, lab)
+	pl.stun = lab.StartFullSTUN(t)
 	pl.cfg = nsConfig(t, host.NS)
 	return pl
 }
@@ -42,69 +41,6 @@ func newPortLab(t *testing.T) *portLab {
 func (pl *portLab) startPortMapper(t *testing.T, natpmp, upnp bool) *netlab.PortMapper {
 	t.Helper()
 	return pl.router.StartPortMapper(t, netlab.PortMapConfig{NATPMP: natpmp, UPnP: upnp, STUN: pl.stun})
-}
-
-// startSTUN serves STUN on the lab's two server addresses, on port 3478
-// and 3479 of each, and answers RFC 5780 CHANGE-REQUESTs from the other
-// address and/or port, as miniupnpd's check that nothing upstream
-// filters needs (ferry's rendezvous server has one address, so it cannot
-// answer a change of address).
-func startSTUN(t *testing.T, lab *netlab.Lab) netip.AddrPort {
-	t.Helper()
-	ips := [2]netip.Addr{lab.ServerIP(), lab.AltServerIP()}
-	ports := [2]uint16{3478, 3479}
-	var socks [2][2]*net.UDPConn
-	for i, ip := range ips {
-		for j, port := range ports {
-			socks[i][j] = udpSocket(t, lab.Internet, netip.AddrPortFrom(ip, port).String())
-		}
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		for _, row := range socks {
-			for _, c := range row {
-				c.Close()
-			}
-		}
-		wg.Wait()
-	})
-	for i := range 2 {
-		for j := range 2 {
-			wg.Go(func() { serveSTUN(socks, i, j) })
-		}
-	}
-	return netip.AddrPortFrom(ips[0], ports[0])
-}
-
-// serveSTUN answers Binding requests arriving on socks[i][j] until the
-// socket is closed.
-func serveSTUN(socks [2][2]*net.UDPConn, i, j int) {
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := socks[i][j].ReadFromUDP(buf)
-		if err != nil {
-			return
-		}
-		req := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
-		if req.Decode() != nil || req.Type != stun.BindingRequest {
-			continue
-		}
-		oi, oj := i, j
-		if v, err := req.Get(stun.AttrChangeRequest); err == nil && len(v) == 4 {
-			if v[3]&0x04 != 0 {
-				oi ^= 1
-			}
-			if v[3]&0x02 != 0 {
-				oj ^= 1
-			}
-		}
-		resp, err := stun.Build(stun.NewTransactionIDSetter(req.TransactionID), stun.BindingSuccess,
-			&stun.XORMappedAddress{IP: from.IP, Port: from.Port})
-		if err != nil {
-			continue
-		}
-		_, _ = socks[oi][oj].WriteToUDP(resp.Raw, from)
-	}
 }
 
 // nsConfig makes Probe, Map and Keep run from inside ns: the gateway

@@ -61,11 +61,14 @@ func natRuleset(spec NATSpec, ports string) string {
 	}
 	w("  chain postrouting {")
 	w("    type nat hook postrouting priority srcnat; policy accept;")
+	// Only what the hosts behind it send (10.x) is translated, not the
+	// router's own packets: a port mapping daemon on the router checks
+	// its public address with STUN and gives up if it looks NATed itself.
 	if ports != "" {
 		// A port range needs a transport protocol match before it.
-		w(`    oifname "wan" meta l4proto { tcp, udp } masquerade to :%s%s`, ports, mode)
+		w(`    ip saddr 10.0.0.0/8 oifname "wan" meta l4proto { tcp, udp } masquerade to :%s%s`, ports, mode)
 	}
-	w(`    oifname "wan" masquerade%s`, mode)
+	w(`    ip saddr 10.0.0.0/8 oifname "wan" masquerade%s`, mode)
 	w("  }")
 	if cone {
 		w("  chain learn {")

@@ -52,6 +52,7 @@ type common struct {
 	verbose    bool
 	noRelay    bool
 	relayOnly  bool
+	noPortMap  bool
 }
 
 func (c *common) register(fs *flag.FlagSet, env Env) {
@@ -62,6 +63,7 @@ func (c *common) register(fs *flag.FlagSet, env Env) {
 	fs.StringVar(&c.stun, "stun", "", "extra STUN servers, `HOST:PORT[,HOST:PORT]` (none are contacted unless listed)")
 	fs.BoolVar(&c.verbose, "verbose", false, "log details to stderr")
 	fs.BoolVar(&c.noRelay, "no-relay", false, "connect directly or not at all: never relay through the rendezvous server")
+	fs.BoolVar(&c.noPortMap, "no-portmap", false, "do not ask your router to map a port (PCP, NAT-PMP, UPnP) for a direct path")
 	fs.BoolVar(&c.relayOnly, "relay-only", false, "send everything through the rendezvous server's relay (needs --rendezvous): the peer never sees your addresses")
 }
 
@@ -96,6 +98,7 @@ func (c *common) config(env Env) transfer.Config {
 		Paths:      c.paths(),
 		ListenAddr: c.listen,
 		Logger:     logger(env, c.verbose),
+		NoPortMap:  c.noPortMap,
 	}
 	for _, s := range strings.Split(c.stun, ",") {
 		if s = strings.TrimSpace(s); s != "" {
