@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"ferry/internal/netlab"
-
 )
 
 // portLab is a host behind a lab NAT router, with a STUN server on the
