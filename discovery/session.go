@@ -149,12 +149,18 @@ func (inv *Invitation) Pair(ctx context.Context, own Offer) (*Result, error) {
 	if own.Relay == "" {
 		own.Relay = inv.client.Relay()
 	}
-	res, err := runPAKE(ctx, inv.client, Sender, inv.code, own)
+	rendezvous := inv.cfg.Rendezvous
+	if inv.lan {
+		rendezvous = ""
+	}
+	mb := &rejoiningMailbox{c: inv.client, addr: rendezvous, nameplate: inv.code.Nameplate}
+	res, err := runPAKE(ctx, mb, Sender, inv.code, own)
+	inv.client = mb.c // Close uses the connection that holds the claim now
 	if err != nil {
 		return nil, err
 	}
-	_ = inv.client.Release(ctx)
-	_ = inv.client.Close(ctx, mailbox.Happy)
+	_ = mb.Release(ctx)
+	_ = mb.Close(ctx, mailbox.Happy)
 	return res, nil
 }
 
@@ -183,7 +189,7 @@ func Join(ctx context.Context, cfg Config, c code.Code, own Offer) (*Result, err
 		if err == nil {
 			err = retryStore(ctx, func() error { return mb.Claim(ctx, c.Nameplate) })
 			if err == nil {
-				return joinOver(ctx, mb, c, own)
+				return joinOver(ctx, mb, cfg.Rendezvous, c, own)
 			}
 			_ = mb.Close(ctx, mailbox.Lonely)
 		}
@@ -216,10 +222,13 @@ func Join(ctx context.Context, cfg Config, c code.Code, own Offer) (*Result, err
 		_ = mb.Close(ctx, mailbox.Lonely)
 		return nil, fmt.Errorf("discovery: claim the code on the local network: %w", err)
 	}
-	return joinOver(ctx, mb, c, own)
+	return joinOver(ctx, mb, "", c, own)
 }
 
-func joinOver(ctx context.Context, mb *mailbox.Client, c code.Code, own Offer) (*Result, error) {
+// joinOver runs the receiver's pairing over client, which claimed c's
+// nameplate at rendezvous ("" for a sender's LAN mailbox, never rejoined).
+func joinOver(ctx context.Context, client *mailbox.Client, rendezvous string, c code.Code, own Offer) (*Result, error) {
+	mb := &rejoiningMailbox{c: client, addr: rendezvous, nameplate: c.Nameplate}
 	res, err := runPAKE(ctx, mb, Receiver, c, own)
 	if err != nil {
 		if !errors.Is(err, ErrCodeMismatch) {
@@ -227,7 +236,7 @@ func joinOver(ctx context.Context, mb *mailbox.Client, c code.Code, own Offer) (
 		}
 		return nil, err
 	}
-	if mb.Relay() == "" {
+	if mb.c.Relay() == "" {
 		// Only a server that itself advertises a relay is one of several
 		// sharing a store: elsewhere the relay is the server this side
 		// chose, whatever the sender's offer names.

@@ -182,6 +182,10 @@ func (c *Client) STUNAltPort() uint16 { return c.alt }
 // given to DialSide) that identify it to the server and to the other side.
 func (c *Client) Side() string { return c.side }
 
+// Done is closed once the connection has ended (closed by either end, or
+// lost); the next call then returns its terminal error.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
 // Allocate asks the server for a fresh nameplate. It does not claim it.
 func (c *Client) Allocate(ctx context.Context) (nameplate string, err error) {
 	r, err := c.request(ctx, &frame{Type: typeAllocate}, typeAllocated)
