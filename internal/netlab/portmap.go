@@ -115,7 +115,7 @@ func (r *Router) StartPortMapper(t testing.TB, cfg PortMapConfig) *PortMapper {
 	// -d: stay in the foreground and log to stderr, so the process is
 	// ours to stop and nothing outlives the test.
 	pm.cmd = exec.Command("ip", "netns", "exec", r.NS.Name, bin, "-d", "-f", conf, "-P", filepath.Join(dir, "miniupnpd.pid"))
-	pm.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	pm.cmd.SysProcAttr = dieWithParent()
 	stderr, err := pm.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
