@@ -79,16 +79,7 @@ func TestPairingFollowsADrainingServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	inv, err := Host(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inv.Close()
-	sch := make(chan pairOutcome, 1)
-	go func() {
-		r, err := inv.Pair(ctx, testOffer(t, 1111))
-		sch <- pairOutcome{r, err}
-	}()
+	inv, sch := hostAndPair(ctx, t, cfg, testOffer(t, 1111))
 
 	sb.target.Store(addrs[1])
 	if err := servers[0].Drain(ctx); err != nil {

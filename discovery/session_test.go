@@ -35,6 +35,23 @@ func startRendezvousWith(t *testing.T, cfg mailbox.ServerConfig) string {
 	return ln.Addr().String()
 }
 
+// hostAndPair hosts with cfg and runs the sender's Pair with own in the
+// background; the outcome arrives on the channel.
+func hostAndPair(ctx context.Context, t *testing.T, cfg Config, own Offer) (*Invitation, <-chan pairOutcome) {
+	t.Helper()
+	inv, err := Host(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(inv.Close)
+	sch := make(chan pairOutcome, 1)
+	go func() {
+		r, err := inv.Pair(ctx, own)
+		sch <- pairOutcome{r, err}
+	}()
+	return inv, sch
+}
+
 func TestHostJoinThroughRendezvous(t *testing.T) {
 	cfg := Config{Rendezvous: startRendezvous(t), Logger: quietLogger(), NoLAN: true}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -163,16 +180,7 @@ func TestRelayOfTheSendersServer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			inv, err := Host(ctx, Config{Rendezvous: tc.sendVia, Logger: quietLogger(), NoLAN: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer inv.Close()
-			sch := make(chan pairOutcome, 1)
-			go func() {
-				r, err := inv.Pair(ctx, testOffer(t, 1111))
-				sch <- pairOutcome{r, err}
-			}()
+			inv, sch := hostAndPair(ctx, t, Config{Rendezvous: tc.sendVia, Logger: quietLogger(), NoLAN: true}, testOffer(t, 1111))
 			rr, err := Join(ctx, Config{Rendezvous: tc.recvVia, Logger: quietLogger(), NoLAN: true}, inv.Code(), testOffer(t, 2222))
 			if err != nil {
 				t.Fatalf("Join: %v", err)
