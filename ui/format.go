@@ -30,6 +30,7 @@ const (
 	textDone          = "Done"
 	textDoneSkipped   = "Done — %d not sent (links or special files)"
 	textCanceled      = "Canceled"
+	textReplaced      = "Replaced by a new send with more files"
 	textDeclined      = "Declined"
 	textFailedPrefix  = "Failed: "
 	textStartingSend  = "Starting"

@@ -228,6 +228,16 @@ func (h *harness) waitEnd(want string) {
 // findButton finds a visible button by its text in the window's overlays
 // (dialogs).
 func findButton(c fyne.Canvas, text string) *widget.Button {
+	for _, o := range c.Overlays().List() {
+		if b := findButtonIn(o, text); b != nil {
+			return b
+		}
+	}
+	return nil
+}
+
+// findButtonIn finds a visible button by its text under o.
+func findButtonIn(o fyne.CanvasObject, text string) *widget.Button {
 	var found *widget.Button
 	var walk func(o fyne.CanvasObject)
 	walk = func(o fyne.CanvasObject) {
@@ -252,10 +262,18 @@ func findButton(c fyne.Canvas, text string) *widget.Button {
 			}
 		}
 	}
-	for _, o := range c.Overlays().List() {
-		walk(o)
-	}
+	walk(o)
 	return found
+}
+
+// labelsInOverlays collects the text of every visible label in the
+// window's overlays (dialogs).
+func labelsInOverlays(c fyne.Canvas) []string {
+	var out []string
+	for _, o := range c.Overlays().List() {
+		out = append(out, labelsIn(o)...)
+	}
+	return out
 }
 
 // labelsIn collects the text of every visible label under o.

@@ -56,6 +56,7 @@ type job struct {
 	// Set on the Fyne goroutine, read anywhere.
 	userCanceled atomic.Bool
 	declined     atomic.Bool
+	replaced     atomic.Bool // canceled to send again with more files
 
 	mu sync.Mutex
 	s  jobState
@@ -104,6 +105,7 @@ type snapshot struct {
 	eta          time.Duration
 	canceled     bool
 	declined     bool
+	replaced     bool
 }
 
 // sinkFor returns the transfer.Sink for j; mark flags the window dirty.
@@ -226,6 +228,7 @@ func (j *job) snap(now time.Time) snapshot {
 	sn.eta = time.Duration(j.eta.Load())
 	sn.canceled = j.userCanceled.Load() && !sn.done
 	sn.declined = j.declined.Load() && !sn.done
+	sn.replaced = j.replaced.Load() && !sn.done
 	return sn
 }
 
@@ -300,6 +303,9 @@ func (s snapshot) stateText(dir direction) string {
 		case ResultDeclined:
 			return textDeclined
 		case ResultCanceled:
+			if s.replaced {
+				return textReplaced
+			}
 			return textCanceled
 		}
 		return textFailedPrefix + s.errMsg

@@ -42,6 +42,7 @@ type sendView struct {
 	addFolder *widget.Button
 	text      *widget.Entry  // a text to send instead of files
 	sendText  *widget.Button // sends it
+	pending   *pendingList   // what the next send will carry
 
 	card     *fyne.Container // hidden until the first send
 	code     *canvas.Text
@@ -62,7 +63,7 @@ func newSendView(w *MainWindow) *sendView {
 	v := &sendView{w: w}
 	v.addFiles = widget.NewButtonWithIcon("Add files…", theme.FileIcon(), w.pickFile)
 	v.addFolder = widget.NewButtonWithIcon("Add folder…", theme.FolderIcon(), w.pickFolder)
-	hint := widget.NewLabelWithStyle("Drop files or folders anywhere in this window to send them",
+	hint := widget.NewLabelWithStyle("Drop files or folders anywhere in this window, or add them here, then press Send",
 		fyne.TextAlignCenter, fyne.TextStyle{Bold: true})
 	hint.Wrapping = fyne.TextWrapWord
 	icon := widget.NewIcon(theme.UploadIcon())
@@ -86,6 +87,7 @@ func newSendView(w *MainWindow) *sendView {
 		v.text,
 		container.NewHBox(layout.NewSpacer(), v.sendText),
 	)
+	v.pending = newPendingList(v.sendPending)
 
 	v.code = canvas.NewText("", theme.Color(theme.ColorNameForeground))
 	v.code.TextSize = codeTextSize
@@ -135,7 +137,7 @@ func newSendView(w *MainWindow) *sendView {
 		container.NewCenter(container.NewHBox(v.cancel, v.another)),
 	)
 	v.card.Hide()
-	v.root = container.NewVScroll(container.NewVBox(drop, v.card))
+	v.root = container.NewVScroll(container.NewVBox(drop, v.pending.card, v.card))
 	w.app.Settings().AddListener(func(fyne.Settings) { // follow theme changes
 		v.code.Color = theme.Color(theme.ColorNameForeground)
 		v.code.Refresh()
@@ -297,7 +299,7 @@ func (v *sendView) clear() {
 	v.card.Hide()
 }
 
-// pickFile lets the user choose one file to send.
+// pickFile lets the user add a file to the next send.
 func (w *MainWindow) pickFile() {
 	d := dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
 		if err != nil {
@@ -311,11 +313,11 @@ func (w *MainWindow) pickFile() {
 		r.Close()
 		w.Drop([]fyne.URI{u})
 	}, w.win)
-	d.SetConfirmText("Send")
+	d.SetConfirmText("Add")
 	d.Show()
 }
 
-// pickFolder lets the user choose one folder to send.
+// pickFolder lets the user add a folder to the next send.
 func (w *MainWindow) pickFolder() {
 	d := dialog.NewFolderOpen(func(u fyne.ListableURI, err error) {
 		if err != nil {
@@ -327,6 +329,6 @@ func (w *MainWindow) pickFolder() {
 		}
 		w.Drop([]fyne.URI{u})
 	}, w.win)
-	d.SetConfirmText("Send")
+	d.SetConfirmText("Add")
 	d.Show()
 }

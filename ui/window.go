@@ -212,8 +212,8 @@ func (w *MainWindow) setupTray() {
 // onDropped is the window's drop handler.
 func (w *MainWindow) onDropped(_ fyne.Position, uris []fyne.URI) { w.Drop(uris) }
 
-// Drop sends the dropped files and folders; other URIs are refused with a
-// message. On the Fyne goroutine.
+// Drop gathers the dropped files and folders for the next send (see
+// AddPaths); other URIs are refused with a message. On the Fyne goroutine.
 func (w *MainWindow) Drop(uris []fyne.URI) {
 	var paths []string
 	for _, u := range uris {
@@ -226,9 +226,7 @@ func (w *MainWindow) Drop(uris []fyne.URI) {
 		}
 		paths = append(paths, u.Path())
 	}
-	if len(paths) > 0 {
-		w.StartSend(paths)
-	}
+	w.AddPaths(paths)
 }
 
 // StartSend sends paths: the Send tab shows the code, the list and
@@ -409,10 +407,12 @@ func (w *MainWindow) finalize(j *job, s snapshot) {
 			e.Folder = filepath.Dir(j.paths[0])
 		}
 	}
-	if err := w.history.Add(e); err != nil {
-		w.showError(err)
+	if !s.replaced { // its files went on with the send that replaced it
+		if err := w.history.Add(e); err != nil {
+			w.showError(err)
+		}
+		w.historyTab.rebuild()
 	}
-	w.historyTab.rebuild()
 
 	if s.canceled {
 		return // the user knows

@@ -23,7 +23,8 @@ import (
 
 const testCode = "7-tiger-tomorrow"
 
-// dropFiles makes a file and a folder and drops them on the window.
+// dropFiles makes a file and a folder, drops them on the window and
+// presses Send.
 func (h *harness) dropFiles() (*call, []string) {
 	h.t.Helper()
 	dir := h.t.TempDir()
@@ -36,6 +37,7 @@ func (h *harness) dropFiles() (*call, []string) {
 		h.t.Fatal(err)
 	}
 	h.w.Drop([]fyne.URI{storage.NewFileURI(file), storage.NewFileURI(folder)})
+	test.Tap(h.w.send.pending.send)
 	return h.eng.next(h.t), []string{file, folder}
 }
 
