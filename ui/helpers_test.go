@@ -18,8 +18,21 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	os.Setenv("LANG", "en_US.UTF-8")
+	useLocale("en_US.UTF-8")
 	os.Exit(m.Run())
+}
+
+// useLocale makes loc the system locale and registers the app's
+// translations again, so that Fyne picks the language anew from the
+// environment. Not for parallel tests: the language is process-wide.
+func useLocale(loc string) {
+	for _, v := range []string{"LANGUAGE", "LC_ALL", "LC_MESSAGES"} {
+		os.Unsetenv(v)
+	}
+	os.Setenv("LANG", loc)
+	if err := RegisterTranslations(); err != nil {
+		panic(err)
+	}
 }
 
 // queue stands in for fyne.Do: the window posts work to it and the test

@@ -3,11 +3,12 @@ package ui
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"fyne.io/fyne/v2/lang"
 
 	"ferry/transfer"
 )
@@ -297,26 +298,31 @@ func (s snapshot) stateText(dir direction) string {
 		switch s.result() {
 		case ResultDone:
 			if s.skipped > 0 {
-				return fmt.Sprintf(textDoneSkipped, s.skipped)
+				return lang.XN("state.doneSkipped", textDoneSkipped, s.skipped, vars{"Count": s.skipped})
 			}
-			return textDone
+			return lang.X("state.done", textDone)
 		case ResultDeclined:
-			return textDeclined
+			return lang.X("state.declined", textDeclined)
 		case ResultCanceled:
 			if s.replaced {
-				return textReplaced
+				return lang.X("state.replaced", textReplaced)
 			}
-			return textCanceled
+			return lang.X("state.canceled", textCanceled)
 		}
-		return textFailedPrefix + s.errMsg
+		return failedText(s.errMsg)
 	}
 	if s.errMsg != "" {
-		return textFailedPrefix + s.errMsg
+		return failedText(s.errMsg)
 	}
 	if s.netChanged {
-		return textNetChanged
+		return lang.X("state.netChanged", textNetChanged)
 	}
 	return stateWords(s.state, dir)
+}
+
+// failedText is "Failed: " and why.
+func failedText(reason string) string {
+	return lang.X("state.failedBecause", textFailed, vars{"Reason": reason})
 }
 
 func eventTime(e transfer.Event) time.Time {

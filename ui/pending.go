@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"fmt"
 	"path/filepath"
 	"slices"
 	"time"
@@ -9,6 +8,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/lang"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
@@ -32,9 +32,9 @@ func newPendingList(onSend func()) *pendingList {
 	p := &pendingList{}
 	p.title = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	p.rows = container.NewVBox()
-	p.send = widget.NewButtonWithIcon("Send", theme.MailSendIcon(), onSend)
+	p.send = widget.NewButtonWithIcon(lang.X("pending.send", "Send"), theme.MailSendIcon(), onSend)
 	p.send.Importance = widget.HighImportance
-	p.clear = widget.NewButtonWithIcon("Clear", theme.ContentClearIcon(), func() { p.set(nil) })
+	p.clear = widget.NewButtonWithIcon(lang.X("pending.clear", "Clear"), theme.ContentClearIcon(), func() { p.set(nil) })
 	p.card = container.NewVBox(
 		widget.NewSeparator(),
 		p.title,
@@ -68,7 +68,7 @@ func (p *pendingList) set(paths []string) {
 	objs := make([]fyne.CanvasObject, 0, min(len(paths), maxListedItems)+1)
 	for i, path := range paths {
 		if i == maxListedItems {
-			objs = append(objs, widget.NewLabel(fmt.Sprintf("and %d more", len(paths)-i)))
+			objs = append(objs, widget.NewLabel(andMore(len(paths)-i)))
 			break
 		}
 		remove := widget.NewButtonWithIcon("", theme.DeleteIcon(), func() { p.remove(path) })
@@ -77,7 +77,7 @@ func (p *pendingList) set(paths []string) {
 	}
 	p.rows.Objects = objs
 	p.rows.Refresh()
-	p.title.SetText("Ready to send: " + plural(len(paths), "item"))
+	p.title.SetText(lang.XN("pending.title", "Ready to send: {{.Count}} items", len(paths), vars{"Count": len(paths)}))
 	if len(paths) == 0 {
 		p.card.Hide()
 	} else {
@@ -137,30 +137,32 @@ func replaceable(j *job) bool {
 // add them to j (a new send of everything, under a new code), send them on
 // their own, or drop nothing.
 func (w *MainWindow) askAddOrNew(j *job, paths []string) {
-	msg := widget.NewLabel(fmt.Sprintf("Add %s to the current send? It gets a new code: the code on show stops working.\n\n"+
-		"Or start a new send of just these, with its own code, and keep the current one.", plural(len(paths), "item")))
+	msg := widget.NewLabel(lang.XN("addOrNew.message",
+		"Add {{.Count}} items to the current send? It gets a new code: the code on show stops working.\n\n"+
+			"Or start a new send of just these, with its own code, and keep the current one.",
+		len(paths), vars{"Count": len(paths)}))
 	msg.Wrapping = fyne.TextWrapWord
 	var d *dialog.CustomDialog
-	cancel := widget.NewButtonWithIcon("Cancel", theme.CancelIcon(), func() { d.Hide() })
-	newSend := widget.NewButtonWithIcon("New send", theme.MailSendIcon(), func() {
+	cancel := widget.NewButtonWithIcon(lang.X("button.cancel", "Cancel"), theme.CancelIcon(), func() { d.Hide() })
+	newSend := widget.NewButtonWithIcon(lang.X("addOrNew.new", "New send"), theme.MailSendIcon(), func() {
 		d.Hide()
 		w.StartSend(mergePaths(nil, paths))
 	})
-	add := widget.NewButtonWithIcon("Add to current send", theme.ContentAddIcon(), func() {
+	add := widget.NewButtonWithIcon(lang.X("addOrNew.add", "Add to current send"), theme.ContentAddIcon(), func() {
 		d.Hide()
 		if !replaceable(j) {
 			// A receiver arrived while the dialog was open: keep that
 			// send, gather these for the next.
 			w.send.pending.add(paths)
-			dialog.ShowInformation("Not added",
-				"A receiver connected to the current send meanwhile, so it was left as it is. "+
-					"The new items wait in the list: press Send for them.", w.win)
+			dialog.ShowInformation(lang.X("addOrNew.lateTitle", "Not added"),
+				lang.X("addOrNew.late", "A receiver connected to the current send meanwhile, so it was left as it is. "+
+					"The new items wait in the list: press Send for them."), w.win)
 			return
 		}
 		w.replaceSend(j, paths)
 	})
 	add.Importance = widget.HighImportance
-	d = dialog.NewCustomWithoutButtons("Add to the current send?", msg, w.win)
+	d = dialog.NewCustomWithoutButtons(lang.X("addOrNew.title", "Add to the current send?"), msg, w.win)
 	d.SetButtons([]fyne.CanvasObject{cancel, newSend, add})
 	d.Resize(fyne.NewSize(460, 0).Max(d.MinSize()))
 	d.Show()

@@ -141,7 +141,7 @@ func (h *harness) dropWhileCodeShown() (*call, []string, []string) {
 	}
 	if !slices.Contains(labelsInOverlays(h.w.win.Canvas()),
 		"Add 1 item to the current send? It gets a new code: the code on show stops working.\n\n"+
-			"Or start a new send of just these, with its own code, and keep the current one.") {
+			"Or start a new send of just this one, with its own code, and keep the current one.") {
 		h.t.Errorf("the dialog says %q", labelsInOverlays(h.w.win.Canvas()))
 	}
 	h.noCall()
