@@ -182,9 +182,19 @@ func historyName(t *testing.T) string {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil)
+}
+
+// newHarnessWith is newHarness with preferences set before the window is
+// made.
+func newHarnessWith(t *testing.T, prefs map[string]string) *harness {
+	t.Helper()
 	a := test.NewTempApp(t)
 	h := &harness{t: t, app: a, eng: newFakeEngine(), q: newQueue(), dl: t.TempDir()}
 	a.Preferences().SetString(prefDownloadDir, h.dl)
+	for k, v := range prefs {
+		a.Preferences().SetString(k, v)
+	}
 	name := historyName(t)
 	t.Cleanup(func() { _ = a.Storage().Remove(name) })
 	h.w = h.open(func(s Settings) Engine { h.engineSettings = s; return h.eng })
