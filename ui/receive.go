@@ -2,7 +2,9 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"unicode"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -123,7 +125,7 @@ func (v *receiveView) changed(s string) {
 		v.message.Hide()
 	case err != nil:
 		v.valid = ""
-		v.message.SetText(capitalize(err.Error()))
+		v.message.SetText(codeProblem(err))
 		// While a completion exists the user is still typing: say it
 		// quietly.
 		if len(comps) > 0 {
@@ -143,6 +145,39 @@ func (v *receiveView) changed(s string) {
 	} else {
 		v.receive.Enable()
 	}
+}
+
+// codeProblem says what is wrong with a code as typed, in the window's
+// language; other errors (a share link's) keep their English words.
+func codeProblem(err error) string {
+	var pe *code.ParseError
+	if !errors.As(err, &pe) {
+		return capitalize(err.Error())
+	}
+	v := vars{"Input": pe.Input, "Suggestion": pe.Suggestion, "Pos": pe.Pos}
+	switch pe.Kind {
+	case code.ErrEmpty:
+		return lang.X("code.empty", "The code is empty")
+	case code.ErrNameplate:
+		if pe.Input != "" && strings.IndexFunc(pe.Input, func(r rune) bool { return !unicode.IsLetter(r) }) < 0 {
+			return lang.X("code.noNumber", "The code must start with its number, e.g. \"7-...\"; it starts with \"{{.Input}}\"", v)
+		}
+		return lang.X("code.badNumber", "\"{{.Input}}\" is not a valid code number: it is a number from 1 to 99999, without leading zeros", v)
+	case code.ErrWordCount:
+		if pe.Pos > 2 {
+			return lang.X("code.extraWords", "The code has more than 2 words after the number: \"{{.Input}}\" is extra", v)
+		}
+		return lang.X("code.fewWords", "The code needs 2 words after the number: a code looks like \"7-aardvark-adroitness\"")
+	case code.ErrUnknownWord:
+		if pe.Suggestion != "" {
+			return lang.X("code.unknownWordSuggest", "\"{{.Input}}\" is not a word in the list; did you mean \"{{.Suggestion}}\"?", v)
+		}
+		return lang.X("code.unknownWord", "\"{{.Input}}\" is not a word in the list", v)
+	case code.ErrWrongPosition:
+		return lang.X("code.wrongPosition",
+			"Word {{.Pos}} \"{{.Input}}\" belongs in the other position: were the words swapped, or was one left out or repeated?", v)
+	}
+	return capitalize(err.Error())
 }
 
 // setSuggestions shows completions as buttons that fill the entry.

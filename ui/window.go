@@ -298,8 +298,8 @@ func (w *MainWindow) startReceive(code, server string) {
 	w.tabs.Select(w.xferTab)
 	w.start(j, func(ctx context.Context, sink transfer.Sink) error {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return transfer.Errorf(transfer.KindNotFound, "choose another download folder in Settings",
-				"cannot use the download folder %s: %v", dir, err)
+			return transfer.Errorf(transfer.KindNotFound, lang.X("receive.folderHint", "choose another download folder in Settings"),
+				"%s: %v", lang.X("receive.folderError", "cannot use the download folder {{.Folder}}", vars{"Folder": dir}), err)
 		}
 		return eng.Receive(ctx, code, req, sink)
 	})
