@@ -8,7 +8,8 @@
 // through the small [Engine] interface, which tests replace with a fake.
 //
 // Layout: window.go holds [MainWindow] (tabs, drop target, close
-// intercept, tray, notifications, the refresh ticker); send.go, receive.go,
+// intercept, tray, notifications, the refresh ticker); pending.go gathers
+// picks and drops into one send (see [MainWindow.AddPaths]); send.go, receive.go,
 // history.go and settings.go are the tabs; rows.go draws one transfer;
 // job.go is a transfer's state; engine.go adapts transfer.SendFiles and
 // transfer.ReceiveFiles; format.go has the words people see.

@@ -18,8 +18,21 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	os.Setenv("LANG", "en_US.UTF-8")
+	useLocale("en_US.UTF-8")
 	os.Exit(m.Run())
+}
+
+// useLocale makes loc the system locale and registers the app's
+// translations again, so that Fyne picks the language anew from the
+// environment. Not for parallel tests: the language is process-wide.
+func useLocale(loc string) {
+	for _, v := range []string{"LANGUAGE", "LC_ALL", "LC_MESSAGES"} {
+		os.Unsetenv(v)
+	}
+	os.Setenv("LANG", loc)
+	if err := RegisterTranslations(); err != nil {
+		panic(err)
+	}
 }
 
 // queue stands in for fyne.Do: the window posts work to it and the test
@@ -169,9 +182,19 @@ func historyName(t *testing.T) string {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil)
+}
+
+// newHarnessWith is newHarness with preferences set before the window is
+// made.
+func newHarnessWith(t *testing.T, prefs map[string]string) *harness {
+	t.Helper()
 	a := test.NewTempApp(t)
 	h := &harness{t: t, app: a, eng: newFakeEngine(), q: newQueue(), dl: t.TempDir()}
 	a.Preferences().SetString(prefDownloadDir, h.dl)
+	for k, v := range prefs {
+		a.Preferences().SetString(k, v)
+	}
 	name := historyName(t)
 	t.Cleanup(func() { _ = a.Storage().Remove(name) })
 	h.w = h.open(func(s Settings) Engine { h.engineSettings = s; return h.eng })
@@ -228,6 +251,16 @@ func (h *harness) waitEnd(want string) {
 // findButton finds a visible button by its text in the window's overlays
 // (dialogs).
 func findButton(c fyne.Canvas, text string) *widget.Button {
+	for _, o := range c.Overlays().List() {
+		if b := findButtonIn(o, text); b != nil {
+			return b
+		}
+	}
+	return nil
+}
+
+// findButtonIn finds a visible button by its text under o.
+func findButtonIn(o fyne.CanvasObject, text string) *widget.Button {
 	var found *widget.Button
 	var walk func(o fyne.CanvasObject)
 	walk = func(o fyne.CanvasObject) {
@@ -252,10 +285,18 @@ func findButton(c fyne.Canvas, text string) *widget.Button {
 			}
 		}
 	}
-	for _, o := range c.Overlays().List() {
-		walk(o)
-	}
+	walk(o)
 	return found
+}
+
+// labelsInOverlays collects the text of every visible label in the
+// window's overlays (dialogs).
+func labelsInOverlays(c fyne.Canvas) []string {
+	var out []string
+	for _, o := range c.Overlays().List() {
+		out = append(out, labelsIn(o)...)
+	}
+	return out
 }
 
 // labelsIn collects the text of every visible label under o.

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,8 +12,11 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/lang"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
+
+	"ferry/transfer"
 )
 
 // historyFile is the history's name in App.Storage().
@@ -36,11 +40,15 @@ type HistoryEntry struct {
 	Bytes     int64    `json:"bytes,omitempty"`
 	// Folder is where received files were saved, or where sent ones came
 	// from: what "Show in folder" opens.
-	Folder  string        `json:"folder,omitempty"`
-	Result  string        `json:"result"`
-	Message string        `json:"message,omitempty"`
-	Path    string        `json:"path,omitempty"` // path in words
-	Elapsed time.Duration `json:"elapsed_ns,omitempty"`
+	Folder  string `json:"folder,omitempty"`
+	Result  string `json:"result"`
+	Message string `json:"message,omitempty"`
+	// Path is the path in English words, as entries written before
+	// PathLabel have it; PathLabel is the engine's label (e.g.
+	// "direct-udp"), drawn in the window's language.
+	Path      string        `json:"path,omitempty"`
+	PathLabel string        `json:"path_label,omitempty"`
+	Elapsed   time.Duration `json:"elapsed_ns,omitempty"`
 	// Text: a text of Bytes bytes, not files. What it said is not kept.
 	Text bool `json:"text,omitempty"`
 }
@@ -74,14 +82,14 @@ func LoadHistory(store fyne.Storage, name string) (*History, error) {
 	defer r.Close()
 	b, err := io.ReadAll(r)
 	if err != nil {
-		return h, fmt.Errorf("read the transfer history: %w", err)
+		return h, fmt.Errorf("%s: %w", lang.X("history.readError", "Could not read the transfer history"), err)
 	}
 	if len(b) == 0 {
 		return h, nil
 	}
 	var doc historyDoc
 	if err := json.Unmarshal(b, &doc); err != nil {
-		return h, fmt.Errorf("the transfer history is damaged and was reset: %w", err)
+		return h, fmt.Errorf("%s: %w", lang.X("history.damaged", "The transfer history is damaged and was reset"), err)
 	}
 	h.entries = doc.Entries
 	if len(h.entries) > historyMaxEntries {
@@ -120,63 +128,76 @@ func (h *History) save() error {
 	if err != nil {
 		wc, err = h.store.Create(h.name)
 	}
+	if err == nil {
+		_, err = wc.Write(b)
+		if cerr := wc.Close(); err == nil {
+			err = cerr
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("save the transfer history: %w", err)
-	}
-	if _, err := wc.Write(b); err != nil {
-		wc.Close()
-		return fmt.Errorf("save the transfer history: %w", err)
-	}
-	if err := wc.Close(); err != nil {
-		return fmt.Errorf("save the transfer history: %w", err)
+		return fmt.Errorf("%s: %w", lang.X("history.saveError", "Could not save the transfer history"), err)
 	}
 	return nil
 }
 
 // entrySummary is the first line of a history row.
 func entrySummary(e HistoryEntry) string {
-	verb, doing := "Sent", "Sending"
-	if e.Direction == "receive" {
-		verb, doing = "Received", "Receiving"
-	}
 	what := namesSummary(e.Names)
 	switch {
 	case e.Text:
-		what = "a text"
+		what = lang.X("history.aText", "a text")
 	case what == "":
-		what = "files"
+		what = lang.X("history.files", "files")
 	}
-	switch e.Result {
-	case ResultDone:
-		return verb + " " + what
-	case ResultCanceled:
-		return doing + " " + what + " — canceled"
-	case ResultDeclined:
-		return "Declined " + what
+	v := vars{"What": what}
+	recv := e.Direction == "receive"
+	switch {
+	case e.Result == ResultDone && recv:
+		return lang.X("history.received", "Received {{.What}}", v)
+	case e.Result == ResultDone:
+		return lang.X("history.sent", "Sent {{.What}}", v)
+	case e.Result == ResultCanceled && recv:
+		return lang.X("history.receiveCanceled", "Receiving {{.What}} — canceled", v)
+	case e.Result == ResultCanceled:
+		return lang.X("history.sendCanceled", "Sending {{.What}} — canceled", v)
+	case e.Result == ResultDeclined:
+		return lang.X("history.declined", "Declined {{.What}}", v)
+	case recv:
+		return lang.X("history.receiveFailed", "Receiving {{.What}} failed", v)
 	}
-	return doing + " " + what + " failed"
+	return lang.X("history.sendFailed", "Sending {{.What}} failed", v)
 }
 
 // entryDetail is the second line of a history row.
 func entryDetail(e HistoryEntry) string {
-	s := e.Time.Local().Format("2 Jan 2006 15:04")
+	s := e.Time.Local().Format(lang.X("history.timeLayout", "2 Jan 2006 15:04"))
 	if e.Result == ResultDone {
 		if e.Text {
-			s += " · Text, " + plural(int(e.Bytes), "byte")
+			s += " · " + lang.XN("history.textBytes", "Text, {{.Count}} bytes", int(e.Bytes), vars{"Count": e.Bytes})
 		} else {
-			s += " · " + plural(e.Files, "file") + ", " + humanBytes(e.Bytes)
+			s += " · " + lang.XN("history.filesSize", "{{.Count}} files, {{.Size}}", e.Files,
+				vars{"Count": e.Files, "Size": humanBytes(e.Bytes)})
 		}
 		if e.Elapsed > 0 {
-			s += " in " + humanElapsed(e.Elapsed)
+			s += " " + lang.X("history.elapsed", "in {{.Time}}", vars{"Time": humanElapsed(e.Elapsed)})
 		}
-		if e.Path != "" {
-			s += " · " + e.Path
+		if p := entryPath(e); p != "" {
+			s += " · " + p
 		}
 	}
 	if e.Message != "" {
 		s += " · " + e.Message
 	}
 	return s
+}
+
+// entryPath is the entry's path in the window's words; entries written
+// before PathLabel existed kept the words of their day.
+func entryPath(e HistoryEntry) string {
+	if e.PathLabel != "" {
+		return pathWords(transfer.PathLabel(e.PathLabel))
+	}
+	return e.Path
 }
 
 // historyRow is one row of the History tab.
@@ -201,9 +222,9 @@ type historyView struct {
 func newHistoryView(w *MainWindow) *historyView {
 	v := &historyView{w: w}
 	v.list = container.NewVBox()
-	v.empty = widget.NewLabel("Finished transfers will be listed here.")
+	v.empty = widget.NewLabel(lang.X("history.empty", "Finished transfers will be listed here."))
 	v.empty.Importance = widget.LowImportance
-	v.clear = widget.NewButtonWithIcon("Clear history", theme.DeleteIcon(), func() {
+	v.clear = widget.NewButtonWithIcon(lang.X("history.clear", "Clear history"), theme.DeleteIcon(), func() {
 		if err := w.history.Clear(); err != nil {
 			w.showError(err)
 		}
@@ -249,7 +270,7 @@ func (v *historyView) newRow(e HistoryEntry) *historyRow {
 	if e.Direction == "receive" {
 		icon.SetResource(theme.DownloadIcon())
 	}
-	r.show = widget.NewButtonWithIcon("Show in folder", theme.FolderOpenIcon(), func() {
+	r.show = widget.NewButtonWithIcon(lang.X("button.showInFolder", "Show in folder"), theme.FolderOpenIcon(), func() {
 		v.w.showInFolder(e.Folder)
 	})
 	if e.Folder == "" {
@@ -266,14 +287,14 @@ func (w *MainWindow) showInFolder(dir string) {
 		return
 	}
 	if err := w.OpenFolder(dir); err != nil {
-		w.showError(fmt.Errorf("could not open %s: %w", dir, err))
+		w.showError(fmt.Errorf("%s: %w", lang.X("history.openError", "Could not open {{.Folder}}", vars{"Folder": dir}), err))
 	}
 }
 
 // openFolder opens dir in the platform's file manager.
 func openFolder(dir string) error {
 	if _, err := os.Stat(dir); err != nil {
-		return fmt.Errorf("the folder no longer exists")
+		return errors.New(lang.X("history.folderGone", "the folder no longer exists"))
 	}
 	var cmd *exec.Cmd
 	switch runtime.GOOS {

@@ -3,11 +3,12 @@ package ui
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"fyne.io/fyne/v2/lang"
 
 	"ferry/transfer"
 )
@@ -56,6 +57,7 @@ type job struct {
 	// Set on the Fyne goroutine, read anywhere.
 	userCanceled atomic.Bool
 	declined     atomic.Bool
+	replaced     atomic.Bool // canceled to send again with more files
 
 	mu sync.Mutex
 	s  jobState
@@ -104,6 +106,7 @@ type snapshot struct {
 	eta          time.Duration
 	canceled     bool
 	declined     bool
+	replaced     bool
 }
 
 // sinkFor returns the transfer.Sink for j; mark flags the window dirty.
@@ -226,6 +229,7 @@ func (j *job) snap(now time.Time) snapshot {
 	sn.eta = time.Duration(j.eta.Load())
 	sn.canceled = j.userCanceled.Load() && !sn.done
 	sn.declined = j.declined.Load() && !sn.done
+	sn.replaced = j.replaced.Load() && !sn.done
 	return sn
 }
 
@@ -294,23 +298,31 @@ func (s snapshot) stateText(dir direction) string {
 		switch s.result() {
 		case ResultDone:
 			if s.skipped > 0 {
-				return fmt.Sprintf(textDoneSkipped, s.skipped)
+				return lang.XN("state.doneSkipped", textDoneSkipped, s.skipped, vars{"Count": s.skipped})
 			}
-			return textDone
+			return lang.X("state.done", textDone)
 		case ResultDeclined:
-			return textDeclined
+			return lang.X("state.declined", textDeclined)
 		case ResultCanceled:
-			return textCanceled
+			if s.replaced {
+				return lang.X("state.replaced", textReplaced)
+			}
+			return lang.X("state.canceled", textCanceled)
 		}
-		return textFailedPrefix + s.errMsg
+		return failedText(s.errMsg)
 	}
 	if s.errMsg != "" {
-		return textFailedPrefix + s.errMsg
+		return failedText(s.errMsg)
 	}
 	if s.netChanged {
-		return textNetChanged
+		return lang.X("state.netChanged", textNetChanged)
 	}
 	return stateWords(s.state, dir)
+}
+
+// failedText is "Failed: " and why.
+func failedText(reason string) string {
+	return lang.X("state.failedBecause", textFailed, vars{"Reason": reason})
 }
 
 func eventTime(e transfer.Event) time.Time {

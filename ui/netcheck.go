@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/lang"
 	"fyne.io/fyne/v2/widget"
 
 	"ferry/discovery"
@@ -40,7 +41,7 @@ func newNetcheckView(w *MainWindow) *netcheckView {
 	v.result.TextStyle = fyne.TextStyle{Monospace: true}
 	v.result.Wrapping = fyne.TextWrapWord
 	v.result.Hide()
-	v.button = widget.NewButton("Check my network", func() { w.checkNetwork() })
+	v.button = widget.NewButton(lang.X("netcheck.button", "Check my network"), func() { w.checkNetwork() })
 	return v
 }
 
@@ -50,14 +51,14 @@ func (w *MainWindow) checkNetwork() {
 	v := w.settingsTab.netcheck
 	checker, ok := w.newEngine(w.settings).(NetworkChecker)
 	if !ok {
-		v.result.SetText("This build cannot check the network.")
+		v.result.SetText(lang.X("netcheck.unsupported", "This build cannot check the network."))
 		v.result.Show()
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), netcheckTimeout)
 	v.cancel = cancel
 	v.button.Disable()
-	v.button.SetText("Checking…")
+	v.button.SetText(lang.X("netcheck.checking", "Checking…"))
 	v.result.Hide()
 	w.wg.Add(1)
 	go func() {
@@ -67,9 +68,9 @@ func (w *MainWindow) checkNetwork() {
 		w.post(func() {
 			v.cancel = nil
 			v.button.Enable()
-			v.button.SetText("Check my network")
+			v.button.SetText(lang.X("netcheck.button", "Check my network"))
 			if err != nil {
-				v.result.SetText("The check failed: " + err.Error())
+				v.result.SetText(lang.X("netcheck.failed", "The check failed: {{.Reason}}", vars{"Reason": err.Error()}))
 			} else {
 				v.result.SetText(cli.NetcheckWords(r))
 			}

@@ -2,12 +2,14 @@ package ui
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"strings"
+	"unicode"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/lang"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
@@ -44,7 +46,7 @@ type receiveView struct {
 func newReceiveView(w *MainWindow) *receiveView {
 	v := &receiveView{w: w}
 	v.entry = widget.NewEntry()
-	v.entry.SetPlaceHolder("Share code, e.g. 7-tiger-tomorrow")
+	v.entry.SetPlaceHolder(lang.X("receive.placeholder", "Share code, e.g. 7-tiger-tomorrow"))
 	v.entry.TextStyle = fyne.TextStyle{Monospace: true}
 	v.entry.OnChanged = v.changed
 	v.entry.OnSubmitted = func(string) { v.submit() }
@@ -55,23 +57,23 @@ func newReceiveView(w *MainWindow) *receiveView {
 
 	v.folder = widget.NewLabel(w.settings.DownloadDir)
 	v.folder.Truncation = fyne.TextTruncateEllipsis
-	v.change = widget.NewButtonWithIcon("Change…", theme.FolderOpenIcon(), func() {
+	v.change = widget.NewButtonWithIcon(lang.X("button.change", "Change…"), theme.FolderOpenIcon(), func() {
 		w.chooseFolder(w.settings.DownloadDir, w.setDownloadDir)
 	})
-	v.receive = widget.NewButtonWithIcon("Receive", theme.DownloadIcon(), v.submit)
+	v.receive = widget.NewButtonWithIcon(lang.X("receive.button", "Receive"), theme.DownloadIcon(), v.submit)
 	v.receive.Importance = widget.HighImportance
 	v.receive.Disable()
 	v.server = widget.NewLabel("")
 	v.server.Wrapping = fyne.TextWrapBreak
-	v.clearServer = widget.NewButtonWithIcon("Use my settings", theme.ContentClearIcon(), func() {
+	v.clearServer = widget.NewButtonWithIcon(lang.X("receive.useMySettings", "Use my settings"), theme.ContentClearIcon(), func() {
 		v.setLinkServer("", "")
 		v.box.Refresh() // lay out again without the row
 	})
 	v.serverRow = container.NewBorder(nil, nil, nil, v.clearServer, v.server)
 	v.serverRow.Hide()
 
-	title := widget.NewLabelWithStyle("Type the code shown on the sending computer", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
-	saveTo := container.NewBorder(nil, nil, widget.NewLabel("Save to:"), v.change, v.folder)
+	title := widget.NewLabelWithStyle(lang.X("receive.title", "Type the code shown on the sending computer"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	saveTo := container.NewBorder(nil, nil, widget.NewLabel(lang.X("receive.saveTo", "Save to:")), v.change, v.folder)
 	v.box = container.NewVBox(
 		title,
 		v.entry,
@@ -123,7 +125,7 @@ func (v *receiveView) changed(s string) {
 		v.message.Hide()
 	case err != nil:
 		v.valid = ""
-		v.message.SetText(capitalize(err.Error()))
+		v.message.SetText(codeProblem(err))
 		// While a completion exists the user is still typing: say it
 		// quietly.
 		if len(comps) > 0 {
@@ -143,6 +145,39 @@ func (v *receiveView) changed(s string) {
 	} else {
 		v.receive.Enable()
 	}
+}
+
+// codeProblem says what is wrong with a code as typed, in the window's
+// language; other errors (a share link's) keep their English words.
+func codeProblem(err error) string {
+	var pe *code.ParseError
+	if !errors.As(err, &pe) {
+		return capitalize(err.Error())
+	}
+	v := vars{"Input": pe.Input, "Suggestion": pe.Suggestion, "Pos": pe.Pos}
+	switch pe.Kind {
+	case code.ErrEmpty:
+		return lang.X("code.empty", "The code is empty")
+	case code.ErrNameplate:
+		if pe.Input != "" && strings.IndexFunc(pe.Input, func(r rune) bool { return !unicode.IsLetter(r) }) < 0 {
+			return lang.X("code.noNumber", "The code must start with its number, e.g. \"7-...\"; it starts with \"{{.Input}}\"", v)
+		}
+		return lang.X("code.badNumber", "\"{{.Input}}\" is not a valid code number: it is a number from 1 to 99999, without leading zeros", v)
+	case code.ErrWordCount:
+		if pe.Pos > 2 {
+			return lang.X("code.extraWords", "The code has more than 2 words after the number: \"{{.Input}}\" is extra", v)
+		}
+		return lang.X("code.fewWords", "The code needs 2 words after the number: a code looks like \"7-aardvark-adroitness\"")
+	case code.ErrUnknownWord:
+		if pe.Suggestion != "" {
+			return lang.X("code.unknownWordSuggest", "\"{{.Input}}\" is not a word in the list; did you mean \"{{.Suggestion}}\"?", v)
+		}
+		return lang.X("code.unknownWord", "\"{{.Input}}\" is not a word in the list", v)
+	case code.ErrWrongPosition:
+		return lang.X("code.wrongPosition",
+			"Word {{.Pos}} \"{{.Input}}\" belongs in the other position: were the words swapped, or was one left out or repeated?", v)
+	}
+	return capitalize(err.Error())
 }
 
 // setSuggestions shows completions as buttons that fill the entry.
@@ -200,13 +235,13 @@ func (v *receiveView) setLinkServer(linkCode, server string) {
 		v.serverRow.Hide()
 		return
 	}
-	text := "Server from the link: " + server
-	if mine := strings.TrimSpace(v.w.settings.Rendezvous); mine != server {
-		if mine == "" {
-			text += " (your settings use the local network only)"
-		} else {
-			text += " (your settings use " + mine + ")"
-		}
+	vs := vars{"Server": server}
+	text := lang.X("receive.linkServer", "Server from the link: {{.Server}}", vs)
+	if mine := strings.TrimSpace(v.w.settings.Rendezvous); mine == "" {
+		text = lang.X("receive.linkServerLocal", "Server from the link: {{.Server}} (your settings use the local network only)", vs)
+	} else if mine != server {
+		vs["Mine"] = mine
+		text = lang.X("receive.linkServerOther", "Server from the link: {{.Server}} (your settings use {{.Mine}})", vs)
 	}
 	v.server.SetText(text)
 	v.serverRow.Show()
@@ -224,7 +259,7 @@ func (w *MainWindow) OpenLink(raw string) error {
 	l, err := code.ParseLink(raw)
 	if err != nil {
 		v.entry.SetText("")
-		v.message.SetText("This link cannot be used: " + err.Error())
+		v.message.SetText(lang.X("receive.badLink", "This link cannot be used: {{.Reason}}", vars{"Reason": err.Error()}))
 		v.message.Importance = widget.DangerImportance
 		v.message.Show()
 		v.box.Refresh()
@@ -283,7 +318,7 @@ func (w *MainWindow) ask(ctx context.Context, j *job, show func(answer chan<- bo
 // j's open offer until answered, and tells the user with a notification.
 func (w *MainWindow) openOffer(p *offerPrompt, title string, content fyne.CanvasObject, notice string) {
 	j := p.job
-	p.dialog = dialog.NewCustomConfirm(title, "Receive", "Decline", content, func(ok bool) {
+	p.dialog = dialog.NewCustomConfirm(title, lang.X("offer.receive", "Receive"), lang.X("offer.decline", "Decline"), content, func(ok bool) {
 		delete(w.offers, j)
 		if !ok && !p.dismissed {
 			j.declined.Store(true)
@@ -309,8 +344,9 @@ func (w *MainWindow) showOffer(j *job, m *transfer.Manifest, answer chan<- bool,
 	w.markDirty()
 
 	p := &offerPrompt{job: j, answer: answer}
+	v := vars{"Count": files, "Size": humanBytes(size), "Names": namesSummary(names)}
 	p.summary = widget.NewLabelWithStyle(
-		fmt.Sprintf("The sender offers %s, %s in total:", plural(files, "file"), humanBytes(size)),
+		lang.XN("offer.summary", "The sender offers {{.Count}} files, {{.Size}} in total:", files, v),
 		fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	listed := names
 	more := 0
@@ -319,25 +355,26 @@ func (w *MainWindow) showOffer(j *job, m *transfer.Manifest, answer chan<- bool,
 	}
 	text := "• " + strings.Join(listed, "\n• ")
 	if more > 0 {
-		text += fmt.Sprintf("\n… and %d more", more)
+		text += "\n… " + andMore(more)
 	}
 	p.names = widget.NewLabel(text)
 	p.names.Wrapping = fyne.TextWrapBreak
 	p.dest = widget.NewLabel(j.outDir())
 	p.dest.Wrapping = fyne.TextWrapBreak
-	destRow := container.NewBorder(nil, nil, widget.NewLabel("Save to:"), nil, p.dest)
+	saveTo := lang.X("receive.saveTo", "Save to:")
+	destRow := container.NewBorder(nil, nil, widget.NewLabel(saveTo), nil, p.dest)
 	if late {
-		p.change = widget.NewButtonWithIcon("Change…", theme.FolderOpenIcon(), func() {
+		p.change = widget.NewButtonWithIcon(lang.X("button.change", "Change…"), theme.FolderOpenIcon(), func() {
 			w.chooseFolder(j.outDir(), func(dir string) {
 				j.setOutDir(dir)
 				p.dest.SetText(dir)
 			})
 		})
-		destRow = container.NewBorder(nil, nil, widget.NewLabel("Save to:"), p.change, p.dest)
+		destRow = container.NewBorder(nil, nil, widget.NewLabel(saveTo), p.change, p.dest)
 	}
 	content := container.NewVBox(p.summary, p.names, widget.NewSeparator(), destRow)
-	w.openOffer(p, "Incoming files", content,
-		fmt.Sprintf("%s offered (%s, %s)", namesSummary(names), plural(files, "file"), humanBytes(size)))
+	w.openOffer(p, lang.X("offer.title", "Incoming files"), content,
+		lang.XN("offer.notice", "{{.Names}} offered ({{.Count}} files, {{.Size}})", files, v))
 }
 
 // dismissOffer closes j's dialog after the transfer ended without an

@@ -1,10 +1,9 @@
 package ui
 
 import (
-	"fmt"
-
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/lang"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 )
@@ -42,8 +41,8 @@ func newTransferRow(j *job, onCancel, onShow, onRemove func()) *transferRow {
 	r.eta = widget.NewLabel("")
 	r.path = widget.NewLabel("")
 	r.path.Importance = widget.LowImportance
-	r.cancel = widget.NewButtonWithIcon("Cancel", theme.CancelIcon(), onCancel)
-	r.show = widget.NewButtonWithIcon("Show in folder", theme.FolderOpenIcon(), onShow)
+	r.cancel = widget.NewButtonWithIcon(lang.X("button.cancel", "Cancel"), theme.CancelIcon(), onCancel)
+	r.show = widget.NewButtonWithIcon(lang.X("button.showInFolder", "Show in folder"), theme.FolderOpenIcon(), onShow)
 	r.show.Hide()
 	r.remove = widget.NewButtonWithIcon("", theme.DeleteIcon(), onRemove)
 	r.remove.Hide()
@@ -87,7 +86,7 @@ func (r *transferRow) update(j *job, s snapshot) {
 	}
 	switch {
 	case s.total > 0:
-		setText(r.size, fmt.Sprintf("%s of %s", humanBytes(s.bytes), humanBytes(s.total)))
+		setText(r.size, lang.X("row.progress", "{{.Done}} of {{.Total}}", vars{"Done": humanBytes(s.bytes), "Total": humanBytes(s.total)}))
 	case s.bytes > 0:
 		setText(r.size, humanBytes(s.bytes))
 	default:
@@ -118,12 +117,12 @@ func (r *transferRow) update(j *job, s snapshot) {
 // / "Receive with code 7-tiger-tomorrow".
 func rowTitle(j *job, s snapshot) string {
 	if j.dir == dirSend {
-		return "Send " + s.what()
+		return lang.X("row.send", "Send {{.What}}", vars{"What": s.what()})
 	}
 	if len(s.names) > 0 || s.isText {
-		return "Receive " + s.what()
+		return lang.X("row.receive", "Receive {{.What}}", vars{"What": s.what()})
 	}
-	return "Receive with code " + j.code
+	return lang.X("row.receiveCode", "Receive with code {{.Code}}", vars{"Code": j.code})
 }
 
 // setText changes a label's text only when it differs, sparing a refresh.

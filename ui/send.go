@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"fmt"
 	"image"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/lang"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
@@ -42,6 +42,7 @@ type sendView struct {
 	addFolder *widget.Button
 	text      *widget.Entry  // a text to send instead of files
 	sendText  *widget.Button // sends it
+	pending   *pendingList   // what the next send will carry
 
 	card     *fyne.Container // hidden until the first send
 	code     *canvas.Text
@@ -60,17 +61,17 @@ type sendView struct {
 
 func newSendView(w *MainWindow) *sendView {
 	v := &sendView{w: w}
-	v.addFiles = widget.NewButtonWithIcon("Add files…", theme.FileIcon(), w.pickFile)
-	v.addFolder = widget.NewButtonWithIcon("Add folder…", theme.FolderIcon(), w.pickFolder)
-	hint := widget.NewLabelWithStyle("Drop files or folders anywhere in this window to send them",
+	v.addFiles = widget.NewButtonWithIcon(lang.X("send.addFiles", "Add files…"), theme.FileIcon(), w.pickFile)
+	v.addFolder = widget.NewButtonWithIcon(lang.X("send.addFolder", "Add folder…"), theme.FolderIcon(), w.pickFolder)
+	hint := widget.NewLabelWithStyle(lang.X("send.hint", "Drop files or folders anywhere in this window, or add them here, then press Send"),
 		fyne.TextAlignCenter, fyne.TextStyle{Bold: true})
 	hint.Wrapping = fyne.TextWrapWord
 	icon := widget.NewIcon(theme.UploadIcon())
 	v.text = widget.NewMultiLineEntry()
-	v.text.SetPlaceHolder("Or type or paste a text to send (up to 1 MiB)")
+	v.text.SetPlaceHolder(lang.X("send.textPlaceholder", "Or type or paste a text to send (up to 1 MiB)"))
 	v.text.Wrapping = fyne.TextWrapWord
 	v.text.SetMinRowsVisible(3)
-	v.sendText = widget.NewButtonWithIcon("Send text", theme.MailSendIcon(), v.submitText)
+	v.sendText = widget.NewButtonWithIcon(lang.X("send.sendText", "Send text"), theme.MailSendIcon(), v.submitText)
 	v.sendText.Disable()
 	v.text.OnChanged = func(s string) {
 		if s == "" {
@@ -86,6 +87,7 @@ func newSendView(w *MainWindow) *sendView {
 		v.text,
 		container.NewHBox(layout.NewSpacer(), v.sendText),
 	)
+	v.pending = newPendingList(v.sendPending)
 
 	v.code = canvas.NewText("", theme.Color(theme.ColorNameForeground))
 	v.code.TextSize = codeTextSize
@@ -93,9 +95,9 @@ func newSendView(w *MainWindow) *sendView {
 	// default theme ignores Bold for monospace, the test theme has none).
 	v.code.TextStyle = fyne.TextStyle{Monospace: true}
 	v.code.Alignment = fyne.TextAlignCenter
-	v.copy = widget.NewButtonWithIcon("Copy", theme.ContentCopyIcon(), v.copyCode)
+	v.copy = widget.NewButtonWithIcon(lang.X("button.copy", "Copy"), theme.ContentCopyIcon(), v.copyCode)
 	v.copy.Disable()
-	v.copyLink = widget.NewButtonWithIcon("Copy link", theme.ContentCopyIcon(), v.copyShareLink)
+	v.copyLink = widget.NewButtonWithIcon(lang.X("send.copyLink", "Copy link"), theme.ContentCopyIcon(), v.copyShareLink)
 	v.copyLink.Disable()
 	v.link = widget.NewLabelWithStyle("", fyne.TextAlignCenter, fyne.TextStyle{Monospace: true})
 	v.link.Wrapping = fyne.TextWrapBreak
@@ -109,16 +111,16 @@ func newSendView(w *MainWindow) *sendView {
 	v.state = widget.NewLabelWithStyle("", fyne.TextAlignCenter, fyne.TextStyle{})
 	v.state.Wrapping = fyne.TextWrapWord
 	v.items = container.NewVBox()
-	v.cancel = widget.NewButtonWithIcon("Cancel", theme.CancelIcon(), func() {
+	v.cancel = widget.NewButtonWithIcon(lang.X("button.cancel", "Cancel"), theme.CancelIcon(), func() {
 		if v.job != nil {
 			w.cancelJob(v.job)
 		}
 	})
 	v.cancel.Importance = widget.DangerImportance
-	v.another = widget.NewButtonWithIcon("Close", theme.ConfirmIcon(), v.clear)
+	v.another = widget.NewButtonWithIcon(lang.X("button.close", "Close"), theme.ConfirmIcon(), v.clear)
 	v.another.Hide()
 
-	caption := widget.NewLabelWithStyle("Share code — type it on the other computer", fyne.TextAlignCenter, fyne.TextStyle{})
+	caption := widget.NewLabelWithStyle(lang.X("send.codeCaption", "Share code — type it on the other computer"), fyne.TextAlignCenter, fyne.TextStyle{})
 	v.card = container.NewVBox(
 		widget.NewSeparator(),
 		caption,
@@ -130,12 +132,12 @@ func newSendView(w *MainWindow) *sendView {
 		v.state,
 		container.NewCenter(v.qr),
 		v.link,
-		widget.NewLabelWithStyle("Sending", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
+		widget.NewLabelWithStyle(lang.X("send.listTitle", "Sending"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
 		v.items,
 		container.NewCenter(container.NewHBox(v.cancel, v.another)),
 	)
 	v.card.Hide()
-	v.root = container.NewVScroll(container.NewVBox(drop, v.card))
+	v.root = container.NewVScroll(container.NewVBox(drop, v.pending.card, v.card))
 	w.app.Settings().AddListener(func(fyne.Settings) { // follow theme changes
 		v.code.Color = theme.Color(theme.ColorNameForeground)
 		v.code.Refresh()
@@ -148,7 +150,7 @@ func (v *sendView) show(j *job) {
 	v.job = j
 	v.code.Text = "…"
 	v.code.Refresh()
-	v.copy.SetText("Copy")
+	v.copy.SetText(lang.X("button.copy", "Copy"))
 	v.copy.Disable()
 	v.setLink("")
 	v.state.SetText(stateWords("", dirSend))
@@ -159,7 +161,7 @@ func (v *sendView) show(j *job) {
 	}
 	for i, p := range j.paths {
 		if i == maxListedItems {
-			objs = append(objs, widget.NewLabel(fmt.Sprintf("and %d more", len(j.paths)-i)))
+			objs = append(objs, widget.NewLabel(andMore(len(j.paths)-i)))
 			break
 		}
 		objs = append(objs, itemLabel(p))
@@ -182,10 +184,10 @@ func itemLabel(p string) fyne.CanvasObject {
 	icon := theme.FileIcon()
 	if st, err := os.Stat(p); err == nil {
 		if st.IsDir() {
-			text = name + " (folder)"
+			text = lang.X("item.folder", "{{.Name}} (folder)", vars{"Name": name})
 			icon = theme.FolderIcon()
 		} else {
-			text = name + " — " + humanBytes(st.Size())
+			text = lang.X("item.file", "{{.Name}} — {{.Size}}", vars{"Name": name, "Size": humanBytes(st.Size())})
 		}
 	}
 	l := widget.NewLabel(text)
@@ -232,7 +234,7 @@ func (v *sendView) copyCode() {
 		return
 	}
 	v.w.app.Clipboard().SetContent(code)
-	v.copy.SetText("Copied")
+	v.copy.SetText(lang.X("button.copied", "Copied"))
 }
 
 // shareLink is the share link for a code the engine reported, or "" if
@@ -269,7 +271,7 @@ func (v *sendView) setLink(link string) {
 	} else {
 		v.link.SetText(link)
 		v.link.Show()
-		v.copyLink.SetText("Copy link")
+		v.copyLink.SetText(lang.X("send.copyLink", "Copy link"))
 		v.copyLink.Enable()
 	}
 	v.qr.Image = img
@@ -288,7 +290,7 @@ func (v *sendView) copyShareLink() {
 		return
 	}
 	v.w.app.Clipboard().SetContent(v.shown)
-	v.copyLink.SetText("Copied")
+	v.copyLink.SetText(lang.X("button.copied", "Copied"))
 }
 
 // clear hides a finished send.
@@ -297,7 +299,7 @@ func (v *sendView) clear() {
 	v.card.Hide()
 }
 
-// pickFile lets the user choose one file to send.
+// pickFile lets the user add a file to the next send.
 func (w *MainWindow) pickFile() {
 	d := dialog.NewFileOpen(func(r fyne.URIReadCloser, err error) {
 		if err != nil {
@@ -311,11 +313,11 @@ func (w *MainWindow) pickFile() {
 		r.Close()
 		w.Drop([]fyne.URI{u})
 	}, w.win)
-	d.SetConfirmText("Send")
+	d.SetConfirmText(lang.X("send.pickConfirm", "Add"))
 	d.Show()
 }
 
-// pickFolder lets the user choose one folder to send.
+// pickFolder lets the user add a folder to the next send.
 func (w *MainWindow) pickFolder() {
 	d := dialog.NewFolderOpen(func(u fyne.ListableURI, err error) {
 		if err != nil {
@@ -327,6 +329,6 @@ func (w *MainWindow) pickFolder() {
 		}
 		w.Drop([]fyne.URI{u})
 	}, w.win)
-	d.SetConfirmText("Send")
+	d.SetConfirmText(lang.X("send.pickConfirm", "Add"))
 	d.Show()
 }

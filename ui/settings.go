@@ -9,6 +9,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/lang"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
@@ -142,24 +143,27 @@ type settingsView struct {
 	netcheck   *netcheckView
 }
 
-var themeLabels = []string{"System", "Light", "Dark"}
+// themeNames are the theme choices in the order the radio group shows
+// them.
+func themeNames() []string { return []string{ThemeSystem, ThemeLight, ThemeDark} }
 
+// themeLabel is a theme choice in words.
 func themeLabel(name string) string {
 	switch name {
 	case ThemeLight:
-		return "Light"
+		return lang.X("theme.light", "Light")
 	case ThemeDark:
-		return "Dark"
+		return lang.X("theme.dark", "Dark")
 	}
-	return "System"
+	return lang.X("theme.system", "System")
 }
 
+// themeName is the choice a label names.
 func themeName(label string) string {
-	switch label {
-	case "Light":
-		return ThemeLight
-	case "Dark":
-		return ThemeDark
+	for _, n := range themeNames() {
+		if themeLabel(n) == label {
+			return n
+		}
 	}
 	return ThemeSystem
 }
@@ -169,7 +173,7 @@ func newSettingsView(w *MainWindow) *settingsView {
 	s := w.settings
 
 	v.rendezvous = widget.NewEntry()
-	v.rendezvous.SetPlaceHolder("HOST:PORT (empty: local network only)")
+	v.rendezvous.SetPlaceHolder(lang.X("settings.rendezvousPlaceholder", "HOST:PORT (empty: local network only)"))
 	v.rendezvous.SetText(s.Rendezvous)
 	v.rvError = widget.NewLabel("")
 	v.rvError.Importance = widget.DangerImportance
@@ -179,23 +183,27 @@ func newSettingsView(w *MainWindow) *settingsView {
 
 	v.folder = widget.NewLabel(s.DownloadDir)
 	v.folder.Truncation = fyne.TextTruncateEllipsis
-	v.change = widget.NewButtonWithIcon("Change…", theme.FolderOpenIcon(), func() {
+	v.change = widget.NewButtonWithIcon(lang.X("button.change", "Change…"), theme.FolderOpenIcon(), func() {
 		w.chooseFolder(w.settings.DownloadDir, w.setDownloadDir)
 	})
 
-	v.relay = widget.NewCheck("Allow relayed transfers when no direct path exists", func(on bool) {
+	v.relay = widget.NewCheck(lang.X("settings.allowRelay", "Allow relayed transfers when no direct path exists"), func(on bool) {
 		w.settings.AllowRelay = on
 		w.saveSettings()
 	})
 	v.relay.SetChecked(s.AllowRelay)
 
-	v.links = widget.NewCheck("Send what symbolic links in a folder point to", func(on bool) {
+	v.links = widget.NewCheck(lang.X("settings.followLinks", "Send what symbolic links in a folder point to"), func(on bool) {
 		w.settings.FollowLinks = on
 		w.saveSettings()
 	})
 	v.links.SetChecked(s.FollowLinks)
 
-	v.theme = widget.NewRadioGroup(themeLabels, func(label string) {
+	var labels []string
+	for _, n := range themeNames() {
+		labels = append(labels, themeLabel(n))
+	}
+	v.theme = widget.NewRadioGroup(labels, func(label string) {
 		w.settings.Theme = themeName(label)
 		w.saveSettings()
 		applyTheme(w.app, w.settings.Theme)
@@ -207,15 +215,15 @@ func newSettingsView(w *MainWindow) *settingsView {
 	v.netcheck = newNetcheckView(w)
 
 	form := widget.NewForm(
-		widget.NewFormItem("Rendezvous server", container.NewVBox(v.rendezvous, v.rvError)),
-		widget.NewFormItem("Download folder", container.NewBorder(nil, nil, nil, v.change, v.folder)),
-		widget.NewFormItem("Relay", v.relay),
-		widget.NewFormItem("Links", v.links),
-		widget.NewFormItem("Theme", v.theme),
-		widget.NewFormItem("Network", container.NewVBox(container.NewHBox(v.netcheck.button), v.netcheck.result)),
+		widget.NewFormItem(lang.X("settings.rendezvous", "Rendezvous server"), container.NewVBox(v.rendezvous, v.rvError)),
+		widget.NewFormItem(lang.X("settings.downloadFolder", "Download folder"), container.NewBorder(nil, nil, nil, v.change, v.folder)),
+		widget.NewFormItem(lang.X("settings.relay", "Relay"), v.relay),
+		widget.NewFormItem(lang.X("settings.links", "Links"), v.links),
+		widget.NewFormItem(lang.X("settings.theme", "Theme"), v.theme),
+		widget.NewFormItem(lang.X("settings.network", "Network"), container.NewVBox(container.NewHBox(v.netcheck.button), v.netcheck.result)),
 	)
-	help := widget.NewLabel("Without a rendezvous server, both computers must be on the same local network. " +
-		"Changes apply to the next transfer.")
+	help := widget.NewLabel(lang.X("settings.help", "Without a rendezvous server, both computers must be on the same local network. "+
+		"Changes apply to the next transfer."))
 	help.Wrapping = fyne.TextWrapWord
 	help.Importance = widget.LowImportance
 	v.root = container.NewVScroll(container.NewVBox(form, help))

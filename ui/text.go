@@ -2,12 +2,12 @@ package ui
 
 import (
 	"context"
-	"fmt"
 	"unicode/utf8"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/lang"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
@@ -26,11 +26,12 @@ func (w *MainWindow) acceptTextFunc(j *job) func(ctx context.Context, n int64) (
 // the Fyne goroutine.
 func (w *MainWindow) showTextOffer(j *job, n int64, answer chan<- bool) {
 	p := &offerPrompt{job: j, answer: answer}
-	p.summary = widget.NewLabelWithStyle("The sender offers "+textWhat(n)+".", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	p.summary = widget.NewLabelWithStyle(lang.X("textOffer.summary", "The sender offers {{.What}}.", vars{"What": textWhat(n)}), fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	p.summary.Wrapping = fyne.TextWrapWord
-	note := widget.NewLabel("It is shown here, with Copy, and not saved.")
+	note := widget.NewLabel(lang.X("textOffer.note", "It is shown here, with Copy, and not saved."))
 	note.Wrapping = fyne.TextWrapWord
-	w.openOffer(p, "Incoming text", container.NewVBox(p.summary, note), capitalize(textWhat(n))+" offered")
+	w.openOffer(p, lang.X("textOffer.title", "Incoming text"), container.NewVBox(p.summary, note),
+		lang.X("textOffer.notice", "{{.What}} offered", vars{"What": capitalize(textWhat(n))}))
 }
 
 // maxShownText bounds the text the dialog shows: a label lays out all of
@@ -69,19 +70,20 @@ func (w *MainWindow) showText(text string) {
 	d.note.Importance = widget.LowImportance
 	d.note.Wrapping = fyne.TextWrapWord
 	if len(shown) < len(text) {
-		d.note.SetText(fmt.Sprintf("Showing the first %s of %s; Copy copies all of it.", humanBytes(int64(len(shown))), humanBytes(int64(len(text)))))
+		d.note.SetText(lang.X("text.cut", "Showing the first {{.Shown}} of {{.Size}}; Copy copies all of it.",
+			vars{"Shown": humanBytes(int64(len(shown))), "Size": humanBytes(int64(len(text)))}))
 	} else {
 		d.note.Hide()
 	}
 	scroll := container.NewScroll(d.shown)
 	scroll.SetMinSize(textSize)
-	d.copy = widget.NewButtonWithIcon("Copy", theme.ContentCopyIcon(), func() {
+	d.copy = widget.NewButtonWithIcon(lang.X("button.copy", "Copy"), theme.ContentCopyIcon(), func() {
 		w.app.Clipboard().SetContent(d.text)
-		d.copy.SetText("Copied")
+		d.copy.SetText(lang.X("button.copied", "Copied"))
 	})
 	d.copy.Importance = widget.HighImportance
-	d.dialog = dialog.NewCustomWithoutButtons("Text received", container.NewBorder(nil, d.note, nil, nil, scroll), w.win)
-	closeButton := widget.NewButtonWithIcon("Close", theme.CancelIcon(), func() { d.dialog.Hide() })
+	d.dialog = dialog.NewCustomWithoutButtons(lang.X("text.title", "Text received"), container.NewBorder(nil, d.note, nil, nil, scroll), w.win)
+	closeButton := widget.NewButtonWithIcon(lang.X("button.close", "Close"), theme.CancelIcon(), func() { d.dialog.Hide() })
 	d.dialog.SetButtons([]fyne.CanvasObject{closeButton, d.copy})
 	d.dialog.SetOnClosed(func() {
 		if w.textShown == d {

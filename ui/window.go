@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/driver/desktop"
+	"fyne.io/fyne/v2/lang"
 	"fyne.io/fyne/v2/storage"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
@@ -103,6 +105,9 @@ func RunLink(a fyne.App, newEngine func(Settings) Engine, link string) {
 
 // run builds the window, lets first act on it, shows it and runs the app.
 func run(a fyne.App, newEngine func(Settings) Engine, first func(*MainWindow)) {
+	if err := RegisterTranslations(); err != nil {
+		fyne.LogError("the window stays in English", err)
+	}
 	a.SetIcon(assets.Icon)
 	w := newMainWindow(a, newEngine, options{})
 	first(w)
@@ -147,23 +152,23 @@ func newMainWindow(a fyne.App, newEngine func(Settings) Engine, o options) *Main
 	w.recv = newReceiveView(w)
 	w.historyTab = newHistoryView(w)
 	w.settingsTab = newSettingsView(w)
-	w.noTransfers = widget.NewLabel("No transfers yet. Send from the Send tab, or receive with a code.")
+	w.noTransfers = widget.NewLabel(lang.X("transfers.empty", "No transfers yet. Send from the Send tab, or receive with a code."))
 	w.noTransfers.Importance = widget.LowImportance
 	w.noTransfers.Wrapping = fyne.TextWrapWord
 	w.transfers = container.NewVBox()
-	clearDone := widget.NewButtonWithIcon("Clear finished", theme.ContentClearIcon(), w.clearFinished)
+	clearDone := widget.NewButtonWithIcon(lang.X("transfers.clearFinished", "Clear finished"), theme.ContentClearIcon(), w.clearFinished)
 
-	w.sendTab = container.NewTabItemWithIcon("Send", theme.UploadIcon(), w.send.root)
-	w.recvTab = container.NewTabItemWithIcon("Receive", theme.DownloadIcon(), w.recv.root)
-	w.xferTab = container.NewTabItemWithIcon("Transfers", theme.ListIcon(),
+	w.sendTab = container.NewTabItemWithIcon(lang.X("tab.send", "Send"), theme.UploadIcon(), w.send.root)
+	w.recvTab = container.NewTabItemWithIcon(lang.X("tab.receive", "Receive"), theme.DownloadIcon(), w.recv.root)
+	w.xferTab = container.NewTabItemWithIcon(lang.X("tab.transfers", "Transfers"), theme.ListIcon(),
 		container.NewBorder(nil, container.NewHBox(clearDone), nil, nil,
 			container.NewVScroll(container.NewVBox(w.noTransfers, w.transfers))))
 	w.tabs = container.NewAppTabs(
 		w.sendTab,
 		w.recvTab,
 		w.xferTab,
-		container.NewTabItemWithIcon("History", theme.HistoryIcon(), w.historyTab.root),
-		container.NewTabItemWithIcon("Settings", theme.SettingsIcon(), w.settingsTab.root),
+		container.NewTabItemWithIcon(lang.X("tab.history", "History"), theme.HistoryIcon(), w.historyTab.root),
+		container.NewTabItemWithIcon(lang.X("tab.settings", "Settings"), theme.SettingsIcon(), w.settingsTab.root),
 	)
 	w.win.SetContent(w.tabs)
 	w.win.Resize(fyne.NewSize(640, 560))
@@ -194,13 +199,13 @@ func (w *MainWindow) setupTray() {
 		w.win.RequestFocus()
 	}
 	d.SetSystemTrayMenu(fyne.NewMenu("ferry",
-		fyne.NewMenuItem("Show ferry", show),
-		fyne.NewMenuItem("Send files…", func() {
+		fyne.NewMenuItem(lang.X("tray.show", "Show ferry"), show),
+		fyne.NewMenuItem(lang.X("tray.send", "Send files…"), func() {
 			show()
 			w.tabs.Select(w.sendTab)
 			w.pickFile()
 		}),
-		fyne.NewMenuItem("Receive…", func() {
+		fyne.NewMenuItem(lang.X("tray.receive", "Receive…"), func() {
 			show()
 			w.tabs.Select(w.recvTab)
 			w.win.Canvas().Focus(w.recv.entry)
@@ -212,8 +217,8 @@ func (w *MainWindow) setupTray() {
 // onDropped is the window's drop handler.
 func (w *MainWindow) onDropped(_ fyne.Position, uris []fyne.URI) { w.Drop(uris) }
 
-// Drop sends the dropped files and folders; other URIs are refused with a
-// message. On the Fyne goroutine.
+// Drop gathers the dropped files and folders for the next send (see
+// AddPaths); other URIs are refused with a message. On the Fyne goroutine.
 func (w *MainWindow) Drop(uris []fyne.URI) {
 	var paths []string
 	for _, u := range uris {
@@ -221,14 +226,13 @@ func (w *MainWindow) Drop(uris []fyne.URI) {
 			continue
 		}
 		if u.Scheme() != "file" {
-			w.showError(fmt.Errorf("only files and folders on this computer can be sent (%s)", u.String()))
+			w.showError(errors.New(lang.X("drop.notFile", "Only files and folders on this computer can be sent ({{.URI}})",
+				vars{"URI": u.String()})))
 			continue
 		}
 		paths = append(paths, u.Path())
 	}
-	if len(paths) > 0 {
-		w.StartSend(paths)
-	}
+	w.AddPaths(paths)
 }
 
 // StartSend sends paths: the Send tab shows the code, the list and
@@ -294,8 +298,8 @@ func (w *MainWindow) startReceive(code, server string) {
 	w.tabs.Select(w.xferTab)
 	w.start(j, func(ctx context.Context, sink transfer.Sink) error {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return transfer.Errorf(transfer.KindNotFound, "choose another download folder in Settings",
-				"cannot use the download folder %s: %v", dir, err)
+			return transfer.Errorf(transfer.KindNotFound, lang.X("receive.folderHint", "choose another download folder in Settings"),
+				"%s: %v", lang.X("receive.folderError", "cannot use the download folder {{.Folder}}", vars{"Folder": dir}), err)
 		}
 		return eng.Receive(ctx, code, req, sink)
 	})
@@ -391,7 +395,7 @@ func (w *MainWindow) finalize(j *job, s snapshot) {
 		Bytes:     s.size,
 		Text:      s.isText,
 		Result:    s.result(),
-		Path:      pathWords(s.path),
+		PathLabel: string(s.path),
 	}
 	if e.Result == ResultDone {
 		e.Elapsed = s.elapsed
@@ -409,29 +413,32 @@ func (w *MainWindow) finalize(j *job, s snapshot) {
 			e.Folder = filepath.Dir(j.paths[0])
 		}
 	}
-	if err := w.history.Add(e); err != nil {
-		w.showError(err)
+	if !s.replaced { // its files went on with the send that replaced it
+		if err := w.history.Add(e); err != nil {
+			w.showError(err)
+		}
+		w.historyTab.rebuild()
 	}
-	w.historyTab.rebuild()
 
 	if s.canceled {
 		return // the user knows
 	}
+	finished := lang.X("notify.finished", "Transfer finished")
+	v := vars{"What": s.what(), "Size": humanBytes(s.size), "Folder": s.outDir}
 	var n *fyne.Notification
-	what := s.what()
 	switch {
 	case s.done && s.isText && j.dir == dirSend:
-		n = fyne.NewNotification("Transfer finished", "Sent "+what)
+		n = fyne.NewNotification(finished, lang.X("notify.sentText", "Sent {{.What}}", v))
 	case s.done && s.isText:
-		n = fyne.NewNotification("Transfer finished", "Received "+what)
+		n = fyne.NewNotification(finished, lang.X("notify.receivedText", "Received {{.What}}", v))
 	case s.done && j.dir == dirSend:
-		n = fyne.NewNotification("Transfer finished", fmt.Sprintf("Sent %s (%s)", what, humanBytes(s.size)))
+		n = fyne.NewNotification(finished, lang.X("notify.sent", "Sent {{.What}} ({{.Size}})", v))
 	case s.done:
-		n = fyne.NewNotification("Transfer finished", fmt.Sprintf("Received %s (%s) into %s", what, humanBytes(s.size), s.outDir))
+		n = fyne.NewNotification(finished, lang.X("notify.received", "Received {{.What}} ({{.Size}}) into {{.Folder}}", v))
 	case s.declined:
 		return
 	default:
-		n = fyne.NewNotification("Transfer failed", s.errMsg)
+		n = fyne.NewNotification(lang.X("notify.failed", "Transfer failed"), s.errMsg)
 	}
 	w.app.SendNotification(n)
 }
@@ -507,18 +514,15 @@ func (w *MainWindow) RequestClose() {
 		w.close()
 		return
 	}
-	msg := "A transfer is still running. Quit and cancel it?"
-	if n > 1 {
-		msg = fmt.Sprintf("%d transfers are still running. Quit and cancel them?", n)
-	}
-	d := dialog.NewConfirm("Quit ferry?", msg, func(ok bool) {
+	msg := lang.XN("quit.running", "{{.Count}} transfers are still running. Quit and cancel them?", n, vars{"Count": n})
+	d := dialog.NewConfirm(lang.X("quit.title", "Quit ferry?"), msg, func(ok bool) {
 		if ok {
 			w.cancelAll()
 			w.close()
 		}
 	}, w.win)
-	d.SetConfirmText("Quit")
-	d.SetDismissText("Keep going")
+	d.SetConfirmText(lang.X("quit.confirm", "Quit"))
+	d.SetDismissText(lang.X("quit.keepGoing", "Keep going"))
 	d.SetConfirmImportance(widget.DangerImportance)
 	d.Show()
 }
