@@ -32,6 +32,10 @@ const (
 // a network change) and deletes the mapping when the session ends.
 type portMapper struct {
 	log *slog.Logger
+	// changed is called when the mapped address changes (a mapping that
+	// came after the offer, or a new one after a loss), so the peer hears
+	// of it; it must not block.
+	changed func()
 
 	mu     sync.Mutex
 	port   uint16          // the port kept mapped; 0 for none
@@ -91,14 +95,19 @@ func (m *portMapper) startLocked(port uint16) {
 		defer once()
 		for u := range k.Updates() {
 			m.mu.Lock()
-			if m.keeper == k {
+			current := m.keeper == k
+			moved := current && u.External.IsValid() && u.External != m.latest.External
+			if current {
 				m.latest = u
 			}
 			m.mu.Unlock()
-			if u.External.IsValid() {
-				m.log.Info("router port mapping", "protocol", string(u.Protocol), "public", u.External, "renewals", u.Renewals)
+			if u.External.IsValid() && u.Renewals == 0 {
+				m.log.Info("router port mapping", "protocol", string(u.Protocol), "public", u.External)
 			}
 			once()
+			if moved && m.changed != nil {
+				m.changed()
+			}
 		}
 	})
 }

@@ -110,6 +110,7 @@ func openPeer(cfg Config, emit Sink) (*peer, error) {
 	}
 	p := &peer{cfg: cfg, sock: sock, cert: cert, emit: emit}
 	p.portmap.log = cfg.Logger
+	p.portmap.changed = sock.CandidatesChanged
 	sock.SetGatherer(p.announced)
 	return p, nil
 }

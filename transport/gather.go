@@ -23,6 +23,11 @@ func (s *Socket) SetGatherer(g Gatherer) {
 	s.gather.Store(&g)
 }
 
+// CandidatesChanged says this side's candidates changed without a change
+// of network (a router mapped a port after the offer went out): the
+// Socket gathers again and tells every connected peer, as after a change.
+func (s *Socket) CandidatesChanged() { s.requestGather() }
+
 // requestGather asks the gather loop to learn and announce this side's
 // candidates.
 func (s *Socket) requestGather() {
