@@ -137,7 +137,10 @@ func newSendView(w *MainWindow) *sendView {
 		container.NewCenter(container.NewHBox(v.cancel, v.another)),
 	)
 	v.card.Hide()
-	v.root = container.NewVScroll(container.NewVBox(drop, v.pending.card, v.card))
+	// The scroll bar is drawn over the content's right edge: keep the
+	// right-aligned buttons clear of it.
+	v.root = container.NewVScroll(container.New(layout.NewCustomPaddedLayout(0, 0, 0, theme.ScrollBarSize()),
+		container.NewVBox(drop, v.pending.card, v.card)))
 	w.app.Settings().AddListener(func(fyne.Settings) { // follow theme changes
 		v.code.Color = theme.Color(theme.ColorNameForeground)
 		v.code.Refresh()
