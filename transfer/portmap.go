@@ -42,7 +42,12 @@ type portMapper struct {
 	keeper *portmap.Keeper // nil when off
 	latest portmap.Update
 	first  chan struct{} // closed at the keeper's first update
-	wg     sync.WaitGroup
+	// tried: a keeper has run before; maps: one of them got a mapping.
+	// After a keeper that got none, gathering does not wait for the next:
+	// a router that maps nothing must not slow the announcement after a
+	// network change (a late mapping is announced by itself).
+	tried, maps bool
+	wg          sync.WaitGroup
 }
 
 // mapped returns the socket's mapped public address, starting (or
@@ -56,14 +61,20 @@ func (m *portMapper) mapped(ctx context.Context, sock *transport.Socket) (netip.
 	}
 	m.mu.Lock()
 	var old *portmap.Keeper
+	wait := true
 	if m.port != local.Port() {
 		old = m.keeper
+		wait = !m.tried || m.maps
+		m.tried = true
 		m.startLocked(local.Port())
 	}
 	first := m.first
 	m.mu.Unlock()
 	if old != nil {
 		old.Close() // deletes the old port's mapping; bounded
+	}
+	if !wait {
+		return netip.AddrPort{}, false
 	}
 	t := time.NewTimer(portMapWait)
 	defer t.Stop()
@@ -99,6 +110,9 @@ func (m *portMapper) startLocked(port uint16) {
 			moved := current && u.External.IsValid() && u.External != m.latest.External
 			if current {
 				m.latest = u
+			}
+			if u.External.IsValid() {
+				m.maps = true
 			}
 			m.mu.Unlock()
 			if u.External.IsValid() && u.Renewals == 0 {
