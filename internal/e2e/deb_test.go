@@ -208,15 +208,7 @@ func windowAppears(t *testing.T, ctx context.Context, argv []string) (int, strin
 		t.Fatal(err)
 	}
 	defer func() { app.Process.Kill(); app.Wait() }()
-	shot := filepath.Join(t.TempDir(), "screen.png")
-	var colors int
-	waitUntil(t, ctx, "a non-blank window", func() bool {
-		if err := exec.CommandContext(ctx, "import", "-display", display, "-window", "root", shot).Run(); err != nil {
-			return false
-		}
-		colors = distinctColors(t, shot)
-		return colors > 16
-	})
+	_, colors := waitForWindow(t, ctx, display)
 	return colors, logs.String()
 }
 

@@ -44,8 +44,15 @@ func TestDesktopAppOpensUnderXvfb(t *testing.T) {
 	}
 	defer func() { app.Process.Kill(); app.Wait() }()
 
-	shot := filepath.Join(t.TempDir(), "screen.png")
-	var colors int
+	shot, colors := waitForWindow(t, ctx, display)
+	t.Logf("screenshot %s has %d distinct colours; app log:\n%s", shot, colors, logs.String())
+}
+
+// waitForWindow waits until the X display shows more than a blank screen
+// (a window drew itself) and returns the screenshot and its colours.
+func waitForWindow(t *testing.T, ctx context.Context, display string) (shot string, colors int) {
+	t.Helper()
+	shot = filepath.Join(t.TempDir(), "screen.png")
 	waitUntil(t, ctx, "a non-blank window", func() bool {
 		if err := exec.CommandContext(ctx, "import", "-display", display, "-window", "root", shot).Run(); err != nil {
 			return false
@@ -53,7 +60,7 @@ func TestDesktopAppOpensUnderXvfb(t *testing.T) {
 		colors = distinctColors(t, shot)
 		return colors > 16
 	})
-	t.Logf("screenshot %s has %d distinct colours; app log:\n%s", shot, colors, logs.String())
+	return shot, colors
 }
 
 type logWriter struct{ b *safeBuffer }
