@@ -58,7 +58,8 @@ type peerRun struct {
 	Flush     time.Duration // fsync of the received file after the receiver exited
 	SendCPU   time.Duration // user+system, from the sender's rusage
 	RecvCPU   time.Duration
-	SendRSSKB int64 // peak resident set size, KiB
+	ServerCPU time.Duration // the tool's local servers during the run (from /proc)
+	SendRSSKB int64         // peak resident set size, KiB
 	RecvRSSKB int64
 }
 
@@ -67,6 +68,8 @@ func (r peerRun) MBps() float64 { return float64(r.Size) / 1e6 / r.Wall.Seconds(
 // peerTool is one program in the comparison.
 type peerTool struct {
 	name string
+	// servers are the process ids of the tool's local servers.
+	servers []int
 	// transfer moves src into the directory out (as filepath.Base(src))
 	// inside the namespace and returns the measurements.
 	transfer func(b *testing.B, src, out string) peerRun
@@ -120,32 +123,32 @@ func BenchmarkPeers(b *testing.B) {
 	}
 	versions := map[string]string{"go": runtime.Version()}
 
-	tools = append(tools, peerTool{"tcp-copy", func(b *testing.B, src, out string) peerRun {
+	tools = append(tools, peerTool{"tcp-copy", nil, func(b *testing.B, src, out string) peerRun {
 		return tcpPeerCopy(b, ns, src, out)
 	}})
 
 	rv := nsCommand(ctx, ns, ferryBinary, "rendezvous", "--listen", "127.0.0.1:0")
 	rvAddr, _ := startRendezvousCmd(b, rv, listeningRE)
-	tools = append(tools, peerTool{"ferry", func(b *testing.B, src, out string) peerRun {
+	tools = append(tools, peerTool{"ferry", []int{rv.Process.Pid}, func(b *testing.B, src, out string) peerRun {
 		return ferryPeerCopy(b, ns, rvAddr, src, out)
 	}})
 
-	if why := startWormholeServers(b, ns, dir); why != "" {
+	if pids, why := startWormholeServers(b, ns, dir); why != "" {
 		skip("magic-wormhole", why)
 	} else {
-		versions["magic-wormhole"] = commandVersion("wormhole", "--version")
-		tools = append(tools, peerTool{"magic-wormhole", func(b *testing.B, src, out string) peerRun {
+		versions["magic-wormhole"] = strings.TrimPrefix(commandVersion("wormhole", "--version"), "magic-wormhole ")
+		tools = append(tools, peerTool{"magic-wormhole", pids, func(b *testing.B, src, out string) peerRun {
 			return wormholePeerCopy(b, ns, dir, src, out)
 		}})
 	}
 
 	if croc, why := buildCroc(b); why != "" {
 		skip("croc", why)
-	} else if why := startCrocRelay(b, ns, croc, dir); why != "" {
+	} else if pid, why := startCrocRelay(b, ns, croc, dir); why != "" {
 		skip("croc", why)
 	} else {
 		versions["croc"] = strings.TrimPrefix(crocModule[strings.LastIndexByte(crocModule, '@')+1:], "v")
-		tools = append(tools, peerTool{"croc", func(b *testing.B, src, out string) peerRun {
+		tools = append(tools, peerTool{"croc", []int{pid}, func(b *testing.B, src, out string) peerRun {
 			return crocPeerCopy(b, ns, croc, dir, src, out)
 		}})
 	}
@@ -164,8 +167,10 @@ func BenchmarkPeers(b *testing.B) {
 					if err := os.MkdirAll(out, 0o755); err != nil {
 						b.Fatal(err)
 					}
+					cpu0 := serversCPU(b, t.servers)
 					r := t.transfer(b, f.path, out)
 					b.StopTimer()
+					r.ServerCPU = serversCPU(b, t.servers) - cpu0
 					// ferry and the TCP copy fsync before they exit; the
 					// others leave it to the kernel. How long the received
 					// file then takes to reach the disk is recorded apart.
@@ -175,8 +180,8 @@ func BenchmarkPeers(b *testing.B) {
 					}
 					r.Round, r.File, r.Tool, r.Size = round, f.name, t.name, size
 					runs = append(runs, r)
-					b.Logf("round %d %-6s %-14s %7.2f s %8.1f MB/s  fsync after %5.2f s  CPU send %6.2f s recv %6.2f s  RSS send %6.1f MB recv %6.1f MB",
-						r.Round, r.File, r.Tool, r.Wall.Seconds(), r.MBps(), r.Flush.Seconds(), r.SendCPU.Seconds(), r.RecvCPU.Seconds(),
+					b.Logf("round %d %-6s %-14s %7.2f s %8.1f MB/s  fsync after %5.2f s  CPU send %6.2f s recv %6.2f s servers %6.2f s  RSS send %6.1f MB recv %6.1f MB",
+						r.Round, r.File, r.Tool, r.Wall.Seconds(), r.MBps(), r.Flush.Seconds(), r.SendCPU.Seconds(), r.RecvCPU.Seconds(), r.ServerCPU.Seconds(),
 						float64(r.SendRSSKB)/1024, float64(r.RecvRSSKB)/1024)
 					os.RemoveAll(out)
 					// Write back what this run left in the page cache
@@ -201,6 +206,15 @@ func BenchmarkPeers(b *testing.B) {
 	if p := os.Getenv(peersChartEnv); p != "" {
 		writeReport(b, p, peersSVG(env, runs))
 	}
+}
+
+// serversCPU is the CPU time the processes have used so far.
+func serversCPU(b *testing.B, pids []int) time.Duration {
+	var d time.Duration
+	for _, pid := range pids {
+		d += procCPU(b, pid)
+	}
+	return d
 }
 
 // fsyncFile fsyncs a received file and returns how long that took.
@@ -444,20 +458,20 @@ func waitTCP(ns *netlab.Namespace, addr string, timeout time.Duration) error {
 
 // startWormholeServers starts magic-wormhole's mailbox server and transit
 // relay on loopback inside ns, or says why it cannot.
-func startWormholeServers(b *testing.B, ns *netlab.Namespace, dir string) string {
+func startWormholeServers(b *testing.B, ns *netlab.Namespace, dir string) ([]int, string) {
 	b.Helper()
 	if _, err := exec.LookPath("wormhole"); err != nil {
-		return "the wormhole command is not installed (Debian package magic-wormhole)"
+		return nil, "the wormhole command is not installed (Debian package magic-wormhole)"
 	}
 	if _, err := exec.LookPath("twist3"); err != nil {
-		return "twist3 is not installed (Debian package python3-twisted, with python3-magic-wormhole-mailbox-server and magic-wormhole-transit-relay)"
+		return nil, "twist3 is not installed (Debian package python3-twisted, with python3-magic-wormhole-mailbox-server and magic-wormhole-transit-relay)"
 	}
 	for plugin, pkg := range map[string]string{"wormhole-mailbox": "python3-magic-wormhole-mailbox-server", "transitrelay": "magic-wormhole-transit-relay"} {
 		ctx, cancel := context.WithTimeout(b.Context(), 30*time.Second)
 		err := exec.CommandContext(ctx, "twist3", plugin, "--help").Run()
 		cancel()
 		if err != nil {
-			return fmt.Sprintf("twist3 has no %s plugin (Debian package %s)", plugin, pkg)
+			return nil, fmt.Sprintf("twist3 has no %s plugin (Debian package %s)", plugin, pkg)
 		}
 	}
 	wdir := filepath.Join(dir, "wormhole-servers")
@@ -479,10 +493,10 @@ func startWormholeServers(b *testing.B, ns *netlab.Namespace, dir string) string
 		addr string
 	}{{mp, wormholeMailboxAddr}, {tp, wormholeTransitAddr}} {
 		if err := waitTCP(ns, s.addr, 30*time.Second); err != nil {
-			return fmt.Sprintf("%s did not listen on %s: %v\n%s", s.p.name, s.addr, err, lastLines(s.p.out.String(), 10))
+			return nil, fmt.Sprintf("%s did not listen on %s: %v\n%s", s.p.name, s.addr, err, lastLines(s.p.out.String(), 10))
 		}
 	}
-	return ""
+	return []int{mailbox.Process.Pid, transit.Process.Pid}, ""
 }
 
 var wormholeCodeRE = regexp.MustCompile(`Wormhole code is: (\S+)`)
@@ -535,15 +549,15 @@ func crocEnv(dir string, extra ...string) []string {
 }
 
 // startCrocRelay starts `croc relay` on loopback inside ns.
-func startCrocRelay(b *testing.B, ns *netlab.Namespace, croc, dir string) string {
+func startCrocRelay(b *testing.B, ns *netlab.Namespace, croc, dir string) (int, string) {
 	b.Helper()
 	cmd := nsCommand(b.Context(), ns, croc, "--pass", crocRelayPass, "relay", "--host", "127.0.0.1", "--ports", crocRelayPorts)
 	cmd.Env = crocEnv(dir)
 	p := startPeerProc(b, "croc relay", cmd)
 	if err := waitTCP(ns, crocRelayAddr, 30*time.Second); err != nil {
-		return fmt.Sprintf("croc relay did not listen on %s: %v\n%s", crocRelayAddr, err, lastLines(p.out.String(), 10))
+		return 0, fmt.Sprintf("croc relay did not listen on %s: %v\n%s", crocRelayAddr, err, lastLines(p.out.String(), 10))
 	}
-	return ""
+	return cmd.Process.Pid, ""
 }
 
 var crocCodeRE = regexp.MustCompile(`Code is: (\S+)`)

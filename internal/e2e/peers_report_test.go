@@ -78,6 +78,7 @@ type peerSummary struct {
 	Runs                       int
 	MeanMBps, MinMBps, MaxMBps float64
 	SendCPU, RecvCPU, Flush    time.Duration // mean
+	ServerCPU                  time.Duration // mean
 	SendRSSKB, RecvRSSKB       int64         // max
 }
 
@@ -101,6 +102,7 @@ func summarizePeers(runs []peerRun) []peerSummary {
 		s.SendCPU += r.SendCPU
 		s.RecvCPU += r.RecvCPU
 		s.Flush += r.Flush
+		s.ServerCPU += r.ServerCPU
 		s.SendRSSKB = max(s.SendRSSKB, r.SendRSSKB)
 		s.RecvRSSKB = max(s.RecvRSSKB, r.RecvRSSKB)
 	}
@@ -110,6 +112,7 @@ func summarizePeers(runs []peerRun) []peerSummary {
 		out[i].SendCPU /= time.Duration(n)
 		out[i].RecvCPU /= time.Duration(n)
 		out[i].Flush /= time.Duration(n)
+		out[i].ServerCPU /= time.Duration(n)
 	}
 	sort.SliceStable(out, func(a, b int) bool { return out[a].File < out[b].File })
 	return out
@@ -141,19 +144,19 @@ func peersMarkdown(env *peersEnv, runs []peerRun) string {
 		fmt.Fprintf(&b, "Note: %s.\n", strings.TrimSpace(strings.SplitN(n, "\n", 2)[0]))
 	}
 	b.WriteString("\nMean of all runs (CPU: mean seconds per run, user+system; RSS: largest peak):\n\n")
-	b.WriteString("| file | tool | runs | MB/s mean | MB/s min–max | fsync after exit s | CPU s send | CPU s receive | peak RSS MB send | peak RSS MB receive |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| file | tool | runs | MB/s mean | MB/s min–max | fsync after exit s | CPU s send | CPU s receive | CPU s servers | peak RSS MB send | peak RSS MB receive |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range summarizePeers(runs) {
-		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %.0f–%.0f | %.2f | %.2f | %.2f | %.0f | %.0f |\n",
-			s.File, s.Tool, s.Runs, s.MeanMBps, s.MinMBps, s.MaxMBps, s.Flush.Seconds(), s.SendCPU.Seconds(), s.RecvCPU.Seconds(),
+		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %.0f–%.0f | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f |\n",
+			s.File, s.Tool, s.Runs, s.MeanMBps, s.MinMBps, s.MaxMBps, s.Flush.Seconds(), s.SendCPU.Seconds(), s.RecvCPU.Seconds(), s.ServerCPU.Seconds(),
 			float64(s.SendRSSKB)/1024, float64(s.RecvRSSKB)/1024)
 	}
 	b.WriteString("\nEvery run, in the order run (wall: receiver start to exit; fsync after exit: the harness's fsync of the received file once the receiver exited; sender prep: sender start to code shown):\n\n")
-	b.WriteString("| round | file | tool | wall s | MB/s | fsync after exit s | sender prep s | CPU s send | CPU s receive | peak RSS MB send | peak RSS MB receive |\n")
-	b.WriteString("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| round | file | tool | wall s | MB/s | fsync after exit s | sender prep s | CPU s send | CPU s receive | CPU s servers | peak RSS MB send | peak RSS MB receive |\n")
+	b.WriteString("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range runs {
-		fmt.Fprintf(&b, "| %d | %s | %s | %.2f | %.0f | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f |\n",
-			r.Round, r.File, r.Tool, r.Wall.Seconds(), r.MBps(), r.Flush.Seconds(), r.Prep.Seconds(), r.SendCPU.Seconds(), r.RecvCPU.Seconds(),
+		fmt.Fprintf(&b, "| %d | %s | %s | %.2f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f |\n",
+			r.Round, r.File, r.Tool, r.Wall.Seconds(), r.MBps(), r.Flush.Seconds(), r.Prep.Seconds(), r.SendCPU.Seconds(), r.RecvCPU.Seconds(), r.ServerCPU.Seconds(),
 			float64(r.SendRSSKB)/1024, float64(r.RecvRSSKB)/1024)
 	}
 	return b.String()
