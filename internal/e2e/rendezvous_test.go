@@ -41,6 +41,10 @@ func TestMain(m *testing.M) {
 		// This process is the plain TCP proxy a benchmark compares the relay with.
 		os.Exit(runTCPProxy())
 	}
+	if os.Getenv(peersTCPEnv) != "" {
+		// This process is one side of the side-by-side benchmark's plain TCP copy.
+		os.Exit(runPeersTCP())
+	}
 	if os.Getenv(pairClientEnv) != "" {
 		// This process is one of a load benchmark's pairing clients.
 		os.Exit(runPairClient())
