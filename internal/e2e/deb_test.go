@@ -164,7 +164,7 @@ func installDebAndLaunch(t *testing.T, ctx context.Context, deb string) {
 	if path, err := exec.LookPath(argv[0]); err != nil || path != "/usr/bin/ferry" {
 		t.Fatalf("the desktop entry's %q resolves to %q (%v), want /usr/bin/ferry", argv[0], path, err)
 	}
-	colors, logs := windowAppears(t, ctx, argv)
+	_, colors, logs := windowAppears(t, ctx, argv)
 	t.Logf("the installed desktop entry (%s) opened a window: %d colours on screen; app log:\n%s", strings.Join(argv, " "), colors, logs)
 
 	remove()
@@ -176,40 +176,6 @@ func installDebAndLaunch(t *testing.T, ctx context.Context, deb string) {
 	if cache, err := os.ReadFile("/usr/share/applications/mimeinfo.cache"); err == nil && strings.Contains(string(cache), "io.github.ferry") {
 		t.Errorf("mimeinfo.cache still names ferry after removal")
 	}
-}
-
-// windowAppears runs argv on a fresh Xvfb display until a screenshot of the
-// screen is not blank, as TestDesktopAppOpensUnderXvfb does, and returns
-// the number of colours seen and the app's output.
-func windowAppears(t *testing.T, ctx context.Context, argv []string) (int, string) {
-	t.Helper()
-	for _, tool := range []string{"Xvfb", "import"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (Debian packages xvfb and imagemagick; .ci/run installs them)", tool)
-		}
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	display := freeDisplay(t)
-	xvfb := exec.CommandContext(ctx, "Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp")
-	if err := xvfb.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { xvfb.Process.Kill(); xvfb.Wait() }()
-	waitUntil(t, ctx, "the X server", func() bool {
-		return exec.CommandContext(ctx, "xdpyinfo", "-display", display).Run() == nil
-	})
-	home := t.TempDir()
-	app := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	app.Env = append(os.Environ(), "DISPLAY="+display, "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "FERRY_RENDEZVOUS=")
-	var logs safeBuffer
-	app.Stdout, app.Stderr = &logWriter{&logs}, &logWriter{&logs}
-	if err := app.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { app.Process.Kill(); app.Wait() }()
-	_, colors := waitForWindow(t, ctx, display)
-	return colors, logs.String()
 }
 
 // run runs a command and returns its standard output, failing the test on error.

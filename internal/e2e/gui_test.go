@@ -15,12 +15,22 @@ import (
 // a virtual X server: the window opens and a screenshot of the screen is
 // not blank. The screenshot stays in the test's temporary folder.
 func TestDesktopAppOpensUnderXvfb(t *testing.T) {
+	shot, colors, logs := windowAppears(t, context.Background(), []string{ferryBinary})
+	t.Logf("screenshot %s has %d distinct colours; app log:\n%s", shot, colors, logs)
+}
+
+// windowAppears runs argv on a fresh Xvfb display, with a home of its own
+// and no rendezvous server, until a screenshot of the screen is not blank,
+// and returns the screenshot, the number of colours seen and the app's
+// output. It skips t when Xvfb or ImageMagick is missing.
+func windowAppears(t *testing.T, ctx context.Context, argv []string) (shot string, colors int, logs string) {
+	t.Helper()
 	for _, tool := range []string{"Xvfb", "import"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("needs %s (Debian packages xvfb and imagemagick; .ci/run installs them)", tool)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	display := freeDisplay(t)
 	xvfb := exec.CommandContext(ctx, "Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp")
@@ -30,10 +40,10 @@ func TestDesktopAppOpensUnderXvfb(t *testing.T) {
 	defer func() { xvfb.Process.Kill(); xvfb.Wait() }()
 
 	home := t.TempDir()
-	app := exec.CommandContext(ctx, ferryBinary)
+	app := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	app.Env = append(os.Environ(), "DISPLAY="+display, "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "FERRY_RENDEZVOUS=")
-	var logs safeBuffer
-	app.Stdout, app.Stderr = &logWriter{&logs}, &logWriter{&logs}
+	var out safeBuffer
+	app.Stdout, app.Stderr = &logWriter{&out}, &logWriter{&out}
 	// Xvfb needs a moment to accept clients; the app retries nothing, so
 	// wait for the display first.
 	waitUntil(t, ctx, "the X server", func() bool {
@@ -44,8 +54,8 @@ func TestDesktopAppOpensUnderXvfb(t *testing.T) {
 	}
 	defer func() { app.Process.Kill(); app.Wait() }()
 
-	shot, colors := waitForWindow(t, ctx, display)
-	t.Logf("screenshot %s has %d distinct colours; app log:\n%s", shot, colors, logs.String())
+	shot, colors = waitForWindow(t, ctx, display)
+	return shot, colors, out.String()
 }
 
 // waitForWindow waits until the X display shows more than a blank screen
