@@ -185,7 +185,7 @@ func checkServer(ctx context.Context, cfg NetcheckConfig, r *NetReport, sock *ud
 	}
 	r.UDP = true
 	r.Reflexive = []netip.AddrPort{first}
-	if local, err := localAddrTowards(server.Addr()); err == nil {
+	if local, err := portmap.LocalAddrTowards(server.Addr()); err == nil {
 		r.Local = netip.AddrPortFrom(local, localPort)
 	}
 	if alt == 0 && !r.TCP {
@@ -308,16 +308,6 @@ func checkBehaviour(ctx context.Context, cfg NetcheckConfig, r *NetReport, c *ST
 	// Otherwise a packet came in through a port never sent to: the NAT
 	// filters by address at most, which one server address cannot tell
 	// apart from no filtering; it stays unknown.
-}
-
-// localAddrTowards is the local address the routing table picks for dst.
-func localAddrTowards(dst netip.Addr) (netip.Addr, error) {
-	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9)))
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	defer c.Close()
-	return transport.UnmapAddrPort(c.LocalAddr().(*net.UDPAddr).AddrPort()).Addr(), nil
 }
 
 // verdict says in one sentence what r means for transfers.

@@ -54,7 +54,7 @@ func DefaultGateway() (Gateway, error) {
 			}
 		}
 	}
-	local, err := localAddrTowards(gw)
+	local, err := LocalAddrTowards(gw)
 	if err != nil {
 		return Gateway{}, fmt.Errorf("%w: %v", ErrNoGateway, err)
 	}
@@ -109,10 +109,10 @@ func isPrivate(a netip.Addr) bool {
 	return false
 }
 
-// localAddrTowards returns the source address the kernel picks for
-// packets to gw. Connecting a UDP socket sends nothing.
-func localAddrTowards(gw netip.Addr) (netip.Addr, error) {
-	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(gw, pmpPort)))
+// LocalAddrTowards returns the source address the kernel picks for
+// packets to dst, unmapped. Connecting a UDP socket sends nothing.
+func LocalAddrTowards(dst netip.Addr) (netip.Addr, error) {
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, pmpPort)))
 	if err != nil {
 		return netip.Addr{}, err
 	}
