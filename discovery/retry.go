@@ -2,7 +2,6 @@ package discovery
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"ferry/discovery/mailbox"
@@ -13,26 +12,8 @@ import (
 // pairing gives up with that error.
 const storeRetryFor = 20 * time.Second
 
-// retryStore runs op until it succeeds, fails with anything but
-// mailbox.ErrStoreUnavailable, storeRetryFor has passed, or ctx ends:
-// 100 ms apart, doubling to 2 s. Mailbox requests are safe to repeat: a
-// refused one changed nothing, and a repeated message is one the peer
-// has already read or reads once.
+// retryStore runs op, trying again for up to storeRetryFor while the
+// server's store is unavailable (mailbox.RetryUnavailable).
 func retryStore(ctx context.Context, op func() error) error {
-	deadline := time.Now().Add(storeRetryFor)
-	delay := 100 * time.Millisecond
-	for {
-		err := op()
-		if !errors.Is(err, mailbox.ErrStoreUnavailable) || time.Now().Add(delay).After(deadline) {
-			return err
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		}
-		delay = min(2*delay, 2*time.Second)
-	}
+	return mailbox.RetryUnavailable(ctx, storeRetryFor, op)
 }

@@ -265,14 +265,14 @@ func (c *conn) startPusher() {
 		defer close(done)
 		defer c.recoverPanic("pusher")
 		from := 0
-		var outage storeOutage
+		outage := storeOutage{grace: storeOutageGrace}
 		for {
 			msgs, changed, err := c.s.store.Watch(ctx, mailbox, from)
 			if err != nil {
 				if ctx.Err() != nil {
 					return
 				}
-				if errors.Is(err, ErrStoreUnavailable) && outage.wait(ctx, time.Now()) {
+				if errors.Is(err, ErrStoreUnavailable) && outage.wait(ctx) {
 					// The store comes back (Redis restarting): the
 					// pairing goes on where it was.
 					continue
@@ -302,7 +302,7 @@ func (c *conn) startPusher() {
 					return
 				}
 			}
-			outage = storeOutage{}
+			outage = storeOutage{grace: storeOutageGrace}
 			from += len(msgs)
 			select {
 			case <-changed:
@@ -487,36 +487,4 @@ func logNameplate(np string) string {
 
 func errorFrame(id *uint64, e *Error) *frame {
 	return &frame{Type: typeError, ID: id, Code: e.Code, Message: e.Message}
-}
-
-// storeOutageGrace is how long a claimed mailbox's pusher waits for a
-// store that stopped answering (Redis restarting) before it gives up on
-// the connection with ErrStoreUnavailable. It is shorter than the
-// clients' idle timeout, which their keepalives hold off meanwhile.
-const storeOutageGrace = 30 * time.Second
-
-// storeOutage paces a pusher's retries while the store does not answer:
-// 100 ms apart, doubling to 2 s, for storeOutageGrace in all.
-type storeOutage struct {
-	since time.Time
-	delay time.Duration
-}
-
-// wait sleeps before the next try and reports whether to try again.
-func (o *storeOutage) wait(ctx context.Context, now time.Time) bool {
-	if o.since.IsZero() {
-		o.since, o.delay = now, 100*time.Millisecond
-	}
-	if now.Sub(o.since) >= storeOutageGrace {
-		return false
-	}
-	t := time.NewTimer(o.delay)
-	defer t.Stop()
-	o.delay = min(2*o.delay, 2*time.Second)
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
