@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -43,13 +42,9 @@ const (
 func BenchmarkRendezvousScaleOut(b *testing.B) {
 	for range b.N {
 		rs := redistest.StartServer(b)
-		servers := make([]string, 3)
+		servers, cmds, _ := startScaleOut(b, rs.Addr(), 3, "--max-nameplates-per-ip", "-1")
 		pids := []int{rs.Pid()}
-		for i := range servers {
-			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freeLoopbackPort(b)))
-			_, cmd, _ := startRendezvousProcess(b, "--listen", addr, "--advertise", addr, "--stun-alt-port", "-1",
-				"--max-nameplates-per-ip", "-1", "--redis", "redis://"+rs.Addr()+"/0")
-			servers[i] = addr
+		for _, cmd := range cmds {
 			pids = append(pids, cmd.Process.Pid)
 		}
 		redis0, instances0 := procCPU(b, pids[0]), cpuOf(b, pids[1:])

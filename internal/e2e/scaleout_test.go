@@ -20,13 +20,7 @@ import (
 // transfer (--relay-only) meets on the sender's server, named in its
 // offer, since a relay session cannot span two servers.
 func TestRendezvousScaleOut(t *testing.T) {
-	redis := redistest.Start(t)
-	var servers [2]string
-	for i := range servers {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freeLoopbackPort(t)))
-		startRendezvousProcess(t, "--listen", addr, "--advertise", addr, "--redis", "redis://"+redis+"/0")
-		servers[i] = addr
-	}
+	servers, _, _ := startScaleOut(t, redistest.Start(t), 2)
 
 	dir := t.TempDir()
 	src := filepath.Join(dir, "payload.bin")
@@ -84,13 +78,14 @@ func freeLoopbackPort(t testing.TB) int {
 }
 
 // startScaleOut starts n `ferry rendezvous` processes sharing the Redis at
-// redisAddr, each advertising its own address, and returns their
-// addresses, processes and logs.
-func startScaleOut(t *testing.T, redisAddr string, n int) (addrs []string, cmds []*exec.Cmd, logs []*safeBuffer) {
-	t.Helper()
+// redisAddr, each advertising its own address, with extra flags, and
+// returns their addresses, processes and logs.
+func startScaleOut(tb testing.TB, redisAddr string, n int, extra ...string) (addrs []string, cmds []*exec.Cmd, logs []*safeBuffer) {
+	tb.Helper()
 	for range n {
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freeLoopbackPort(t)))
-		_, cmd, log := startRendezvousProcess(t, "--listen", addr, "--advertise", addr, "--stun-alt-port", "-1", "--redis", "redis://"+redisAddr+"/0")
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freeLoopbackPort(tb)))
+		args := append([]string{"--listen", addr, "--advertise", addr, "--stun-alt-port", "-1", "--redis", "redis://" + redisAddr + "/0"}, extra...)
+		_, cmd, log := startRendezvousProcess(tb, args...)
 		addrs, cmds, logs = append(addrs, addr), append(cmds, cmd), append(logs, log)
 	}
 	return addrs, cmds, logs
