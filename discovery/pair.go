@@ -132,7 +132,7 @@ func runPAKE(ctx context.Context, mb Mailbox, side Side, c code.Code, own Offer)
 	if err != nil {
 		return nil, fmt.Errorf("discovery: start PAKE: %w", err)
 	}
-	if err := retryStore(ctx, func() error { return mb.Add(ctx, phasePAKE, msg) }); err != nil {
+	if err := mb.Add(ctx, phasePAKE, msg); err != nil {
 		return nil, fmt.Errorf("discovery: send PAKE message: %w", err)
 	}
 	peerMsg, err := mb.Receive(ctx, phasePAKE)
@@ -155,7 +155,7 @@ func runPAKE(ctx context.Context, mb Mailbox, side Side, c code.Code, own Offer)
 		return nil, err
 	}
 
-	if err := retryStore(ctx, func() error { return mb.Add(ctx, phaseConfirm, ks.confirmTag(side)) }); err != nil {
+	if err := mb.Add(ctx, phaseConfirm, ks.confirmTag(side)); err != nil {
 		return nil, fmt.Errorf("discovery: send key confirmation: %w", err)
 	}
 	peerTag, err := mb.Receive(ctx, phaseConfirm)
@@ -171,7 +171,7 @@ func runPAKE(ctx context.Context, mb Mailbox, side Side, c code.Code, own Offer)
 	if err != nil {
 		return nil, err
 	}
-	if err := retryStore(ctx, func() error { return mb.Add(ctx, phaseOffer, sealed) }); err != nil {
+	if err := mb.Add(ctx, phaseOffer, sealed); err != nil {
 		return nil, fmt.Errorf("discovery: send offer: %w", err)
 	}
 	peerSealed, err := mb.Receive(ctx, phaseOffer)

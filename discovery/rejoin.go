@@ -24,9 +24,12 @@ type rejoiningMailbox struct {
 	rejoins   int
 }
 
-// Add implements Mailbox.
+// Add implements Mailbox. A server whose store does not answer refuses
+// the message on a live connection: it is sent again (retryStore).
 func (m *rejoiningMailbox) Add(ctx context.Context, phase string, body []byte) error {
-	return m.retry(ctx, func() error { return m.c.Add(ctx, phase, body) })
+	return m.retry(ctx, func() error {
+		return retryStore(ctx, func() error { return m.c.Add(ctx, phase, body) })
+	})
 }
 
 // Receive implements Mailbox. Messages the new connection replays that
