@@ -4,6 +4,7 @@
 #   ./run.sh                 open the desktop app
 #   ./run.sh send FILE       any ferry command: the arguments are passed on
 #   ./run.sh --build-only    install and build, start nothing (CI runs this)
+#   ./run.sh --print-go      install what is missing, print the go it uses
 #
 # 1. Installs the Debian packages the build needs (a C compiler and the
 #    OpenGL/X11/Wayland headers for the desktop toolkit; the same list as
@@ -33,9 +34,13 @@ go_sums=(
 	"linux-amd64 h1:ZOmGe1OnfREDMIdb1Qi4G9JSuDPBLGExZMQ4nis1RXM="
 )
 
-build_only=
+build_only=''
+print_go=''
 if [[ ${1:-} == --build-only ]]; then
 	build_only=1
+	shift
+elif [[ ${1:-} == --print-go ]]; then
+	print_go=1
 	shift
 fi
 
@@ -91,7 +96,7 @@ done
 if ((${#missing[@]})); then
 	command -v apt-get >/dev/null || die "no apt-get: install the equivalents of ${missing[*]} and Go $need_go or newer, then run this again"
 	say "installing ${missing[*]}"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
@@ -150,6 +155,10 @@ if [[ -z $gobin ]]; then
 fi
 PATH="$(dirname "$gobin"):$PATH"
 export PATH
+if [[ -n $print_go ]]; then
+	echo "$gobin"
+	exit 0
+fi
 
 # --- build and run ----------------------------------------------------------
 if [[ ! -x ferry ]]; then
