@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -86,7 +87,39 @@ With one, a transfer that finds no direct path is relayed through it
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	stop := startCPUProfile(os.Getenv(cpuProfileEnv), os.Stderr)
+	code := run(os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// cpuProfileEnv names a file to write a CPU profile of this process to, for
+// developers measuring where the time goes (docs/BENCHMARKS.md): the
+// profile covers the whole run and is written when the command returns.
+const cpuProfileEnv = "FERRY_CPUPROFILE"
+
+// startCPUProfile starts profiling into path (nothing when it is empty) and
+// returns the function that stops it and writes the file.
+func startCPUProfile(path string, stderr io.Writer) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry: %s: %v\n", cpuProfileEnv, err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		fmt.Fprintf(stderr, "ferry: %s: %v\n", cpuProfileEnv, err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(stderr, "ferry: %s: %v\n", cpuProfileEnv, err)
+		}
+	}
 }
 
 // run dispatches a subcommand and returns the process exit status.

@@ -30,6 +30,11 @@ const (
 	peersRoundsEnv = "FERRY_PEERS_ROUNDS" // rounds per benchmark iteration (default 2)
 	peersChartEnv  = "FERRY_PEERS_CHART"  // write the SVG chart here (relative: to the module root)
 	peersTableEnv  = "FERRY_PEERS_TABLE"  // write the markdown tables here (relative: to the module root)
+	peersToolsEnv  = "FERRY_PEERS_TOOLS"  // only these tools, comma-separated: "ferry,magic-wormhole" (default all)
+	// peersProfileEnv names a directory for CPU profiles of every ferry
+	// process (send-ROUND-FILE.prof, receive-ROUND-FILE.prof), written
+	// through ferry's FERRY_CPUPROFILE.
+	peersProfileEnv = "FERRY_PEERS_PROFILE"
 )
 
 // crocModule is the croc release the benchmark builds from the Go module
@@ -123,17 +128,24 @@ func BenchmarkPeers(b *testing.B) {
 	}
 	versions := map[string]string{"go": runtime.Version()}
 
-	tools = append(tools, peerTool{"tcp-copy", nil, func(b *testing.B, src, out string) peerRun {
-		return tcpPeerCopy(b, ns, src, out)
-	}})
+	want := peersTools(b)
+	if want("tcp-copy") {
+		tools = append(tools, peerTool{"tcp-copy", nil, func(b *testing.B, src, out string) peerRun {
+			return tcpPeerCopy(b, ns, src, out)
+		}})
+	}
 
-	rv := nsCommand(ctx, ns, ferryBinary, "rendezvous", "--listen", "127.0.0.1:0")
-	rvAddr, _ := startRendezvousCmd(b, rv, listeningRE)
-	tools = append(tools, peerTool{"ferry", []int{rv.Process.Pid}, func(b *testing.B, src, out string) peerRun {
-		return ferryPeerCopy(b, ns, rvAddr, src, out)
-	}})
+	if want("ferry") {
+		rv := nsCommand(ctx, ns, ferryBinary, "rendezvous", "--listen", "127.0.0.1:0")
+		rvAddr, _ := startRendezvousCmd(b, rv, listeningRE)
+		tools = append(tools, peerTool{"ferry", []int{rv.Process.Pid}, func(b *testing.B, src, out string) peerRun {
+			return ferryPeerCopy(b, ns, rvAddr, src, out)
+		}})
+	}
 
-	if pids, why := startWormholeServers(b, ns, dir); why != "" {
+	if !want("magic-wormhole") {
+		// left out on request
+	} else if pids, why := startWormholeServers(b, ns, dir); why != "" {
 		skip("magic-wormhole", why)
 	} else {
 		versions["magic-wormhole"] = strings.TrimPrefix(commandVersion("wormhole", "--version"), "magic-wormhole ")
@@ -142,7 +154,9 @@ func BenchmarkPeers(b *testing.B) {
 		}})
 	}
 
-	if croc, why := buildCroc(b); why != "" {
+	if !want("croc") {
+		// left out on request
+	} else if croc, why := buildCroc(b); why != "" {
 		skip("croc", why)
 	} else if pid, why := startCrocRelay(b, ns, croc, dir); why != "" {
 		skip("croc", why)
@@ -418,11 +432,15 @@ func tcpPeerCopy(b *testing.B, ns *netlab.Namespace, src, out string) peerRun {
 func ferryPeerCopy(b *testing.B, ns *netlab.Namespace, rendezvous, src, out string) peerRun {
 	ctx := b.Context()
 	flags := []string{"--json", "--no-lan", "--no-portmap", "--rendezvous", rendezvous, "--listen", "127.0.0.1:0"}
-	send := startFerryCmd(b, nsCommand(ctx, ns, ferryBinary, append(append([]string{"send"}, flags...), src)...))
+	sendCmd := nsCommand(ctx, ns, ferryBinary, append(append([]string{"send"}, flags...), src)...)
+	profile(b, sendCmd, "send", src)
+	send := startFerryCmd(b, sendCmd)
 	c := send.waitEvent(b, "the code", func(e jsonEvent) bool { return e.Event == "code" })
 	codeAt := time.Now()
 	recvStart := time.Now()
-	recv := startFerryCmd(b, nsCommand(ctx, ns, ferryBinary, append(append([]string{"receive"}, flags...), "--yes", "--out", out, c.Code)...))
+	recvCmd := nsCommand(ctx, ns, ferryBinary, append(append([]string{"receive"}, flags...), "--yes", "--out", out, c.Code)...)
+	profile(b, recvCmd, "receive", src)
+	recv := startFerryCmd(b, recvCmd)
 	if code := recv.wait(b); code != 0 {
 		b.Fatalf("ferry receive exited %d: %s\nevents: %+v", code, recv.stderr.String(), recv.events)
 	}
@@ -436,6 +454,54 @@ func ferryPeerCopy(b *testing.B, ns *netlab.Namespace, rendezvous, src, out stri
 	r.SendCPU, r.SendRSSKB = rusage(send.cmd.ProcessState)
 	r.RecvCPU, r.RecvRSSKB = rusage(recv.cmd.ProcessState)
 	return r
+}
+
+// profile makes cmd, a ferry process, write a CPU profile into the
+// directory FERRY_PEERS_PROFILE names, if it names one: SIDE-FILE-N.prof
+// for the first unused N.
+func profile(b *testing.B, cmd *exec.Cmd, side, src string) {
+	dir := os.Getenv(peersProfileEnv)
+	if dir == "" {
+		return
+	}
+	if !filepath.IsAbs(dir) {
+		root, err := peersModuleRoot()
+		if err != nil {
+			b.Fatal(err)
+		}
+		dir = filepath.Join(root, dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	base := strings.TrimSuffix(filepath.Base(src), filepath.Ext(src))
+	for n := 1; ; n++ {
+		p := filepath.Join(dir, fmt.Sprintf("%s-%s-%d.prof", side, base, n))
+		if _, err := os.Stat(p); os.IsNotExist(err) {
+			cmd.Env = append(cmd.Environ(), "FERRY_CPUPROFILE="+p)
+			return
+		}
+	}
+}
+
+// peersTools parses FERRY_PEERS_TOOLS into a test for a tool's name: every
+// tool when it is unset.
+func peersTools(b *testing.B) func(string) bool {
+	v := strings.TrimSpace(os.Getenv(peersToolsEnv))
+	if v == "" {
+		return func(string) bool { return true }
+	}
+	set := map[string]bool{}
+	for _, t := range strings.Split(v, ",") {
+		t = strings.TrimSpace(t)
+		switch t {
+		case "ferry", "magic-wormhole", "croc", "tcp-copy":
+			set[t] = true
+		default:
+			b.Fatalf("%s=%q: unknown tool %q (want ferry, magic-wormhole, croc, tcp-copy)", peersToolsEnv, v, t)
+		}
+	}
+	return func(t string) bool { return set[t] }
 }
 
 // waitTCP waits until something accepts connections at addr inside ns.
