@@ -316,8 +316,12 @@ type partState struct {
 	io   sync.Mutex // serializes journal writes and syncs
 	jlen int64      // journal length; under io (or life held for writing)
 
-	mu        sync.Mutex
-	have      []bool
+	mu   sync.Mutex
+	have []bool
+	// fresh marks chunks this process verified in memory and wrote (see
+	// verify): their bytes are in the page cache as written, so reading
+	// them back would check nothing about the disk.
+	fresh     []bool
 	count     int
 	haveBytes int64
 	pending   []uint32 // verified, not yet in the journal
@@ -627,6 +631,10 @@ func (p *PartialFile) MarkVerified(i int) error {
 		return nil
 	}
 	st.have[i] = true
+	if st.fresh == nil {
+		st.fresh = make([]bool, st.n())
+	}
+	st.fresh[i] = true
 	st.count++
 	st.haveBytes += int64(st.chunkLen(i))
 	st.pending = append(st.pending, uint32(i))
@@ -691,17 +699,22 @@ func (e *BadChunksError) Error() string {
 	return b.String()
 }
 
-// Finalize verifies the whole part file against the manifest's chunk
-// hashes, syncs it, sets its permission bits (group and other write
+// Finalize verifies the part file against the manifest's chunk hashes,
+// syncs it, sets its permission bits (group and other write
 // permission removed) and modification time, and moves it to dest without
 // ever replacing an existing file: if dest exists, the error wraps
 // fs.ErrExist (kind KindBadPath) and the partial state is untouched, so the
 // caller may retry with another name. The folder of dest must exist. The
 // journal is then deleted.
 //
-// A chunk that does not match is unmarked (and the journal rewritten) and
-// Finalize returns a *BadChunksError listing all such chunks. A chunk that
-// was not marked but does match is marked.
+// Verifying reads back every chunk except those this process verified in
+// memory and then wrote (MarkVerified after WriteChunk): reading those
+// back would come from the page cache, as written, and check nothing the
+// in-memory check did not; the sync reports a failed write. Chunks an
+// earlier run left (from the journal) and chunks never marked are read
+// from the file and hashed. A chunk that does not match is unmarked (and
+// the journal rewritten) and Finalize returns a *BadChunksError listing
+// all such chunks. A chunk that was not marked but does match is marked.
 //
 // When other open handles share this content and have not been finalized
 // yet, dest receives a copy and the part file stays for them; the last one
@@ -826,8 +839,9 @@ func (p *PartialFile) finalize(dest string, moved *bool) error {
 	return nil
 }
 
-// verify re-hashes every chunk of the part file, unmarking chunks that do
-// not match and marking those that do. The caller has pinned the state.
+// verify re-hashes the part file's chunks, except those fresh from this
+// process, unmarking chunks that do not match and marking those that do,
+// then syncs the file. The caller has pinned the state.
 func (p *PartialFile) verify() error {
 	st := p.st
 	st.life.Lock()
@@ -846,8 +860,17 @@ func (p *PartialFile) verify() error {
 	}
 	var bad []int
 	changed := false
-	buf := make([]byte, min(st.chunkSize, st.size))
+	var buf []byte
 	for i := range st.n() {
+		st.mu.Lock()
+		fresh := st.have[i] && st.fresh != nil && st.fresh[i]
+		st.mu.Unlock()
+		if fresh {
+			continue
+		}
+		if buf == nil {
+			buf = make([]byte, min(st.chunkSize, st.size))
+		}
 		b := buf[:st.chunkLen(i)]
 		if _, err := st.data.ReadAt(b, int64(i)*st.chunkSize); err != nil {
 			return ioErr("verifying", st.partPath, err)

@@ -241,7 +241,11 @@ func TestPartialFinalizeBadChunks(t *testing.T) {
 		p.MarkVerified(i)
 	}
 	p.Sync()
-	// Corrupt chunk 1 on disk behind the engine's back.
+	// A later run resumes: what an earlier run wrote is checked again at
+	// the end, from the disk. Corrupt chunk 1 there behind its back.
+	p.Close()
+	s, _ = OpenPartialStore(out)
+	p = mustOpen(t, s, f)
 	part := filepath.Join(out, PartialDirName, f.ContentID().String()+".part")
 	pf, err := os.OpenFile(part, os.O_WRONLY, 0)
 	if err != nil {
@@ -285,6 +289,39 @@ func TestPartialFinalizeBadChunks(t *testing.T) {
 	}
 	if fi, _ := os.Stat(dest); fi.Mode().Perm() != 0o644 {
 		t.Fatalf("mode %v: group/other write should be dropped", fi.Mode())
+	}
+	p.Close()
+}
+
+// TestPartialFinalizeRereadsOnlyEarlierRuns: chunks this run verified in
+// memory and wrote are not read back at the end (they would come from the
+// page cache as written); chunks an earlier run left are, from the disk.
+func TestPartialFinalizeRereadsOnlyEarlierRuns(t *testing.T) {
+	out := t.TempDir()
+	s, _ := OpenPartialStore(out)
+	data := randBytes(14, 4*testChunk)
+	f := testFile("w.bin", data, 0o644, time.Now())
+	p := mustOpen(t, s, f)
+	p.WriteChunk(0, chunkOf(data, 0))
+	p.MarkVerified(0)
+	p.Close()
+	s, _ = OpenPartialStore(out)
+	p = mustOpen(t, s, f)
+	for i := 1; i < 4; i++ {
+		p.WriteChunk(i, chunkOf(data, i))
+		p.MarkVerified(i)
+	}
+	part := filepath.Join(out, PartialDirName, f.ContentID().String()+".part")
+	pf, err := os.OpenFile(part, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf.WriteAt([]byte("garbage"), 100)             // the earlier run's chunk 0
+	pf.WriteAt([]byte("garbage"), 2*testChunk+100) // this run's chunk 2
+	pf.Close()
+	var bad *BadChunksError
+	if err := p.Finalize(filepath.Join(out, "w.bin")); !errors.As(err, &bad) || !slices.Equal(bad.Indices, []int{0}) {
+		t.Fatalf("Finalize = %v, want bad chunks [0] (only the earlier run's chunk is read back)", err)
 	}
 	p.Close()
 }
