@@ -20,7 +20,7 @@ func wordSalad(n int) []byte {
 
 func TestCompressRoundTrip(t *testing.T) {
 	stats := newFileCompressibility(2)
-	c, err := newCompressor(stats)
+	c, err := newCompressor(stats, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,13 @@ func TestCompressRoundTrip(t *testing.T) {
 	if _, packed := c.compress(1, probeEvery+1, text); packed {
 		t.Error("a chunk of a file known to be incompressible was compressed off a probe index")
 	}
-	// ...but it is on a probe index, and that resets the run.
+	// On a probe index the chunk's first probeSample bytes are tried
+	// first: random there means the chunk is sent raw untried...
+	mixed := append(append([]byte(nil), random[:probeSample]...), text[probeSample:]...)
+	if _, packed := c.compress(1, probeEvery, mixed); packed {
+		t.Error("a probed chunk whose sample does not compress was compressed")
+	}
+	// ...and text there means the chunk is compressed, which resets the run.
 	if _, packed := c.compress(1, probeEvery, text); !packed {
 		t.Error("a compressible chunk on a probe index was sent raw")
 	}
@@ -77,7 +83,7 @@ func TestCompressRoundTrip(t *testing.T) {
 // it must fail cleanly, never panic, and never return other than rawLen
 // bytes.
 func FuzzDecompress(f *testing.F) {
-	c, err := newCompressor(newFileCompressibility(1))
+	c, err := newCompressor(newFileCompressibility(1), nil)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -118,7 +124,7 @@ func BenchmarkCompress(b *testing.B) {
 		data []byte
 	}{{"word-salad", wordSalad(DefaultChunkSize)}, {"random", random}} {
 		b.Run(tc.name, func(b *testing.B) {
-			c, err := newCompressor(newFileCompressibility(1))
+			c, err := newCompressor(newFileCompressibility(1), nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -129,7 +135,7 @@ func BenchmarkCompress(b *testing.B) {
 			}
 		})
 		b.Run(tc.name+"/decompress", func(b *testing.B) {
-			c, _ := newCompressor(newFileCompressibility(1))
+			c, _ := newCompressor(newFileCompressibility(1), nil)
 			payload, packed := c.compress(0, 0, tc.data)
 			payload = append([]byte(nil), payload...)
 			c.close()

@@ -804,7 +804,7 @@ func TestHostileSenderBadChunkData(t *testing.T) {
 
 	tampered := bytes.Clone(d.chunk(1))
 	tampered[len(tampered)/2] ^= 0x01
-	enc, err := newCompressor(newFileCompressibility(1))
+	enc, err := newCompressor(newFileCompressibility(1), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

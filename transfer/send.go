@@ -147,7 +147,7 @@ func sendOnce(ctx context.Context, conn Conn, opts SendOptions, hello []byte, co
 		*accepted = time.Now()
 	}
 
-	s := &sender{conn: conn, m: m, sources: opts.Sources, streams: opts.Streams, wire: &wire, comp: comp}
+	s := &sender{conn: conn, m: m, sources: opts.Sources, streams: opts.Streams, wire: &wire, comp: comp, gate: newCompressGate(time.Now())}
 	var jobs []chunkRef
 	var skipped int64
 	for i := range m.Files {
@@ -279,6 +279,7 @@ type sender struct {
 	streams int
 	wire    *atomic.Int64
 	comp    *fileCompressibility
+	gate    *compressGate
 	prog    *progress
 	opened  atomic.Int32 // data streams opened so far
 }
@@ -294,6 +295,12 @@ func (s *sender) sendChunks(ctx context.Context, jobs []chunkRef) error {
 	n := min(s.streams, len(jobs))
 	errc := make(chan error, n)
 	var wg sync.WaitGroup
+	if s.gate != nil {
+		gctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); s.gate.run(gctx) }()
+		defer func() { stop(); <-done }()
+	}
 	for range n {
 		wg.Go(func() { errc <- s.worker(ctx, queue) })
 	}
@@ -317,7 +324,7 @@ func (s *sender) worker(ctx context.Context, queue <-chan chunkRef) error {
 	// A Write blocked on flow control would otherwise wait for a dead
 	// peer until the idle timeout.
 	defer cancelWithContext(ctx, st)()
-	comp, err := newCompressor(s.comp)
+	comp, err := newCompressor(s.comp, s.gate)
 	if err != nil {
 		return err
 	}
@@ -359,6 +366,7 @@ func (s *sender) worker(ctx context.Context, queue <-chan chunkRef) error {
 			return peerGone(err)
 		}
 		s.wire.Add(int64(len(payload) + chunkHeaderLen))
+		s.gate.count(n, zipped)
 		s.prog.add(int64(n), fe.Path)
 	}
 	return st.Close()

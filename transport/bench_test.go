@@ -65,7 +65,7 @@ func BenchmarkMagicSocket(b *testing.B) {
 // sockets with the same quic-go settings: the ceiling for the magic socket.
 func BenchmarkBareQUIC(b *testing.B) {
 	spec := newPairSpec(b)
-	qconf := fastConfig().withDefaults().quicConfig()
+	qconf := fastConfig().withDefaults().quicConfig(RoleDialer)
 	listen := func() *quic.Transport {
 		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {

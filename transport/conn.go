@@ -136,7 +136,7 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 		c.tr.StatelessResetKey = &srk
 	}
 	tlsConf := pinnedTLS(p.Certificate, p.PeerFingerprint, p.Role)
-	qconf := s.cfg.quicConfig()
+	qconf := s.cfg.quicConfig(p.Role)
 	if p.Role == RoleDialer {
 		c.qc, err = c.tr.Dial(ctx, virtualPeerAddr, tlsConf, qconf)
 	} else {

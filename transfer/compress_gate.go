@@ -1,0 +1,170 @@
+package transfer
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
+
+// The compression gate: whether compressible chunks are compressed at all,
+// decided for the whole transfer by measuring. Compression pays where the
+// network is slower than zstd (any link up to a few hundred Mbit/s: text
+// arrives several times faster); it costs where the CPU is the limit (two
+// processes on one machine, a 10 Gbit/s LAN, a slow laptop), where zstd's
+// own speed caps the transfer below what sending the bytes as they are
+// would reach. Neither can be known in advance, and both change (a
+// laptop moves from a LAN to a hotspot), so the gate measures goodput, the
+// file bytes handed to QUIC per second, with compression on and off and
+// keeps the faster, trying the other again after a hold that doubles each
+// time the same answer comes back.
+//
+// Which chunks shrink is the compressor's business (compress.go); the gate
+// only decides for chunks that would be tried, and decides nothing while
+// little of what flows compresses (random data, media), where both modes
+// are the same.
+
+// Gate timing. The first measurement waits out the connection's slow start
+// a little; after a switch, settle lets chunks compressed (or not) before it
+// drain. Holds start short, so a first answer measured under a still-rising
+// congestion window is soon checked again.
+const (
+	gateTick      = 50 * time.Millisecond
+	gateFirst     = 500 * time.Millisecond
+	gateSettle    = 100 * time.Millisecond
+	gateMeasure   = 300 * time.Millisecond
+	gateHoldMin   = 2 * time.Second
+	gateHoldMax   = 32 * time.Second
+	gateNoDataOff = 2 * time.Second
+	// gateMargin: the other mode must be this much faster to win, so noise
+	// does not flip the mode back and forth.
+	gateMargin = 1.15
+	// gateMinPacked: below this share of file bytes sent compressed while
+	// compressing, there is nothing to decide.
+	gateMinPacked = 0.25
+)
+
+// gateStep is what the gate is doing now.
+type gateStep int
+
+const (
+	stepSettle  gateStep = iota // waiting for the pipeline to reflect the mode
+	stepMeasure                 // measuring the current mode
+	stepHold                    // keeping the decided mode
+)
+
+// compressGate is shared by a transfer's sending workers. Workers call
+// compressing and count; one goroutine (run) calls tick.
+type compressGate struct {
+	on     atomic.Bool  // compress compressible chunks now
+	sent   atomic.Int64 // file bytes handed to QUIC
+	packed atomic.Int64 // of those, bytes of chunks sent compressed
+
+	// Decision state, touched only by tick.
+	step       gateStep
+	until      time.Time // end of the current step
+	probing    bool      // this measurement is of the other mode
+	mark       time.Time // start of the measurement
+	sent0      int64
+	packed0    int64
+	rate       [2]float64 // goodput measured this cycle, by mode (0 off, 1 on)
+	hold       time.Duration
+	lastWinner int // the mode the last decision kept, -1 before the first
+	flips      int // decisions that changed the mode, for tests and logs
+}
+
+// newCompressGate returns a gate that starts compressing; the first
+// measurement starts after gateFirst from now.
+func newCompressGate(now time.Time) *compressGate {
+	g := &compressGate{step: stepSettle, until: now.Add(gateFirst), hold: gateHoldMin, lastWinner: -1}
+	g.on.Store(true)
+	return g
+}
+
+// compressing reports whether workers should try to compress now.
+func (g *compressGate) compressing() bool { return g == nil || g.on.Load() }
+
+// count records n file bytes handed to QUIC, sent compressed or not.
+func (g *compressGate) count(n int, zipped bool) {
+	if g == nil {
+		return
+	}
+	g.sent.Add(int64(n))
+	if zipped {
+		g.packed.Add(int64(n))
+	}
+}
+
+// run ticks the gate until ctx ends.
+func (g *compressGate) run(ctx context.Context) {
+	t := time.NewTicker(gateTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			g.tick(now)
+		}
+	}
+}
+
+func boolMode(on bool) int {
+	if on {
+		return 1
+	}
+	return 0
+}
+
+// tick advances the gate's state machine to now.
+func (g *compressGate) tick(now time.Time) {
+	if now.Before(g.until) {
+		return
+	}
+	switch g.step {
+	case stepSettle, stepHold:
+		g.step = stepMeasure
+		g.mark, g.until = now, now.Add(gateMeasure)
+		g.sent0, g.packed0 = g.sent.Load(), g.packed.Load()
+	case stepMeasure:
+		mode := boolMode(g.on.Load())
+		sent, packed := g.sent.Load()-g.sent0, g.packed.Load()-g.packed0
+		g.rate[mode] = float64(sent) / now.Sub(g.mark).Seconds()
+		if mode == 1 && (sent == 0 || float64(packed) < gateMinPacked*float64(sent)) {
+			// Little that flowed compresses: nothing to compare. Look
+			// again later, compressing meanwhile (what compresses
+			// later is then not held back).
+			g.probing = false
+			g.on.Store(true)
+			g.step, g.until = stepHold, now.Add(gateNoDataOff)
+			return
+		}
+		if !g.probing {
+			// Now the other mode.
+			g.probing = true
+			g.on.Store(mode == 0)
+			g.step, g.until = stepSettle, now.Add(gateSettle)
+			return
+		}
+		g.probing = false
+		var winner int
+		switch {
+		case g.rate[0] > gateMargin*g.rate[1]:
+			winner = 0
+		case g.rate[1] > gateMargin*g.rate[0]:
+			winner = 1
+		default:
+			winner = 1 - mode // too close to call: the mode the cycle started in
+		}
+		if winner == g.lastWinner {
+			g.hold = min(2*g.hold, gateHoldMax)
+		} else {
+			if g.lastWinner >= 0 {
+				g.flips++
+			}
+			g.hold = gateHoldMin
+		}
+		g.lastWinner = winner
+		g.on.Store(winner == 1)
+		g.step, g.until = stepHold, now.Add(g.hold)
+	}
+}
