@@ -21,20 +21,23 @@ type PacketConn interface {
 }
 
 // udpCarrier carries datagrams over one UDP socket. On a *net.UDPConn on
-// Linux it reads in batches (recvmmsg) and passes UDP segmentation offload
-// through to the kernel; on other systems, and on any other PacketConn, it
-// reads one datagram at a time and splits offload batches itself.
+// Linux it reads in batches (recvmmsg), with receive offload (UDP_GRO) where
+// the kernel allows, and passes UDP segmentation offload through to the
+// kernel; on other systems, and on any other PacketConn, it reads one
+// datagram at a time and splits offload batches itself.
 type udpCarrier struct {
 	conn  PacketConn
 	udp   *net.UDPConn     // nil unless conn is a real UDP socket
-	batch *ipv4.PacketConn // recvmmsg reader for udp; nil where batch reads do not exist (batchread_*.go)
+	gro   *groReader       // reads udp with UDP_GRO on; nil where the kernel refused it or there is none (gro_*.go)
+	batch *ipv4.PacketConn // recvmmsg reader for udp without gro; nil where batch reads do not exist (batchread_*.go)
 	msgs  []ipv4.Message   // reused by ReadBatch; only the reading goroutine touches it
 	gso   bool             // udp accepts UDP_SEGMENT (gso_*.go)
 	local netip.AddrPort
 }
 
 // newUDPCarrier wraps conn; a real *net.UDPConn also gets the platform's
-// fast paths (batch reads, segmentation offload) and large socket buffers.
+// fast paths (batch reads, receive and segmentation offload) and large
+// socket buffers.
 func newUDPCarrier(conn PacketConn) *udpCarrier {
 	c := &udpCarrier{conn: conn}
 	if ua, ok := conn.LocalAddr().(*net.UDPAddr); ok {
@@ -42,7 +45,9 @@ func newUDPCarrier(conn PacketConn) *udpCarrier {
 	}
 	if udp, ok := conn.(*net.UDPConn); ok {
 		c.udp = udp
-		c.batch = newBatchReader(udp)
+		if c.gro = newGROReader(udp); c.gro == nil {
+			c.batch = newBatchReader(udp)
+		}
 		c.gso = gsoSupported(udp)
 		setSocketBuffers(udp)
 	}
@@ -54,8 +59,13 @@ func (c *udpCarrier) LocalAddr() netip.AddrPort { return c.local }
 func (c *udpCarrier) Close() error              { return c.conn.Close() }
 
 // ReadBatch reads one datagram, or as many as recvmmsg returns at once where
-// the carrier has a batch reader.
+// the carrier has a batch reader, or, with receive offload, as many as fit
+// ds of those the kernel coalesced. Only the carrier's one reading goroutine
+// may call it.
 func (c *udpCarrier) ReadBatch(ds []Datagram) (int, error) {
+	if c.gro != nil {
+		return c.gro.ReadBatch(ds)
+	}
 	if c.batch == nil || len(ds) == 1 {
 		n, from, err := c.conn.ReadFromUDPAddrPort(ds[0].Buf)
 		if err != nil {

@@ -7,11 +7,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Socket control messages for UDP segmentation offload (UDP_SEGMENT) are
-// built and parsed here with encoding/binary rather than x/sys's pointer
-// casts, which read past a short buffer. Only Linux has UDP_SEGMENT, so only
-// Linux builds this file: elsewhere quic-go never asks for segmentation
-// offload and the carrier never offers it.
+// Socket control messages for UDP segmentation offload (UDP_SEGMENT, on
+// send) and receive offload (UDP_GRO) are built and parsed here with
+// encoding/binary rather than x/sys's pointer casts, which read past a
+// short buffer. Only Linux has UDP_SEGMENT and UDP_GRO, so only Linux
+// builds this file: elsewhere quic-go never asks for segmentation offload
+// and the carrier never offers either.
 
 // cmsgAlignTo is the alignment of control messages and their payloads (the
 // size of a long), and cmsgHdrLen the size of struct cmsghdr.
@@ -73,19 +74,42 @@ func parseCmsgHeader(b []byte) (length int, level, typ int32, ok bool) {
 // 0. Other control messages (ECN marks) are dropped: paths may change under
 // quic-go, so ferry does not claim ECN.
 func segmentSize(oob []byte) int {
+	data, ok := findCmsg(oob, unix.IPPROTO_UDP, unix.UDP_SEGMENT)
+	if !ok || len(data) < 2 {
+		return 0
+	}
+	return int(binary.NativeEndian.Uint16(data))
+}
+
+// groSegmentSize returns the segment size in a UDP_GRO control message the
+// kernel attached to a received buffer of coalesced datagrams (an int), or
+// 0 when there is none or it is malformed or not positive: the buffer is
+// then one datagram.
+func groSegmentSize(oob []byte) int {
+	data, ok := findCmsg(oob, unix.IPPROTO_UDP, unix.UDP_GRO)
+	if !ok || len(data) < 4 {
+		return 0
+	}
+	return max(int(int32(binary.NativeEndian.Uint32(data))), 0)
+}
+
+// findCmsg returns the payload of the first control message of the given
+// level and type in oob; ok is false when there is none, or when a
+// malformed header comes first.
+func findCmsg(oob []byte, level, typ int32) (data []byte, ok bool) {
 	for len(oob) > 0 {
-		l, level, typ, ok := parseCmsgHeader(oob)
+		l, lv, ty, ok := parseCmsgHeader(oob)
 		if !ok {
-			return 0
+			return nil, false
 		}
-		if level == unix.IPPROTO_UDP && typ == unix.UDP_SEGMENT && l-cmsgHdrLen >= 2 {
-			return int(binary.NativeEndian.Uint16(oob[cmsgHdrLen:]))
+		if lv == level && ty == typ {
+			return oob[cmsgHdrLen:l], true
 		}
 		next := cmsgAlign(l)
 		if next >= len(oob) {
-			return 0
+			return nil, false
 		}
 		oob = oob[next:]
 	}
-	return 0
+	return nil, false
 }
