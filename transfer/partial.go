@@ -316,11 +316,14 @@ type partState struct {
 	io   sync.Mutex // serializes journal writes and syncs
 	jlen int64      // journal length; under io (or life held for writing)
 
+	// uncached writes chunks with direct I/O while it can (uncached.go).
+	uncached uncachedFile
+
 	mu   sync.Mutex
 	have []bool
 	// fresh marks chunks this process verified in memory and wrote (see
-	// verify): their bytes are in the page cache as written, so reading
-	// them back would check nothing about the disk.
+	// verify): the write reported success, and reading them back moments
+	// later would check little but our own arithmetic.
 	fresh     []bool
 	count     int
 	haveBytes int64
@@ -596,10 +599,20 @@ func (p *PartialFile) WriteChunk(i int, data []byte) error {
 	// A chunk of zeros (disk images, preallocated files) becomes a hole:
 	// no disk space, no write; the file stays sparse.
 	if !isZero(data) || punchHole(st.data, off, int64(len(data))) != nil {
-		if _, err := st.data.WriteAt(data, off); err != nil {
+		direct := st.uncached.prepare(st.data, data, off)
+		_, err := st.data.WriteAt(data, off)
+		if err != nil && direct && isUncachedRefused(err) {
+			// The file system takes no direct writes after all.
+			st.uncached.stop()
+			direct = false
+			_, err = st.data.WriteAt(data, off)
+		}
+		if err != nil {
 			return ioErr("writing", st.partPath, err)
 		}
-		startWriteback(st.data, off, int64(len(data)))
+		if !direct {
+			startWriteback(st.data, off, int64(len(data)))
+		}
 	}
 	st.mu.Lock()
 	st.dirty = true
@@ -708,9 +721,9 @@ func (e *BadChunksError) Error() string {
 // journal is then deleted.
 //
 // Verifying reads back every chunk except those this process verified in
-// memory and then wrote (MarkVerified after WriteChunk): reading those
-// back would come from the page cache, as written, and check nothing the
-// in-memory check did not; the sync reports a failed write. Chunks an
+// memory and then wrote (MarkVerified after WriteChunk): a cached write
+// would be read back from the page cache as written, checking nothing the
+// in-memory check did not, and the sync reports a failed write. Chunks an
 // earlier run left (from the journal) and chunks never marked are read
 // from the file and hashed. A chunk that does not match is unmarked (and
 // the journal rewritten) and Finalize returns a *BadChunksError listing
@@ -849,6 +862,8 @@ func (p *PartialFile) verify() error {
 	if st.closed {
 		return errPartialClosed
 	}
+	// Reads below, and copies or moves after, want ordinary cached I/O.
+	st.uncached.stop()
 	// No journal flush first: the data is synced below, and records still
 	// pending are either made moot by the move or written by the journal
 	// rewrite (bad chunks) or a later flush (failed move).
