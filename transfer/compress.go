@@ -54,7 +54,9 @@ func newCompressor(stats *fileCompressibility, gate *compressGate) (*compressor,
 // compress returns the payload for chunk idx of file and whether it is
 // compressed. The returned slice is valid until the next call.
 func (c *compressor) compress(file, idx int, raw []byte) ([]byte, bool) {
-	if !c.gate.compressing() {
+	if !c.gate.compressing() && !isZero(raw) {
+		// A chunk of zeros (disk images) costs zstd next to nothing and
+		// shrinks to a few bytes: it is compressed whatever the gate says.
 		return raw, false
 	}
 	miss := &c.stats.misses[file]

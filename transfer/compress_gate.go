@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"log/slog"
 	"sync/atomic"
 	"time"
 )
@@ -23,10 +24,13 @@ import (
 // little of what flows compresses (random data, media), where both modes
 // are the same.
 
-// Gate timing. The first measurement waits out the connection's slow start
-// a little; after a switch, settle lets chunks compressed (or not) before it
-// drain. Holds start short, so a first answer measured under a still-rising
-// congestion window is soon checked again.
+// Gate timing. The gate starts with compression off and measures that
+// first, after waiting out the connection's slow start a little, then
+// compression on: a congestion window still rising during the first
+// measurement can only make compression look better, which is the safe
+// mistake (a slow link is never kept uncompressed because of it). After a
+// switch, settle lets chunks compressed (or not) before it drain. Holds
+// start short, so a first answer is soon checked again.
 const (
 	gateTick      = 50 * time.Millisecond
 	gateFirst     = 500 * time.Millisecond
@@ -70,14 +74,16 @@ type compressGate struct {
 	hold       time.Duration
 	lastWinner int // the mode the last decision kept, -1 before the first
 	flips      int // decisions that changed the mode, for tests and logs
+	log        *slog.Logger
 }
 
-// newCompressGate returns a gate that starts compressing; the first
-// measurement starts after gateFirst from now.
-func newCompressGate(now time.Time) *compressGate {
-	g := &compressGate{step: stepSettle, until: now.Add(gateFirst), hold: gateHoldMin, lastWinner: -1}
-	g.on.Store(true)
-	return g
+// newCompressGate returns a gate that starts with compression off; the
+// first measurement starts after gateFirst from now.
+func newCompressGate(now time.Time, log *slog.Logger) *compressGate {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &compressGate{step: stepSettle, until: now.Add(gateFirst), hold: gateHoldMin, lastWinner: -1, log: log}
 }
 
 // compressing reports whether workers should try to compress now.
@@ -153,7 +159,9 @@ func (g *compressGate) tick(now time.Time) {
 		case g.rate[1] > gateMargin*g.rate[0]:
 			winner = 1
 		default:
-			winner = 1 - mode // too close to call: the mode the cycle started in
+			// Too close to call: compress, which spares the link
+			// (metered, shared) for the same speed.
+			winner = 1
 		}
 		if winner == g.lastWinner {
 			g.hold = min(2*g.hold, gateHoldMax)
@@ -164,6 +172,7 @@ func (g *compressGate) tick(now time.Time) {
 			g.hold = gateHoldMin
 		}
 		g.lastWinner = winner
+		g.log.Debug("compression gate", "compress", winner == 1, "goodput_on_MBps", int(g.rate[1]/1e6), "goodput_off_MBps", int(g.rate[0]/1e6), "hold", g.hold)
 		g.on.Store(winner == 1)
 		g.step, g.until = stepHold, now.Add(g.hold)
 	}

@@ -18,7 +18,7 @@ type gateWorld struct {
 
 func newGateWorld() *gateWorld {
 	now := time.Unix(1_700_000_000, 0)
-	return &gateWorld{g: newCompressGate(now), now: now}
+	return &gateWorld{g: newCompressGate(now, nil), now: now}
 }
 
 // run advances the world by d in gateTick steps.
@@ -69,6 +69,11 @@ func TestCompressGateStaysOnWhereTheLinkIsTheLimit(t *testing.T) {
 func TestCompressGateNeverProbesDataThatDoesNotCompress(t *testing.T) {
 	w := newGateWorld()
 	w.rateOn, w.rateOff, w.packs = 100e6, 200e6, false // random data
+	w.run(gateFirst + gateMeasure + gateSettle + gateMeasure + gateTick)
+	if !w.g.compressing() {
+		t.Fatal("the first cycle did not end compressing although nothing compresses")
+	}
+	w.offTime = 0
 	w.run(30 * time.Second)
 	if w.offTime != 0 {
 		t.Fatalf("compression was off for %v although nothing compressed", w.offTime)
@@ -98,7 +103,7 @@ func TestCompressGateIgnoresNoise(t *testing.T) {
 	w.rateOn, w.rateOff, w.packs = 100e6, 105e6, true // within the margin
 	w.run(30 * time.Second)
 	if !w.g.compressing() || w.g.flips != 0 {
-		t.Fatalf("compressing %v, flips %d: a 5 %% difference must not switch", w.g.compressing(), w.g.flips)
+		t.Fatalf("compressing %v, flips %d: within the margin compression stays on, sparing the link", w.g.compressing(), w.g.flips)
 	}
 }
 
@@ -107,5 +112,25 @@ func TestNilCompressGateAlwaysCompresses(t *testing.T) {
 	g.count(10, true)
 	if !g.compressing() {
 		t.Fatal("a nil gate must let every chunk be tried")
+	}
+}
+
+// TestGateOffStillCompressesZeros: with the gate off, ordinary chunks go
+// as they are, but a chunk of zeros is still compressed.
+func TestGateOffStillCompressesZeros(t *testing.T) {
+	g := newCompressGate(time.Now(), nil) // starts off
+	if g.compressing() {
+		t.Fatal("a new gate starts compressing")
+	}
+	c, err := newCompressor(newFileCompressibility(1), g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	if _, packed := c.compress(0, 0, wordSalad(DefaultChunkSize)); packed {
+		t.Error("text was compressed with the gate off")
+	}
+	if p, packed := c.compress(0, 1, make([]byte, DefaultChunkSize)); !packed || len(p) > 1024 {
+		t.Errorf("zeros with the gate off: compressed %v, %d bytes", packed, len(p))
 	}
 }

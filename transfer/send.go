@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -57,6 +58,9 @@ type SendOptions struct {
 	// Reconnect, when set, is called after the connection is lost
 	// mid-transfer; the transfer then resumes on the connection it returns.
 	Reconnect Reconnector
+	// Logger, when set, hears the engine's decisions at debug level (the
+	// compression gate's measurements).
+	Logger *slog.Logger
 }
 
 // streamError codes on the QUIC streams.
@@ -147,7 +151,7 @@ func sendOnce(ctx context.Context, conn Conn, opts SendOptions, hello []byte, co
 		*accepted = time.Now()
 	}
 
-	s := &sender{conn: conn, m: m, sources: opts.Sources, streams: opts.Streams, wire: &wire, comp: comp, gate: newCompressGate(time.Now())}
+	s := &sender{conn: conn, m: m, sources: opts.Sources, streams: opts.Streams, wire: &wire, comp: comp, gate: newCompressGate(time.Now(), opts.Logger)}
 	var jobs []chunkRef
 	var skipped int64
 	for i := range m.Files {

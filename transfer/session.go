@@ -449,7 +449,7 @@ func SendFiles(ctx context.Context, cfg Config, paths []string, sink Sink) (Stat
 				l.closeWithError(1, "the sender could not read its files")
 				return Stats{}, b.err
 			}
-			return Send(ctx, l.current(), SendOptions{Manifest: b.m, Sources: b.sources, Streams: cfg.Streams, Sink: emit, Reconnect: l.reconnector(ctx)})
+			return Send(ctx, l.current(), SendOptions{Manifest: b.m, Sources: b.sources, Streams: cfg.Streams, Sink: emit, Reconnect: l.reconnector(ctx), Logger: cfg.Logger})
 		}
 	})
 }
