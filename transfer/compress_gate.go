@@ -24,21 +24,31 @@ import (
 // little of what flows compresses (random data, media), where both modes
 // are the same.
 
-// Gate timing. The gate starts with compression off and measures that
-// first, after waiting out the connection's slow start a little, then
-// compression on: a congestion window still rising during the first
-// measurement can only make compression look better, which is the safe
-// mistake (a slow link is never kept uncompressed because of it). After a
-// switch, settle lets chunks compressed (or not) before it drain. Holds
-// start short, so a first answer is soon checked again.
+// Gate timing and thresholds. The gate starts compressing, the right
+// choice on most links, and measures after gateFirst. While compressing, a
+// measurement also tells how the workers spent their time: mostly waiting
+// for QUIC to take what they compressed means the network is the limit,
+// and sending more bytes could only be slower, so nothing is tried (a slow
+// link never pays for a probe, and a congestion window still opening,
+// which makes the workers wait, never makes the gate switch off). Mostly
+// compressing means the CPU may be the limit: then the gate measures with
+// compression off and keeps the faster. After a switch, settle lets chunks
+// compressed (or not) before it drain. Holds start short and double while
+// the same answer comes back.
 const (
-	gateTick      = 50 * time.Millisecond
-	gateFirst     = 500 * time.Millisecond
-	gateSettle    = 100 * time.Millisecond
-	gateMeasure   = 300 * time.Millisecond
-	gateHoldMin   = 2 * time.Second
-	gateHoldMax   = 32 * time.Second
-	gateNoDataOff = 2 * time.Second
+	gateTick        = 50 * time.Millisecond
+	gateFirst       = 250 * time.Millisecond
+	gateSettle      = 100 * time.Millisecond
+	gateMeasure     = 300 * time.Millisecond
+	gateHoldMin     = 2 * time.Second
+	gateHoldMax     = 32 * time.Second
+	gateNoDataOff   = 2 * time.Second
+	gateNetworkHold = time.Second
+	// gateWaitShare: above this share of their time waiting on QUIC, the
+	// workers are held back by the network. Where the CPU is the limit
+	// they wait too (QUIC needs the cores they compress on): two processes
+	// on two cores measured 0.65 to 0.68, a 100 Mbit/s link about 0.95.
+	gateWaitShare = 0.85
 	// gateMargin: the other mode must be this much faster to win, so noise
 	// does not flip the mode back and forth.
 	gateMargin = 1.15
@@ -62,6 +72,8 @@ type compressGate struct {
 	on     atomic.Bool  // compress compressible chunks now
 	sent   atomic.Int64 // file bytes handed to QUIC
 	packed atomic.Int64 // of those, bytes of chunks sent compressed
+	zipNs  atomic.Int64 // workers' time spent compressing
+	waitNs atomic.Int64 // workers' time spent handing chunks to QUIC
 
 	// Decision state, touched only by tick.
 	step       gateStep
@@ -70,6 +82,8 @@ type compressGate struct {
 	mark       time.Time // start of the measurement
 	sent0      int64
 	packed0    int64
+	zip0       int64
+	wait0      int64
 	rate       [2]float64 // goodput measured this cycle, by mode (0 off, 1 on)
 	hold       time.Duration
 	lastWinner int // the mode the last decision kept, -1 before the first
@@ -77,20 +91,23 @@ type compressGate struct {
 	log        *slog.Logger
 }
 
-// newCompressGate returns a gate that starts with compression off; the
-// first measurement starts after gateFirst from now.
+// newCompressGate returns a gate that starts compressing; the first
+// measurement starts after gateFirst from now.
 func newCompressGate(now time.Time, log *slog.Logger) *compressGate {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &compressGate{step: stepSettle, until: now.Add(gateFirst), hold: gateHoldMin, lastWinner: -1, log: log}
+	g := &compressGate{step: stepSettle, until: now.Add(gateFirst), hold: gateHoldMin, lastWinner: -1, log: log}
+	g.on.Store(true)
+	return g
 }
 
 // compressing reports whether workers should try to compress now.
 func (g *compressGate) compressing() bool { return g == nil || g.on.Load() }
 
-// count records n file bytes handed to QUIC, sent compressed or not.
-func (g *compressGate) count(n int, zipped bool) {
+// count records n file bytes handed to QUIC, sent compressed or not, and
+// how long the worker spent compressing them and handing them over.
+func (g *compressGate) count(n int, zipped bool, zip, wait time.Duration) {
 	if g == nil {
 		return
 	}
@@ -98,6 +115,8 @@ func (g *compressGate) count(n int, zipped bool) {
 	if zipped {
 		g.packed.Add(int64(n))
 	}
+	g.zipNs.Add(int64(zip))
+	g.waitNs.Add(int64(wait))
 }
 
 // run ticks the gate until ctx ends.
@@ -131,6 +150,7 @@ func (g *compressGate) tick(now time.Time) {
 		g.step = stepMeasure
 		g.mark, g.until = now, now.Add(gateMeasure)
 		g.sent0, g.packed0 = g.sent.Load(), g.packed.Load()
+		g.zip0, g.wait0 = g.zipNs.Load(), g.waitNs.Load()
 	case stepMeasure:
 		mode := boolMode(g.on.Load())
 		sent, packed := g.sent.Load()-g.sent0, g.packed.Load()-g.packed0
@@ -144,7 +164,17 @@ func (g *compressGate) tick(now time.Time) {
 			g.step, g.until = stepHold, now.Add(gateNoDataOff)
 			return
 		}
+		zip, wait := g.zipNs.Load()-g.zip0, g.waitNs.Load()-g.wait0
+		if mode == 1 && !g.probing && float64(wait) > gateWaitShare*float64(zip+wait) {
+			// Compressing, the workers mostly wait for QUIC to take
+			// what they compressed: the network is the limit, and
+			// sending more bytes could only be slower. Nothing to try.
+			g.log.Debug("compression gate: the network is the limit", "goodput_MBps", int(g.rate[1]/1e6), "wait_share", float64(wait)/float64(max(zip+wait, 1)))
+			g.step, g.until = stepHold, now.Add(gateNetworkHold)
+			return
+		}
 		if !g.probing {
+			g.log.Debug("compression gate: trying the other mode", "compress", mode == 0, "goodput_MBps", int(g.rate[mode]/1e6), "wait_share", float64(wait)/float64(max(zip+wait, 1)))
 			// Now the other mode.
 			g.probing = true
 			g.on.Store(mode == 0)

@@ -357,7 +357,9 @@ func (s *sender) worker(ctx context.Context, queue <-chan chunkRef) error {
 			}
 			return Errorf(KindInternal, "make sure the file is not being changed while sending", "read %s: %w", s.sources[ref.file], err)
 		}
+		t0 := time.Now()
 		payload, zipped := comp.compress(ref.file, ref.chunk, raw)
+		t1 := time.Now()
 		h := chunkHeader{file: uint32(ref.file), chunk: uint32(ref.chunk), rawLen: uint32(n), payloadLen: uint32(len(payload))}
 		if zipped {
 			h.flags = flagZstd
@@ -370,7 +372,7 @@ func (s *sender) worker(ctx context.Context, queue <-chan chunkRef) error {
 			return peerGone(err)
 		}
 		s.wire.Add(int64(len(payload) + chunkHeaderLen))
-		s.gate.count(n, zipped)
+		s.gate.count(n, zipped, t1.Sub(t0), time.Since(t1))
 		s.prog.add(int64(n), fe.Path)
 	}
 	return st.Close()

@@ -82,6 +82,25 @@ func BenchmarkLimitedLink(b *testing.B) {
 			devA, devB := netlab.Connect(b, a, bns, linkHostA+"/24", linkHostB+"/24")
 			a.LimitRate(b, devA, rate)
 			bns.LimitRate(b, devB, rate)
+			// The plain TCP copy of the random file: the link's
+			// practical ceiling, to compare ferry's random run with.
+			b.Run("tcp-copy-random", func(b *testing.B) {
+				src := source(b, "random", writeRandomFile)
+				b.SetBytes(size)
+				for i := range b.N {
+					out := filepath.Join(b.TempDir(), fmt.Sprintf("out-%d", i))
+					if err := os.MkdirAll(out, 0o755); err != nil {
+						b.Fatal(err)
+					}
+					tcpCopyBetween(b, a, bns, linkHostB, src, out)
+					b.StopTimer()
+					if err := sameFile(src, filepath.Join(out, filepath.Base(src))); err != nil {
+						b.Fatalf("received file: %v", err)
+					}
+					os.RemoveAll(out)
+					b.StartTimer()
+				}
+			})
 			for _, k := range kinds {
 				b.Run(k.name, func(b *testing.B) {
 					src := source(b, k.name, k.write)

@@ -406,21 +406,27 @@ func finishPeerRun(b *testing.B, send, recv *peerProc, codeAt time.Time) peerRun
 	return r
 }
 
-var tcpListeningRE = regexp.MustCompile(`tcp=(127\.0\.0\.1:\d+)`)
+var tcpListeningRE = regexp.MustCompile(`tcp=([0-9.]+:\d+)`)
 
 // tcpPeerCopy is the plain TCP copy: the receiver (this test binary in
 // receive mode) listens, then the sender connects and streams the file.
 func tcpPeerCopy(b *testing.B, ns *netlab.Namespace, src, out string) peerRun {
+	return tcpCopyBetween(b, ns, ns, "127.0.0.1", src, out)
+}
+
+// tcpCopyBetween is the plain TCP copy from namespace from to a receiver
+// listening on host in namespace to.
+func tcpCopyBetween(b *testing.B, from, to *netlab.Namespace, host, src, out string) peerRun {
 	self, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx := b.Context()
-	recvCmd := nsCommand(ctx, ns, self)
-	recvCmd.Env = append(os.Environ(), peersTCPEnv+"=recv", peersTCPPathEnv+"="+filepath.Join(out, filepath.Base(src)))
+	recvCmd := nsCommand(ctx, to, self)
+	recvCmd.Env = append(os.Environ(), peersTCPEnv+"=recv", peersTCPPathEnv+"="+filepath.Join(out, filepath.Base(src)), peersTCPListenEnv+"="+host+":0")
 	recv := startPeerProc(b, "tcp-copy receiver", recvCmd)
 	addr := recv.waitFor(b, "its address", tcpListeningRE, time.Minute)
-	sendCmd := nsCommand(ctx, ns, self)
+	sendCmd := nsCommand(ctx, from, self)
 	sendCmd.Env = append(os.Environ(), peersTCPEnv+"=send", peersTCPPathEnv+"="+src, peersTCPAddrEnv+"="+addr)
 	send := startPeerProc(b, "tcp-copy sender", sendCmd)
 	r := finishPeerRun(b, send, recv, send.started)

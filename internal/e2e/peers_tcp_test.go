@@ -19,6 +19,8 @@ const (
 	peersTCPEnv     = "FERRY_E2E_PEERS_TCP"
 	peersTCPPathEnv = "FERRY_E2E_PEERS_TCP_PATH"
 	peersTCPAddrEnv = "FERRY_E2E_PEERS_TCP_ADDR"
+	// peersTCPListenEnv is where the receiver listens (default 127.0.0.1:0).
+	peersTCPListenEnv = "FERRY_E2E_PEERS_TCP_LISTEN"
 )
 
 // runPeersTCP is the plain TCP copy: no framing, no encryption, no
@@ -29,7 +31,7 @@ func runPeersTCP() int {
 	var err error
 	switch os.Getenv(peersTCPEnv) {
 	case "recv":
-		err = peersTCPReceive(path)
+		err = peersTCPReceive(path, os.Getenv(peersTCPListenEnv))
 	case "send":
 		err = peersTCPSend(os.Getenv(peersTCPAddrEnv), path)
 	default:
@@ -42,8 +44,11 @@ func runPeersTCP() int {
 	return 0
 }
 
-func peersTCPReceive(path string) error {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func peersTCPReceive(path, listen string) error {
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
 	}
