@@ -318,6 +318,9 @@ type Stats struct {
 	// (our own packets reflected back fail authentication: keys differ by
 	// direction).
 	ControlDropped uint64
+	// LargestQUICPacketOut is the largest QUIC packet quic-go handed to a
+	// path, in bytes: above 1280 once path MTU discovery found more room.
+	LargestQUICPacketOut uint64
 }
 
 // Stats returns the connection's counters.
@@ -328,5 +331,6 @@ func (c *Conn) Stats() Stats {
 		QueueDrops: k.queueDrops.Load(), WriteErrors: k.writeErrors.Load(),
 		ChallengesSent: k.challengesSent.Load(), ValidationsFailed: k.validationsFailed.Load(),
 		PathChanges: k.pathChanges.Load(), ControlDropped: k.controlDropped.Load(),
+		LargestQUICPacketOut: k.largestOut.Load(),
 	}
 }

@@ -32,6 +32,15 @@ func (r Role) String() string {
 type endpointCounters struct {
 	quicIn, controlIn, controlDropped, queueDrops, writeErrors atomic.Uint64
 	challengesSent, validationsFailed, pathChanges             atomic.Uint64
+	largestOut                                                 atomic.Uint64 // bytes
+}
+
+// noteOut records the size of a QUIC packet sent (a GSO batch's segment
+// size): one load on the hot path, a store only when it grows.
+func (k *endpointCounters) noteOut(size int) {
+	if n := uint64(size); n > k.largestOut.Load() {
+		k.largestOut.Store(n) // only quic-go's one sending goroutine writes
+	}
 }
 
 // endpoint is one peer as seen by the Socket: its keys, its active path, the
@@ -198,6 +207,11 @@ func (e *endpoint) send(b []byte, segSize int) error {
 		return nil
 	}
 	e.noteSent(time.Now())
+	if segSize > 0 && segSize < len(b) {
+		e.counters.noteOut(segSize)
+	} else {
+		e.counters.noteOut(len(b))
+	}
 	e.stash.keep(b, segSize)
 	if err := p.carrier.WriteTo(b, segSize, p.remote); err != nil {
 		if isGSOError(err) {
