@@ -386,45 +386,51 @@ func hashFiles(ctx context.Context, m *Manifest, sources []string, progress func
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			buf := make([]byte, m.ChunkSize)
-			var f *os.File
-			cur := -1
-			defer func() {
-				if f != nil {
-					f.Close()
-				}
-			}()
-			for j := range jobs {
-				if ctx.Err() != nil {
-					continue // drain
-				}
-				e := &m.Files[j.file]
-				if j.file != cur {
-					if f != nil {
-						f.Close()
-						f = nil
+			withFaultsAsErrors(func() {
+				var buf []byte // for files read with pread
+				var v *sourceView
+				cur := -1
+				defer func() {
+					if v != nil {
+						v.close()
 					}
-					var err error
-					if f, err = openSource(sources[j.file], e.Size); err != nil {
-						fail(err)
+				}()
+				for j := range jobs {
+					if ctx.Err() != nil {
+						continue // drain
+					}
+					e := &m.Files[j.file]
+					if j.file != cur {
+						if v != nil {
+							v.close()
+							v = nil
+						}
+						var err error
+						if v, err = openView(sources[j.file], e.Size, m.ChunkSize); err != nil {
+							fail(err)
+							continue
+						}
+						cur = j.file
+					}
+					if v.mapped == nil && buf == nil {
+						buf = make([]byte, m.ChunkSize)
+					}
+					n := e.ChunkLen(j.chunk, m.ChunkSize)
+					h, err := v.hashChunk(int64(j.chunk)*m.ChunkSize, int64(n), buf)
+					if err != nil {
+						fail(Errorf(KindInternal, "try again once it is no longer being written to",
+							"reading %q: %w (did it change while being read?)", sources[j.file], err))
 						continue
 					}
-					cur = j.file
+					e.Chunks[j.chunk] = h
+					mu.Lock()
+					done += int64(n)
+					if progress != nil && firstErr == nil {
+						progress(done)
+					}
+					mu.Unlock()
 				}
-				n := e.ChunkLen(j.chunk, m.ChunkSize)
-				if _, err := f.ReadAt(buf[:n], int64(j.chunk)*m.ChunkSize); err != nil {
-					fail(Errorf(KindInternal, "try again once it is no longer being written to",
-						"reading %q: %w (did it change while being read?)", sources[j.file], err))
-					continue
-				}
-				e.Chunks[j.chunk] = HashChunk(buf[:n])
-				mu.Lock()
-				done += int64(n)
-				if progress != nil && firstErr == nil {
-					progress(done)
-				}
-				mu.Unlock()
-			}
+			})
 		})
 	}
 feed:
