@@ -37,10 +37,10 @@ import (
 // the same answer comes back.
 const (
 	gateTick        = 50 * time.Millisecond
-	gateFirst       = 250 * time.Millisecond
+	gateFirst       = 100 * time.Millisecond
 	gateSettle      = 100 * time.Millisecond
-	gateMeasure     = 300 * time.Millisecond
-	gateHoldMin     = 2 * time.Second
+	gateMeasure     = 200 * time.Millisecond
+	gateHoldMin     = 4 * time.Second
 	gateHoldMax     = 32 * time.Second
 	gateNoDataOff   = 2 * time.Second
 	gateNetworkHold = time.Second

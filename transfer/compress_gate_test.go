@@ -115,8 +115,10 @@ func TestCompressGateIgnoresNoise(t *testing.T) {
 	w := newGateWorld()
 	w.rateOn, w.rateOff, w.packs, w.waitShare = 100e6, 105e6, true, 0.3 // within the margin
 	w.run(30 * time.Second)
-	if !w.g.compressing() || w.g.flips != 0 {
-		t.Fatalf("compressing %v, flips %d: within the margin compression stays on, sparing the link", w.g.compressing(), w.g.flips)
+	// Off only while probing: within the margin compression stays on,
+	// sparing the link.
+	if share := w.offTime.Seconds() / 30; w.g.flips != 0 || share > 0.1 {
+		t.Fatalf("flips %d, compression off %.0f %% of the time: a 5 %% difference must not switch", w.g.flips, share*100)
 	}
 }
 
