@@ -437,7 +437,11 @@ func SendFiles(ctx context.Context, cfg Config, paths []string, sink Sink) (Stat
 		manifest := make(chan built, 1)
 		emit(Event{Kind: EventState, State: StateHashing})
 		wg.Go(func() {
+			start := time.Now()
 			m, src, skipped, err := BuildManifestWith(ctx, paths, BuildOptions{ChunkSize: cfg.ChunkSize, FollowLinks: cfg.FollowLinks})
+			if err == nil {
+				cfg.Logger.Debug("manifest ready", "files", m.FileCount(), "bytes", m.TotalSize(), "took", time.Since(start))
+			}
 			for _, s := range skipped {
 				emit(Event{Kind: EventSkipped, File: s.Path, Reason: string(s.Reason)})
 			}
