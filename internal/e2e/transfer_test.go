@@ -411,7 +411,11 @@ func TestResumeAfterKill(t *testing.T) {
 	for _, victim := range []string{"receiver", "sender"} {
 		t.Run("kill "+victim, func(t *testing.T) {
 			addr, _, _ := startRendezvousProcess(t)
-			const size = 256 << 20
+			// Large enough that the second half outlasts the time from
+			// the half-way event to the kill, even at 400 MB/s with this
+			// test's reader behind by a few progress events (at 256 MiB
+			// a busy CI machine saw the transfer finish first).
+			const size = 1 << 30
 			src := filepath.Join(t.TempDir(), "big.bin")
 			writeRandom(t, src, size)
 			out := t.TempDir()
