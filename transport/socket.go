@@ -196,6 +196,7 @@ func (s *Socket) readLoop(c Carrier) {
 	defer s.wg.Done()
 	ds := make([]Datagram, readBatchLen)
 	bufs := make([]*pktBuf, readBatchLen)
+	fresh := make([]*pktBuf, readBatchLen) // replacements, see below
 	for i := range ds {
 		bufs[i] = s.pool.get()
 		ds[i].Buf = bufs[i].b[:]
@@ -231,10 +232,25 @@ func (s *Socket) readLoop(c Carrier) {
 			}
 			continue
 		}
+		// Buffers handed on are replaced together, from the pool's free
+		// list under one lock (pktPool).
+		taken := 0
 		for i := range n {
 			if s.dispatch(bufs[i], ds[i].N, ds[i].From, c) {
-				bufs[i] = s.pool.get()
-				ds[i].Buf = bufs[i].b[:]
+				bufs[i] = nil
+				taken++
+			}
+		}
+		if taken > 0 {
+			s.pool.getAll(fresh[:taken])
+			j := 0
+			for i := range n {
+				if bufs[i] == nil {
+					bufs[i] = fresh[j]
+					fresh[j] = nil
+					j++
+					ds[i].Buf = bufs[i].b[:]
+				}
 			}
 		}
 	}

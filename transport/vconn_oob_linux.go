@@ -40,11 +40,19 @@ func (v *oobVconn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
 	}
 	n := 0
 	from := v.peerAddr()
+	var done [readBatchLen]*pktBuf // given back to the pool together
+	k := 0
+	defer func() { v.pool.putAll(done[:k]) }()
 	for {
 		m := &ms[n]
 		m.N = copy(m.Buffers[0], pb.b[:pb.n])
 		m.NN, m.Flags, m.Addr = 0, 0, from
-		v.pool.put(pb)
+		if k == len(done) {
+			v.pool.putAll(done[:k])
+			k = 0
+		}
+		done[k] = pb
+		k++
 		n++
 		if n == len(ms) {
 			return n, nil

@@ -12,3 +12,41 @@ func TestSplitSegments(t *testing.T) {
 		t.Fatalf("segments %v, want 300,300,300,100", sizes)
 	}
 }
+
+// TestPktPoolBatches: buffers given back in batches come out again once
+// each, the free list holds at most pktFreeMax, and getAll tops up from the
+// pool when the list runs dry.
+func TestPktPoolBatches(t *testing.T) {
+	var p pktPool
+	in := make([]*pktBuf, pktFreeMax+100)
+	for i := range in {
+		in[i] = new(pktBuf)
+	}
+	p.putAll(in)
+	if len(p.free) != pktFreeMax {
+		t.Fatalf("free list holds %d, want %d", len(p.free), pktFreeMax)
+	}
+	out := make([]*pktBuf, pktFreeMax+10)
+	p.getAll(out)
+	seen := map[*pktBuf]bool{}
+	fromList := 0
+	listed := map[*pktBuf]bool{}
+	for _, b := range in[:pktFreeMax] {
+		listed[b] = true
+	}
+	for i, b := range out {
+		if b == nil {
+			t.Fatalf("getAll left entry %d empty", i)
+		}
+		if seen[b] {
+			t.Fatalf("buffer %p handed out twice", b)
+		}
+		seen[b] = true
+		if listed[b] {
+			fromList++
+		}
+	}
+	if fromList != pktFreeMax || len(p.free) != 0 {
+		t.Fatalf("%d buffers came from the free list (want %d), %d left", fromList, pktFreeMax, len(p.free))
+	}
+}
