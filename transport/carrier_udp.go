@@ -90,12 +90,18 @@ func (c *udpCarrier) ReadBatch(ds []Datagram) (int, error) {
 	}
 	for i := range n {
 		ds[i].N = msgs[i].N
-		ds[i].From = netip.AddrPort{}
-		if ua, ok := msgs[i].Addr.(*net.UDPAddr); ok {
-			ds[i].From = UnmapAddrPort(ua.AddrPort())
-		}
+		ds[i].From = messageSource(&msgs[i])
 	}
 	return n, nil
+}
+
+// messageSource is the (unmapped) address a batch-read message came from,
+// or the zero AddrPort when it names none.
+func messageSource(m *ipv4.Message) netip.AddrPort {
+	if ua, ok := m.Addr.(*net.UDPAddr); ok {
+		return UnmapAddrPort(ua.AddrPort())
+	}
+	return netip.AddrPort{}
 }
 
 // WriteTo sends b to to, as one offloaded send when b is a batch and the

@@ -168,10 +168,7 @@ func (r *groReader) begin() {
 	}
 	m := &r.msgs[r.next]
 	r.off, r.end = 0, m.N
-	r.from = netip.AddrPort{}
-	if ua, ok := m.Addr.(*net.UDPAddr); ok {
-		r.from = UnmapAddrPort(ua.AddrPort())
-	}
+	r.from = messageSource(m)
 	r.seg = groSegmentSize(m.OOB[:m.NN])
 	if r.seg > 0 {
 		r.coalesced.Add(1)

@@ -196,15 +196,16 @@ func (s *Socket) readLoop(c Carrier) {
 	defer s.wg.Done()
 	ds := make([]Datagram, readBatchLen)
 	bufs := make([]*pktBuf, readBatchLen)
-	fresh := make([]*pktBuf, readBatchLen) // replacements, see below
 	for i := range ds {
 		bufs[i] = s.pool.get()
 		ds[i].Buf = bufs[i].b[:]
 	}
+	// spare replaces the buffers handed on, refilled a batch at a time
+	// from the pool's free list under one lock (pktPool).
+	spare := make([]*pktBuf, 0, readBatchLen)
 	defer func() {
-		for _, b := range bufs {
-			s.pool.put(b)
-		}
+		s.pool.putAll(bufs)
+		s.pool.putAll(spare)
 	}()
 	for {
 		n, err := c.ReadBatch(ds)
@@ -232,25 +233,14 @@ func (s *Socket) readLoop(c Carrier) {
 			}
 			continue
 		}
-		// Buffers handed on are replaced together, from the pool's free
-		// list under one lock (pktPool).
-		taken := 0
 		for i := range n {
 			if s.dispatch(bufs[i], ds[i].N, ds[i].From, c) {
-				bufs[i] = nil
-				taken++
-			}
-		}
-		if taken > 0 {
-			s.pool.getAll(fresh[:taken])
-			j := 0
-			for i := range n {
-				if bufs[i] == nil {
-					bufs[i] = fresh[j]
-					fresh[j] = nil
-					j++
-					ds[i].Buf = bufs[i].b[:]
+				if len(spare) == 0 {
+					spare = spare[:cap(spare)]
+					s.pool.getAll(spare)
 				}
+				bufs[i], spare = spare[len(spare)-1], spare[:len(spare)-1]
+				ds[i].Buf = bufs[i].b[:]
 			}
 		}
 	}

@@ -42,7 +42,7 @@ func (v *oobVconn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
 	from := v.peerAddr()
 	var done [readBatchLen]*pktBuf // given back to the pool together
 	k := 0
-	defer func() { v.pool.putAll(done[:k]) }()
+read:
 	for {
 		m := &ms[n]
 		m.N = copy(m.Buffers[0], pb.b[:pb.n])
@@ -55,14 +55,16 @@ func (v *oobVconn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
 		k++
 		n++
 		if n == len(ms) {
-			return n, nil
+			break
 		}
 		select {
 		case pb = <-v.queue:
 		default:
-			return n, nil
+			break read
 		}
 	}
+	v.pool.putAll(done[:k])
+	return n, nil
 }
 
 // ReadMsgUDP reads one queued packet, with no control messages.
