@@ -77,13 +77,10 @@ type compressGate struct {
 
 	// Decision state, touched only by tick.
 	step       gateStep
-	until      time.Time // end of the current step
-	probing    bool      // this measurement is of the other mode
-	mark       time.Time // start of the measurement
-	sent0      int64
-	packed0    int64
-	zip0       int64
-	wait0      int64
+	until      time.Time  // end of the current step
+	probing    bool       // this measurement is of the other mode
+	mark       time.Time  // start of the measurement
+	base       gateCounts // the counters at mark
 	rate       [2]float64 // goodput measured this cycle, by mode (0 off, 1 on)
 	hold       time.Duration
 	lastWinner int // the mode the last decision kept, -1 before the first
@@ -119,6 +116,19 @@ func (g *compressGate) count(n int, zipped bool, zip, wait time.Duration) {
 	g.waitNs.Add(int64(wait))
 }
 
+// gateCounts is a snapshot of the workers' counters.
+type gateCounts struct{ sent, packed, zip, wait int64 }
+
+// counts reads the counters.
+func (g *compressGate) counts() gateCounts {
+	return gateCounts{g.sent.Load(), g.packed.Load(), g.zipNs.Load(), g.waitNs.Load()}
+}
+
+// since is what the counters gained since base.
+func (c gateCounts) since(base gateCounts) gateCounts {
+	return gateCounts{c.sent - base.sent, c.packed - base.packed, c.zip - base.zip, c.wait - base.wait}
+}
+
 // run ticks the gate until ctx ends.
 func (g *compressGate) run(ctx context.Context) {
 	t := time.NewTicker(gateTick)
@@ -149,32 +159,30 @@ func (g *compressGate) tick(now time.Time) {
 	case stepSettle, stepHold:
 		g.step = stepMeasure
 		g.mark, g.until = now, now.Add(gateMeasure)
-		g.sent0, g.packed0 = g.sent.Load(), g.packed.Load()
-		g.zip0, g.wait0 = g.zipNs.Load(), g.waitNs.Load()
+		g.base = g.counts()
 	case stepMeasure:
 		mode := boolMode(g.on.Load())
-		sent, packed := g.sent.Load()-g.sent0, g.packed.Load()-g.packed0
-		g.rate[mode] = float64(sent) / now.Sub(g.mark).Seconds()
-		if mode == 1 && (sent == 0 || float64(packed) < gateMinPacked*float64(sent)) {
+		d := g.counts().since(g.base)
+		g.rate[mode] = float64(d.sent) / now.Sub(g.mark).Seconds()
+		if mode == 1 && (d.sent == 0 || float64(d.packed) < gateMinPacked*float64(d.sent)) {
 			// Little that flowed compresses: nothing to compare. Look
 			// again later, compressing meanwhile (what compresses
 			// later is then not held back).
 			g.probing = false
-			g.on.Store(true)
 			g.step, g.until = stepHold, now.Add(gateNoDataOff)
 			return
 		}
-		zip, wait := g.zipNs.Load()-g.zip0, g.waitNs.Load()-g.wait0
-		if mode == 1 && !g.probing && float64(wait) > gateWaitShare*float64(zip+wait) {
+		waitShare := float64(d.wait) / float64(max(d.zip+d.wait, 1))
+		if mode == 1 && !g.probing && waitShare > gateWaitShare {
 			// Compressing, the workers mostly wait for QUIC to take
 			// what they compressed: the network is the limit, and
 			// sending more bytes could only be slower. Nothing to try.
-			g.log.Debug("compression gate: the network is the limit", "goodput_MBps", int(g.rate[1]/1e6), "wait_share", float64(wait)/float64(max(zip+wait, 1)))
+			g.log.Debug("compression gate: the network is the limit", "goodput_MBps", int(g.rate[1]/1e6), "wait_share", waitShare)
 			g.step, g.until = stepHold, now.Add(gateNetworkHold)
 			return
 		}
 		if !g.probing {
-			g.log.Debug("compression gate: trying the other mode", "compress", mode == 0, "goodput_MBps", int(g.rate[mode]/1e6), "wait_share", float64(wait)/float64(max(zip+wait, 1)))
+			g.log.Debug("compression gate: trying the other mode", "compress", mode == 0, "goodput_MBps", int(g.rate[mode]/1e6), "wait_share", waitShare)
 			// Now the other mode.
 			g.probing = true
 			g.on.Store(mode == 0)
@@ -182,16 +190,12 @@ func (g *compressGate) tick(now time.Time) {
 			return
 		}
 		g.probing = false
-		var winner int
-		switch {
-		case g.rate[0] > gateMargin*g.rate[1]:
+		// Compression loses only to clearly faster sending as is: a close
+		// call keeps it, sparing the link (metered, shared) for the same
+		// speed.
+		winner := 1
+		if g.rate[0] > gateMargin*g.rate[1] {
 			winner = 0
-		case g.rate[1] > gateMargin*g.rate[0]:
-			winner = 1
-		default:
-			// Too close to call: compress, which spares the link
-			// (metered, shared) for the same speed.
-			winner = 1
 		}
 		if winner == g.lastWinner {
 			g.hold = min(2*g.hold, gateHoldMax)

@@ -386,51 +386,50 @@ func hashFiles(ctx context.Context, m *Manifest, sources []string, progress func
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			withFaultsAsErrors(func() {
-				var buf []byte // for files read with pread
-				var v *sourceView
-				cur := -1
-				defer func() {
+			defer faultsAsErrors()()
+			var buf []byte // for files read with pread
+			var v *sourceView
+			cur := -1
+			defer func() {
+				if v != nil {
+					v.close()
+				}
+			}()
+			for j := range jobs {
+				if ctx.Err() != nil {
+					continue // drain
+				}
+				e := &m.Files[j.file]
+				if j.file != cur {
 					if v != nil {
 						v.close()
+						v = nil
 					}
-				}()
-				for j := range jobs {
-					if ctx.Err() != nil {
-						continue // drain
-					}
-					e := &m.Files[j.file]
-					if j.file != cur {
-						if v != nil {
-							v.close()
-							v = nil
-						}
-						var err error
-						if v, err = openView(sources[j.file], e.Size, m.ChunkSize); err != nil {
-							fail(err)
-							continue
-						}
-						cur = j.file
-					}
-					if v.mapped == nil && buf == nil {
-						buf = make([]byte, m.ChunkSize)
-					}
-					n := e.ChunkLen(j.chunk, m.ChunkSize)
-					h, err := v.hashChunk(int64(j.chunk)*m.ChunkSize, int64(n), buf)
-					if err != nil {
-						fail(Errorf(KindInternal, "try again once it is no longer being written to",
-							"reading %q: %w (did it change while being read?)", sources[j.file], err))
+					var err error
+					if v, err = openView(sources[j.file], e.Size, m.ChunkSize); err != nil {
+						fail(err)
 						continue
 					}
-					e.Chunks[j.chunk] = h
-					mu.Lock()
-					done += int64(n)
-					if progress != nil && firstErr == nil {
-						progress(done)
-					}
-					mu.Unlock()
+					cur = j.file
 				}
-			})
+				if v.mapped == nil && buf == nil {
+					buf = make([]byte, m.ChunkSize)
+				}
+				n := e.ChunkLen(j.chunk, m.ChunkSize)
+				h, err := v.hashChunk(int64(j.chunk)*m.ChunkSize, int64(n), buf)
+				if err != nil {
+					fail(Errorf(KindInternal, "try again once it is no longer being written to",
+						"reading %q: %w (did it change while being read?)", sources[j.file], err))
+					continue
+				}
+				e.Chunks[j.chunk] = h
+				mu.Lock()
+				done += int64(n)
+				if progress != nil && firstErr == nil {
+					progress(done)
+				}
+				mu.Unlock()
+			}
 		})
 	}
 feed:

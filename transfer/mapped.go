@@ -47,7 +47,7 @@ var errSourceShrank = errors.New("the file became shorter while it was read")
 
 // hashChunk hashes n bytes at off, reading them into buf when the file is
 // not mapped. The caller's goroutine must run with debug.SetPanicOnFault
-// (withFaultsAsErrors) when the file may be mapped.
+// (faultsAsErrors) when the file may be mapped.
 func (v *sourceView) hashChunk(off, n int64, buf []byte) (h Hash, err error) {
 	if v.mapped == nil {
 		if _, err := v.f.ReadAt(buf[:n], off); err != nil {
@@ -81,10 +81,10 @@ func (v *sourceView) close() {
 	v.f.Close()
 }
 
-// withFaultsAsErrors runs fn with memory faults turned into panics that
-// hashChunk recovers as errors, and restores the goroutine's setting.
-func withFaultsAsErrors(fn func()) {
+// faultsAsErrors turns memory faults on the calling goroutine into panics
+// that hashChunk recovers as errors; the function it returns restores the
+// goroutine's setting: defer faultsAsErrors()().
+func faultsAsErrors() (restore func()) {
 	old := debug.SetPanicOnFault(true)
-	defer debug.SetPanicOnFault(old)
-	fn()
+	return func() { debug.SetPanicOnFault(old) }
 }

@@ -299,12 +299,10 @@ func (s *sender) sendChunks(ctx context.Context, jobs []chunkRef) error {
 	n := min(s.streams, len(jobs))
 	errc := make(chan error, n)
 	var wg sync.WaitGroup
-	if s.gate != nil {
-		gctx, stop := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); s.gate.run(gctx) }()
-		defer func() { stop(); <-done }()
-	}
+	gctx, stop := context.WithCancel(ctx)
+	gateDone := make(chan struct{})
+	go func() { defer close(gateDone); s.gate.run(gctx) }()
+	defer func() { stop(); <-gateDone }()
 	for range n {
 		wg.Go(func() { errc <- s.worker(ctx, queue) })
 	}
