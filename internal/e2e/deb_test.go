@@ -45,15 +45,9 @@ func TestDebPackage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
 	defer cancel()
 	deb := filepath.Join(t.TempDir(), "ferry_test_amd64.deb")
-	start := time.Now()
-	build := exec.CommandContext(ctx, filepath.Join("..", "..", "packaging", "build-deb.sh"), deb)
 	// Compile as TestMain's build does (no PIE, no -trimpath), so the
 	// toolkit's C code is not compiled a second time: see build-deb.sh.
-	build.Env = append(os.Environ(), "FERRY_DEB_BUILDFLAGS=")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("packaging/build-deb.sh: %v\n%s", err, out)
-	}
-	t.Logf("built %s in %s", filepath.Base(deb), time.Since(start).Round(time.Second))
+	buildPackage(t, ctx, "build-deb.sh", deb, "FERRY_DEB_BUILDFLAGS=")
 
 	contents := run(t, ctx, "dpkg-deb", "--contents", deb)
 	for _, f := range debFiles {
@@ -179,6 +173,19 @@ func installDebAndLaunch(t *testing.T, ctx context.Context, deb string) {
 }
 
 // run runs a command and returns its standard output, failing the test on error.
+// buildPackage runs packaging/SCRIPT OUT with env added to the
+// environment and fails the test with the script's output if it fails.
+func buildPackage(t *testing.T, ctx context.Context, script, out string, env ...string) {
+	t.Helper()
+	start := time.Now()
+	build := exec.CommandContext(ctx, filepath.Join("..", "..", "packaging", script), out)
+	build.Env = append(os.Environ(), env...)
+	if output, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("packaging/%s: %v\n%s", script, err, output)
+	}
+	t.Logf("packaging/%s built %s in %s", script, filepath.Base(out), time.Since(start).Round(time.Second))
+}
+
 func run(t *testing.T, ctx context.Context, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.CommandContext(ctx, name, args...).Output()

@@ -45,13 +45,7 @@ func TestWindowsExeUnderWine(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Minute)
 	defer cancel()
 	exe := filepath.Join(t.TempDir(), "ferry.exe")
-	start := time.Now()
-	build := exec.CommandContext(ctx, filepath.Join("..", "..", "packaging", "build-windows.sh"), exe)
-	build.Env = append(os.Environ(), "VERSION=0.1.0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("packaging/build-windows.sh: %v\n%s", err, out)
-	}
-	t.Logf("cross-built ferry.exe in %s", time.Since(start).Round(time.Second))
+	buildPackage(t, ctx, "build-windows.sh", exe, "VERSION=0.1.0")
 
 	t.Run("resources", func(t *testing.T) { checkWindowsResources(t, exe, "0.1.0") })
 
@@ -73,7 +67,7 @@ func TestWindowsExeUnderWine(t *testing.T) {
 	// has none (see testdata/bcryptprimitives.c): Go's runtime needs it.
 	boot := exec.CommandContext(ctx, "wineboot", "--init")
 	boot.Env = env
-	start = time.Now()
+	start := time.Now()
 	if out, err := boot.CombinedOutput(); err != nil {
 		t.Fatalf("wineboot --init: %v\n%s", err, out)
 	}
