@@ -386,13 +386,12 @@ func hashFiles(ctx context.Context, m *Manifest, sources []string, progress func
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
-			defer faultsAsErrors()()
-			var buf []byte // for files read with pread
-			var v *sourceView
+			buf := make([]byte, m.ChunkSize)
+			var f *os.File // the file of the last job, kept open for the next
 			cur := -1
 			defer func() {
-				if v != nil {
-					v.close()
+				if f != nil {
+					f.Close()
 				}
 			}()
 			for j := range jobs {
@@ -401,27 +400,28 @@ func hashFiles(ctx context.Context, m *Manifest, sources []string, progress func
 				}
 				e := &m.Files[j.file]
 				if j.file != cur {
-					if v != nil {
-						v.close()
-						v = nil
+					if f != nil {
+						f.Close()
+						f = nil
 					}
 					var err error
-					if v, err = openView(sources[j.file], e.Size, m.ChunkSize); err != nil {
+					if f, err = openSource(sources[j.file], e.Size); err != nil {
 						fail(err)
 						continue
 					}
 					cur = j.file
 				}
-				if v.mapped == nil && buf == nil {
-					buf = make([]byte, m.ChunkSize)
-				}
 				n := e.ChunkLen(j.chunk, m.ChunkSize)
-				h, err := v.hashChunk(int64(j.chunk)*m.ChunkSize, int64(n), buf)
-				if err != nil {
+				b := buf[:n]
+				if _, err := f.ReadAt(b, int64(j.chunk)*m.ChunkSize); err != nil {
+					if errors.Is(err, io.EOF) {
+						err = errors.New("the file became shorter while it was read")
+					}
 					fail(Errorf(KindInternal, "try again once it is no longer being written to",
 						"reading %q: %w (did it change while being read?)", sources[j.file], err))
 					continue
 				}
+				h := HashChunk(b)
 				e.Chunks[j.chunk] = h
 				mu.Lock()
 				done += int64(n)
