@@ -414,11 +414,12 @@ func hashFiles(ctx context.Context, m *Manifest, sources []string, progress func
 				n := e.ChunkLen(j.chunk, m.ChunkSize)
 				b := buf[:n]
 				if _, err := f.ReadAt(b, int64(j.chunk)*m.ChunkSize); err != nil {
+					what := "%w (did it change while being read?)"
 					if errors.Is(err, io.EOF) {
-						err = errors.New("the file became shorter while it was read")
+						what = "it became shorter while it was read (%w)"
 					}
 					fail(Errorf(KindInternal, "try again once it is no longer being written to",
-						"reading %q: %w (did it change while being read?)", sources[j.file], err))
+						"reading %q: "+what, sources[j.file], err))
 					continue
 				}
 				h := HashChunk(b)

@@ -461,3 +461,27 @@ func FuzzUnmarshalManifest(f *testing.F) {
 		}
 	})
 }
+
+// TestManifestOfAFileThatShrinks: a file truncated while it is hashed is
+// an error that says so, not a manifest of what was left.
+func TestManifestOfAFileThatShrinks(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "shrinks.bin")
+	if err := os.WriteFile(p, randBytes(33, 64*testChunk), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	truncated := false
+	_, _, _, err := BuildManifestWith(context.Background(), []string{p}, BuildOptions{ChunkSize: testChunk, Progress: func(int64) {
+		if !truncated {
+			truncated = true
+			if err := os.Truncate(p, testChunk); err != nil {
+				t.Error(err)
+			}
+		}
+	}})
+	if err == nil {
+		t.Fatal("a file truncated while hashed gave a manifest")
+	}
+	if KindOf(err) != KindInternal || !strings.Contains(err.Error(), "shorter") {
+		t.Fatalf("error %v (kind %s), want an internal error saying the file became shorter", err, KindOf(err))
+	}
+}

@@ -6,11 +6,13 @@ import (
 	"bytes"
 	"fmt"
 	"html"
+	"math"
 	"os"
 	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -120,6 +122,70 @@ func summarizePeers(runs []peerRun) []peerSummary {
 	return out
 }
 
+// peerDuel is ferry against one other tool on one file, round by round:
+// the two runs of a round are minutes apart at most, so a machine whose
+// speed drifts over a benchmark (a shared VM's does, by 20 % and more)
+// slows both alike, which means over all runs do not show.
+type peerDuel struct {
+	File, Other string
+	Rounds      int     // rounds in which both ran
+	Faster      int     // rounds in which ferry's wall time was shorter
+	MedianRatio float64 // median of the other tool's wall time over ferry's (above 1: ferry faster)
+}
+
+// duelPeers pairs ferry's runs with every other tool's (except the plain
+// TCP copy, the ceiling rather than a peer) by round and file.
+func duelPeers(runs []peerRun) []peerDuel {
+	type key struct {
+		round      int
+		file, tool string
+	}
+	wall := map[key]time.Duration{}
+	var order []peerDuel
+	seen := map[[2]string]int{}
+	for _, r := range runs {
+		wall[key{r.Round, r.File, r.Tool}] = r.Wall
+		if r.Tool == "ferry" || r.Tool == "tcp-copy" {
+			continue
+		}
+		if _, ok := seen[[2]string{r.File, r.Tool}]; !ok {
+			seen[[2]string{r.File, r.Tool}] = len(order)
+			order = append(order, peerDuel{File: r.File, Other: r.Tool})
+		}
+	}
+	ratios := make([][]float64, len(order))
+	for _, r := range runs {
+		i, ok := seen[[2]string{r.File, r.Tool}]
+		if !ok {
+			continue
+		}
+		f, ok := wall[key{r.Round, r.File, "ferry"}]
+		if !ok || f <= 0 {
+			continue
+		}
+		d := &order[i]
+		d.Rounds++
+		if f < r.Wall {
+			d.Faster++
+		}
+		ratios[i] = append(ratios[i], r.Wall.Seconds()/f.Seconds())
+	}
+	for i := range order {
+		rs := ratios[i]
+		if len(rs) == 0 {
+			continue
+		}
+		slices.Sort(rs)
+		m := rs[len(rs)/2]
+		if len(rs)%2 == 0 {
+			m = (rs[len(rs)/2-1] + m) / 2
+		}
+		order[i].MedianRatio = m
+	}
+	sort.SliceStable(order, func(a, b int) bool { return order[a].File < order[b].File })
+	return order
+}
+
 func sizeLabel(n int64) string {
 	switch {
 	case n%(1<<30) == 0:
@@ -152,6 +218,14 @@ func peersMarkdown(env *peersEnv, runs []peerRun) string {
 		fmt.Fprintf(&b, "| %s | %s | %d | %.0f | %.0f–%.0f | %.2f | %.2f | %.2f | %.2f | %.0f | %.0f |\n",
 			s.File, s.Tool, s.Runs, s.MeanMBps, s.MinMBps, s.MaxMBps, s.Flush.Seconds(), s.SendCPU.Seconds(), s.RecvCPU.Seconds(), s.ServerCPU.Seconds(),
 			float64(s.SendRSSKB)/1024, float64(s.RecvRSSKB)/1024)
+	}
+	if duels := duelPeers(runs); len(duels) > 0 {
+		b.WriteString("\nHead to head, round by round (the two runs of a round are minutes apart at most; ratio: the other tool's wall time over ferry's, above 1 when ferry is faster):\n\n")
+		b.WriteString("| file | ferry against | rounds | ferry faster in | median ratio |\n")
+		b.WriteString("|---|---|---:|---:|---:|\n")
+		for _, d := range duels {
+			fmt.Fprintf(&b, "| %s | %s | %d | %d | %.2f |\n", d.File, d.Other, d.Rounds, d.Faster, d.MedianRatio)
+		}
 	}
 	b.WriteString("\nEvery run, in the order run (wall: receiver start to exit; fsync after exit: the harness's fsync of the received file once the receiver exited; sender prep: sender start to code shown):\n\n")
 	b.WriteString("| round | file | tool | wall s | MB/s | fsync after exit s | sender prep s | CPU s send | CPU s receive | CPU s servers | peak RSS MB send | peak RSS MB receive |\n")
@@ -243,4 +317,34 @@ func peersSVG(env *peersEnv, runs []peerRun) []byte {
 	fmt.Fprintf(&b, `<text x="10" y="%d" fill="#555">All processes in one network namespace with local servers only; see docs/BENCHMARKS.md.</text>`+"\n", height-12)
 	b.WriteString("</svg>\n")
 	return b.Bytes()
+}
+
+// TestDuelPeers: ferry's runs are paired with each other tool's of the same
+// round and file; the TCP copy and rounds without both are left out.
+func TestDuelPeers(t *testing.T) {
+	run := func(round int, file, tool string, wall float64) peerRun {
+		return peerRun{Round: round, File: file, Tool: tool, Wall: time.Duration(wall * float64(time.Second))}
+	}
+	runs := []peerRun{
+		run(1, "random", "ferry", 4), run(1, "random", "magic-wormhole", 5), run(1, "random", "tcp-copy", 1),
+		run(2, "random", "ferry", 6), run(2, "random", "magic-wormhole", 5),
+		run(3, "random", "ferry", 4), run(3, "random", "magic-wormhole", 6),
+		run(1, "text", "magic-wormhole", 5), // no ferry run in this round
+		run(2, "text", "ferry", 5), run(2, "text", "magic-wormhole", 4), run(2, "text", "croc", 20),
+	}
+	got := duelPeers(runs)
+	want := []peerDuel{
+		{File: "random", Other: "magic-wormhole", Rounds: 3, Faster: 2, MedianRatio: 1.25},
+		{File: "text", Other: "magic-wormhole", Rounds: 1, Faster: 0, MedianRatio: 0.8},
+		{File: "text", Other: "croc", Rounds: 1, Faster: 1, MedianRatio: 4},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("duels: got %+v, want %+v", got, want)
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.File != w.File || g.Other != w.Other || g.Rounds != w.Rounds || g.Faster != w.Faster || math.Abs(g.MedianRatio-w.MedianRatio) > 1e-9 {
+			t.Errorf("duel %d: got %+v, want %+v", i, g, w)
+		}
+	}
 }
