@@ -34,7 +34,11 @@ import (
 // compressing means the CPU may be the limit: then the gate measures with
 // compression off and keeps the faster. After a switch, settle lets chunks
 // compressed (or not) before it drain. Holds start short and double while
-// the same answer comes back.
+// the same answer comes back. Sending as is, the workers' time says
+// nothing (there is nothing to compress), so the gate then looks at
+// goodput alone: as long as it holds up, nothing is tried, the hold still
+// doubling; a drop (a slower link, where compressing may pay) or the
+// longest hold brings a probe.
 const (
 	gateTick        = 50 * time.Millisecond
 	gateFirst       = 100 * time.Millisecond
@@ -84,8 +88,11 @@ type compressGate struct {
 	rate       [2]float64 // goodput measured this cycle, by mode (0 off, 1 on)
 	hold       time.Duration
 	lastWinner int // the mode the last decision kept, -1 before the first
-	flips      int // decisions that changed the mode, for tests and logs
-	log        *slog.Logger
+	// offRate is the goodput sending as is when that won, raised by
+	// later measurements that hold up.
+	offRate float64
+	flips   int // decisions that changed the mode, for tests and logs
+	log     *slog.Logger
 }
 
 // newCompressGate returns a gate that starts compressing; the first
@@ -181,6 +188,17 @@ func (g *compressGate) tick(now time.Time) {
 			g.step, g.until = stepHold, now.Add(gateNetworkHold)
 			return
 		}
+		if mode == 0 && !g.probing && g.lastWinner == 0 && g.hold < gateHoldMax && g.rate[0]*gateMargin >= g.offRate {
+			// Sending as is goes as fast as when it won: what made
+			// compression lose (the CPU) has not changed, and a probe
+			// would only cost. A slower link shows as a drop here; a
+			// probe comes anyway once the hold reaches its longest.
+			g.offRate = max(g.offRate, g.rate[0])
+			g.hold = min(2*g.hold, gateHoldMax)
+			g.log.Debug("compression gate: sending as is holds up", "goodput_MBps", int(g.rate[0]/1e6), "hold", g.hold)
+			g.step, g.until = stepHold, now.Add(g.hold)
+			return
+		}
 		if !g.probing {
 			g.log.Debug("compression gate: trying the other mode", "compress", mode == 0, "goodput_MBps", int(g.rate[mode]/1e6), "wait_share", waitShare)
 			// Now the other mode.
@@ -206,6 +224,9 @@ func (g *compressGate) tick(now time.Time) {
 			g.hold = gateHoldMin
 		}
 		g.lastWinner = winner
+		if winner == 0 {
+			g.offRate = g.rate[0]
+		}
 		g.log.Debug("compression gate", "compress", winner == 1, "goodput_on_MBps", int(g.rate[1]/1e6), "goodput_off_MBps", int(g.rate[0]/1e6), "hold", g.hold)
 		g.on.Store(winner == 1)
 		g.step, g.until = stepHold, now.Add(g.hold)

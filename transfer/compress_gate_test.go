@@ -147,3 +147,29 @@ func TestGateOffStillCompressesZeros(t *testing.T) {
 		t.Errorf("zeros with the gate off: compressed %v, %d bytes", packed, len(p))
 	}
 }
+
+// TestCompressGateDoesNotProbeWhileSendingAsIsHoldsUp: once sending as is
+// won on a CPU-bound path, compression is not tried again while goodput
+// stays where it was (each probe costs a third of the speed for a moment),
+// but it is as soon as goodput drops.
+func TestCompressGateDoesNotProbeWhileSendingAsIsHoldsUp(t *testing.T) {
+	w := newGateWorld()
+	w.rateOn, w.rateOff, w.packs, w.waitShare = 146e6, 210e6, true, 0.68 // measured on loopback
+	w.run(time.Second)
+	if w.g.compressing() {
+		t.Fatal("still compressing after 1 s although sending as is is faster")
+	}
+	w.offTime = 0
+	w.run(25 * time.Second)
+	if w.offTime != 25*time.Second {
+		t.Fatalf("compression tried for %v in 25 s of unchanged goodput; want none", 25*time.Second-w.offTime)
+	}
+	// Sending as is slows down by half (another program takes a core,
+	// or the link got slower): now compression is tried again.
+	w.rateOff = 105e6
+	w.offTime = 0
+	w.run(20 * time.Second)
+	if w.offTime == 20*time.Second {
+		t.Fatal("goodput halved and compression was never tried again")
+	}
+}
