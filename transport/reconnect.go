@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 )
 
@@ -11,6 +12,15 @@ import (
 // relay, a closed socket about to be replaced): the peer needs a moment
 // to notice the loss too, and a tight loop would only burn packets.
 const reconnectRetry = 500 * time.Millisecond
+
+// retryGap is reconnectRetry give or take half of it, drawn afresh for
+// every gap. Both sides retry at once after a loss, and a relay pairs two
+// sides only while both wait at it: with equal fixed gaps their waits keep
+// the phase they started with, and two sides out of step by more than one
+// wait never meet (a relay test with 100 ms waits failed 6 times in 15).
+func retryGap() time.Duration {
+	return reconnectRetry/2 + rand.N(reconnectRetry)
+}
 
 // Reconnect connects to the same paired peer again after a connection was
 // lost, each try a fresh attempt with fresh keys, until one succeeds or
@@ -27,7 +37,7 @@ func (s *Socket) Reconnect(ctx context.Context, p Peer) (*Conn, error) {
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%w: %w", ctx.Err(), err)
-		case <-time.After(reconnectRetry):
+		case <-time.After(retryGap()):
 		}
 	}
 }
