@@ -331,7 +331,15 @@ func (l *link) current() *transport.Conn {
 }
 
 // close closes the current connection.
-func (l *link) close() { _ = l.current().Close() }
+func (l *link) close() {
+	c := l.current()
+	// What quic-go counted: lost packets on a path that loses nothing
+	// were dropped by the peer's quic-go (transport.Stats).
+	st := c.Stats()
+	l.p.cfg.Logger.Debug("connection closed", "quic_packets_sent", st.QUICPacketsSent, "quic_packets_received", st.QUICPacketsReceived,
+		"quic_packets_lost", st.QUICPacketsLost, "datagrams_in", st.QUICPacketsIn, "queue_drops", st.QueueDrops)
+	_ = c.Close()
+}
 
 // closeWithError closes the current connection, telling the peer why.
 func (l *link) closeWithError(code uint64, reason string) {

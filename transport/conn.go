@@ -321,16 +321,25 @@ type Stats struct {
 	// LargestQUICPacketOut is the largest QUIC packet quic-go handed to a
 	// path, in bytes: above 1280 once path MTU discovery found more room.
 	LargestQUICPacketOut uint64
+	// QUICPacketsSent, QUICPacketsReceived and QUICPacketsLost are
+	// quic-go's own counts: packets sent, packets it processed, packets it
+	// declared lost. Where the network loses nothing (loopback), lost ones
+	// were dropped by the peer's quic-go from its full receive queue (256
+	// packets per connection) although ferry had handed them over
+	// (docs/BENCHMARKS.md, "On the AMD machine").
+	QUICPacketsSent, QUICPacketsReceived, QUICPacketsLost uint64
 }
 
 // Stats returns the connection's counters.
 func (c *Conn) Stats() Stats {
 	k := &c.ep.counters
+	q := c.qc.ConnectionStats()
 	return Stats{
 		QUICPacketsIn: k.quicIn.Load(), ControlPacketsIn: k.controlIn.Load(),
 		QueueDrops: k.queueDrops.Load(), WriteErrors: k.writeErrors.Load(),
 		ChallengesSent: k.challengesSent.Load(), ValidationsFailed: k.validationsFailed.Load(),
 		PathChanges: k.pathChanges.Load(), ControlDropped: k.controlDropped.Load(),
 		LargestQUICPacketOut: k.largestOut.Load(),
+		QUICPacketsSent:      q.PacketsSent, QUICPacketsReceived: q.PacketsReceived, QUICPacketsLost: q.PacketsLost,
 	}
 }
