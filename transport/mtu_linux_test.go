@@ -26,25 +26,3 @@ func TestAcceptorDiscoversPathMTU(t *testing.T) {
 		t.Errorf("the dialer sent a %d-byte packet; it must keep to 1280", got)
 	}
 }
-
-// TestQUICCountersInStats: a connection's Stats carry quic-go's own
-// counts: both sides count at least the packets 1 MiB needs. (They are
-// QUIC packets, not datagrams: during the handshake one datagram carries
-// several, so they are not bounded by QUICPacketsIn.)
-func TestQUICCountersInStats(t *testing.T) {
-	a, b := newLoopbackSocket(t), newLoopbackSocket(t)
-	dialer, acceptor := connectPair(t, a, b, []netip.AddrPort{a.LocalAddr()}, []netip.AddrPort{b.LocalAddr()})
-	const n = 1 << 20
-	roundTrip(t, acceptor, dialer, n)
-	sent, got := acceptor.Stats(), dialer.Stats()
-	least := uint64(n / 1452)
-	if sent.QUICPacketsSent < least {
-		t.Errorf("the sender counted %d QUIC packets sent for %d bytes, want at least %d", sent.QUICPacketsSent, n, least)
-	}
-	if got.QUICPacketsReceived < least {
-		t.Errorf("the receiver counted %d QUIC packets received for %d bytes, want at least %d", got.QUICPacketsReceived, n, least)
-	}
-	if sent.QUICPacketsLost > sent.QUICPacketsSent {
-		t.Errorf("%d of %d packets lost", sent.QUICPacketsLost, sent.QUICPacketsSent)
-	}
-}

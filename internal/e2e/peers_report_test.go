@@ -163,15 +163,14 @@ func duelPeers(runs []peerRun) []peerDuel {
 		if !ok || f <= 0 {
 			continue
 		}
-		d := &order[i]
-		d.Rounds++
 		if f < r.Wall {
-			d.Faster++
+			order[i].Faster++
 		}
 		ratios[i] = append(ratios[i], r.Wall.Seconds()/f.Seconds())
 	}
 	for i := range order {
 		rs := ratios[i]
+		order[i].Rounds = len(rs)
 		if len(rs) == 0 {
 			continue
 		}
