@@ -337,7 +337,8 @@ func (l *link) close() {
 	// were dropped by the peer's quic-go (transport.Stats).
 	st := c.Stats()
 	l.p.cfg.Logger.Debug("connection closed", "quic_packets_sent", st.QUICPacketsSent, "quic_packets_received", st.QUICPacketsReceived,
-		"quic_packets_lost", st.QUICPacketsLost, "datagrams_in", st.QUICPacketsIn, "queue_drops", st.QueueDrops)
+		"quic_packets_lost", st.QUICPacketsLost, "datagrams_in", st.QUICPacketsIn, "queue_drops", st.QueueDrops,
+		"quic_queue_waits", st.QUICQueueWaits, "quic_queue_stalls", st.QUICQueueStalls, "quic_queue_drops", st.QUICQueueDrops)
 	_ = c.Close()
 }
 

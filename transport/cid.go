@@ -3,6 +3,9 @@ package transport
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/quic-go/quic-go"
 )
@@ -17,25 +20,72 @@ const cidLen = 8
 type routerTag uint32
 
 // cidGenerator is the quic.ConnectionIDGenerator of one endpoint: every
-// connection ID it issues starts with the endpoint's router tag.
+// connection ID it issues starts with the endpoint's router tag. It
+// remembers the last cidRecent it issued, so the endpoint can tell a
+// packet quic-go will route to its connection from one it will drop
+// (issued).
 type cidGenerator struct {
 	tag routerTag
+
+	mu     sync.Mutex               // serialises issuing
+	recent atomic.Pointer[[]uint32] // random halves of the newest IDs, newest last; replaced, never changed
 }
 
-var _ quic.ConnectionIDGenerator = cidGenerator{}
+// cidRecent bounds the IDs a generator remembers: quic-go keeps a few
+// active per connection and issues new ones only as the peer retires old
+// ones (on each migration), long after which packets for the oldest stop.
+const cidRecent = 32
+
+var _ quic.ConnectionIDGenerator = (*cidGenerator)(nil)
 
 // GenerateConnectionID returns tag || 4 random bytes.
-func (g cidGenerator) GenerateConnectionID() (quic.ConnectionID, error) {
+func (g *cidGenerator) GenerateConnectionID() (quic.ConnectionID, error) {
 	var b [cidLen]byte
 	binary.BigEndian.PutUint32(b[:4], uint32(g.tag))
 	if _, err := rand.Read(b[4:]); err != nil {
 		return quic.ConnectionID{}, err
 	}
+	g.mu.Lock()
+	var ids []uint32
+	if p := g.recent.Load(); p != nil {
+		ids = *p
+	}
+	ids = append(ids[max(0, len(ids)-cidRecent+1):len(ids):len(ids)], binary.BigEndian.Uint32(b[4:]))
+	g.recent.Store(&ids)
+	g.mu.Unlock()
 	return quic.ConnectionIDFromBytes(b[:]), nil
 }
 
+// issued reports whether the destination connection ID of QUIC packet b
+// is one of the last cidRecent g issued. Safe for concurrent use.
+func (g *cidGenerator) issued(b []byte) bool {
+	var id []byte
+	switch {
+	case len(b) == 0:
+		return false
+	case b[0]&0x80 == 0: // short header
+		if len(b) < 1+cidLen {
+			return false
+		}
+		id = b[1 : 1+cidLen]
+	default:
+		if len(b) < 6+cidLen || b[5] != cidLen {
+			return false
+		}
+		id = b[6 : 6+cidLen]
+	}
+	if routerTag(binary.BigEndian.Uint32(id[:4])) != g.tag {
+		return false
+	}
+	p := g.recent.Load()
+	if p == nil {
+		return false
+	}
+	return slices.Contains(*p, binary.BigEndian.Uint32(id[4:]))
+}
+
 // ConnectionIDLen is fixed at 8 bytes.
-func (g cidGenerator) ConnectionIDLen() int { return cidLen }
+func (g *cidGenerator) ConnectionIDLen() int { return cidLen }
 
 // quicRoute is what the router can learn from a QUIC packet's header without
 // decrypting it.

@@ -6,7 +6,7 @@ import (
 )
 
 func TestCIDGeneratorCarriesTag(t *testing.T) {
-	g := cidGenerator{tag: 0xdeadbeef}
+	g := &cidGenerator{tag: 0xdeadbeef}
 	seen := map[string]bool{}
 	for range 100 {
 		id, err := g.GenerateConnectionID()
@@ -69,4 +69,45 @@ func FuzzParseQUICRoute(f *testing.F) {
 			t.Fatal("short header reported as Initial")
 		}
 	})
+}
+
+func TestCIDGeneratorKnowsWhatItIssued(t *testing.T) {
+	g := &cidGenerator{tag: 0xdeadbeef}
+	short := func(id []byte) []byte { return append([]byte{0x40}, append(id, make([]byte, 20)...)...) }
+	long := func(id []byte) []byte {
+		p := []byte{0xc0, 0, 0, 0, 1, byte(len(id))}
+		return append(append(p, id...), make([]byte, 20)...)
+	}
+	var ids [][]byte
+	for range cidRecent + 8 {
+		id, err := g.GenerateConnectionID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id.Bytes())
+	}
+	for i, id := range ids {
+		want := i >= 8 // the oldest eight fell out of the record
+		if g.issued(short(id)) != want || g.issued(long(id)) != want {
+			t.Errorf("ID %d of %d (%x): issued = %v (short), %v (long), want %v", i+1, len(ids), id, g.issued(short(id)), g.issued(long(id)), want)
+		}
+	}
+	newest := ids[len(ids)-1]
+	otherTag := append([]byte{1, 2, 3, 4}, newest[4:]...)
+	otherRandom := append(append([]byte{}, newest[:4]...), ^newest[4], newest[5], newest[6], newest[7])
+	for name, p := range map[string][]byte{
+		"empty":              {},
+		"truncated short":    short(newest)[:cidLen],
+		"truncated long":     long(newest)[:5+cidLen],
+		"another tag":        short(otherTag),
+		"an ID never issued": short(otherRandom),
+		"long, 4-byte ID":    long(newest[:4]),
+	} {
+		if g.issued(p) {
+			t.Errorf("%s: issued = true, want false", name)
+		}
+	}
+	if (&cidGenerator{tag: 1}).issued(short([]byte{0, 0, 0, 1, 0, 0, 0, 0})) {
+		t.Error("a generator that issued nothing reports an ID as issued")
+	}
 }

@@ -127,9 +127,10 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 
 	c := &Conn{ep: e}
 	pconn := quicPacketConn(e.vc, s.rawConn())
+	cids := &cidGenerator{tag: e.tag}
 	c.tr = &quic.Transport{
 		Conn:                  pconn,
-		ConnectionIDGenerator: cidGenerator{tag: e.tag},
+		ConnectionIDGenerator: cids,
 	}
 	var srk quic.StatelessResetKey
 	if _, err := rand.Read(srk[:]); err == nil {
@@ -138,6 +139,12 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 	tlsConf := pinnedTLS(p.Certificate, p.PeerFingerprint, p.Role)
 	qconf := s.cfg.quicConfig(p.Role)
 	if p.Role == RoleDialer {
+		// The dialer receives a transfer's data: its vconn hands quic-go
+		// no more than quic-go's queue holds. The acceptor, which
+		// receives little but acknowledgements, goes without: the qlog
+		// events the count needs would cost the side that sends nearly
+		// every packet about 0.3 s of CPU per GiB.
+		paceForQUIC(e.vc, qconf, cids)
 		c.qc, err = c.tr.Dial(ctx, virtualPeerAddr, tlsConf, qconf)
 	} else {
 		c.qc, err = accept(ctx, c.tr, tlsConf, qconf)
@@ -328,13 +335,20 @@ type Stats struct {
 	// packets per connection) although ferry had handed them over
 	// (docs/BENCHMARKS.md, "On the AMD machine").
 	QUICPacketsSent, QUICPacketsReceived, QUICPacketsLost uint64
+	// QUICQueueWaits counts the times ferry held packets back because
+	// quic-go's receive queue was full, QUICQueueStalls the waits in
+	// which quic-go took nothing for 20 ms (ferry then hands packets on
+	// regardless), QUICQueueDrops the packets quic-go dropped for want of
+	// room all the same (backlog.go). The dialer counts them; the
+	// acceptor, which receives little but acknowledgements, keeps them 0.
+	QUICQueueWaits, QUICQueueStalls, QUICQueueDrops uint64
 }
 
 // Stats returns the connection's counters.
 func (c *Conn) Stats() Stats {
 	k := &c.ep.counters
 	q := c.qc.ConnectionStats()
-	return Stats{
+	st := Stats{
 		QUICPacketsIn: k.quicIn.Load(), ControlPacketsIn: k.controlIn.Load(),
 		QueueDrops: k.queueDrops.Load(), WriteErrors: k.writeErrors.Load(),
 		ChallengesSent: k.challengesSent.Load(), ValidationsFailed: k.validationsFailed.Load(),
@@ -342,4 +356,8 @@ func (c *Conn) Stats() Stats {
 		LargestQUICPacketOut: k.largestOut.Load(),
 		QUICPacketsSent:      q.PacketsSent, QUICPacketsReceived: q.PacketsReceived, QUICPacketsLost: q.PacketsLost,
 	}
+	if b := c.ep.vc.backlog; b != nil {
+		st.QUICQueueWaits, st.QUICQueueStalls, st.QUICQueueDrops = b.waits.Load(), b.stalls.Load(), b.dropped.Load()
+	}
+	return st
 }

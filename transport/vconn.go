@@ -111,7 +111,10 @@ type vconn struct {
 	pool   *pktPool
 	queue  chan *pktBuf
 	closed chan struct{}
-	once   sync.Once
+	// backlog paces reads to what quic-go's connection can queue; nil
+	// where quic-go does not report what it took (see backlog).
+	backlog *backlog
+	once    sync.Once
 
 	peer     atomic.Pointer[net.UDPAddr] // the address packets are read from
 	epoch    atomic.Uint32               // paths presented by newPath
@@ -154,6 +157,12 @@ func (v *vconn) deliver(pb *pktBuf) {
 }
 
 func (v *vconn) next() (*pktBuf, error) {
+	if v.backlog != nil && v.backlog.room() <= 0 {
+		v.mu.Lock()
+		wake := v.wake
+		v.mu.Unlock()
+		v.backlog.await(v.closed, wake)
+	}
 	for {
 		if err := v.checkDeadline(); err != nil {
 			return nil, err
@@ -211,6 +220,9 @@ func (v *vconn) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 	n := copy(b, pb.b[:pb.n])
 	v.pool.put(pb)
+	if v.backlog != nil && v.backlog.counts(b[:n]) {
+		v.backlog.hand(1)
+	}
 	return n, v.peerAddr(), nil
 }
 

@@ -39,6 +39,10 @@ func (v *oobVconn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
 		return 0, err
 	}
 	n := 0
+	limit, counted := len(ms), 0
+	if v.backlog != nil {
+		limit = min(limit, max(1, v.backlog.room()))
+	}
 	from := v.peerAddr()
 	var done [readBatchLen]*pktBuf // given back to the pool together
 	k := 0
@@ -47,6 +51,9 @@ read:
 		m := &ms[n]
 		m.N = copy(m.Buffers[0], pb.b[:pb.n])
 		m.NN, m.Flags, m.Addr = 0, 0, from
+		if v.backlog != nil && v.backlog.counts(pb.b[:pb.n]) {
+			counted++
+		}
 		if k == len(done) {
 			v.pool.putAll(done[:k])
 			k = 0
@@ -54,7 +61,7 @@ read:
 		done[k] = pb
 		k++
 		n++
-		if n == len(ms) {
+		if n == limit {
 			break
 		}
 		select {
@@ -64,6 +71,9 @@ read:
 		}
 	}
 	v.pool.putAll(done[:k])
+	if counted > 0 {
+		v.backlog.hand(counted)
+	}
 	return n, nil
 }
 
