@@ -38,7 +38,9 @@ import (
 // nothing (there is nothing to compress), so the gate then looks at
 // goodput alone: as long as it holds up, nothing is tried, the hold still
 // doubling; a drop (a slower link, where compressing may pay) or the
-// longest hold brings a probe.
+// longest hold brings a probe. The first call comes in the transfer's
+// first second, when sending as is may not be up to speed yet: kept
+// compressing on a close call, the gate checks again after gateRecheck.
 const (
 	gateTick        = 50 * time.Millisecond
 	gateFirst       = 100 * time.Millisecond
@@ -48,6 +50,7 @@ const (
 	gateHoldMax     = 32 * time.Second
 	gateNoDataOff   = 2 * time.Second
 	gateNetworkHold = time.Second
+	gateRecheck     = time.Second
 	// gateWaitShare: above this share of their time waiting on QUIC, the
 	// workers are held back by the network. Where the CPU is the limit
 	// they wait too (QUIC needs the cores they compress on): two processes
@@ -223,12 +226,21 @@ func (g *compressGate) tick(now time.Time) {
 			}
 			g.hold = gateHoldMin
 		}
+		hold := g.hold
+		if g.lastWinner < 0 && winner == 1 && g.rate[0] > g.rate[1] {
+			// The first measurements come in the transfer's first
+			// second, while the connection and the receiver are still
+			// getting up to speed, and a close first call that keeps
+			// compressing would hold for most of a short transfer:
+			// it is checked again soon.
+			hold = gateRecheck
+		}
 		g.lastWinner = winner
 		if winner == 0 {
 			g.offRate = g.rate[0]
 		}
-		g.log.Debug("compression gate", "compress", winner == 1, "goodput_on_MBps", int(g.rate[1]/1e6), "goodput_off_MBps", int(g.rate[0]/1e6), "hold", g.hold)
+		g.log.Debug("compression gate", "compress", winner == 1, "goodput_on_MBps", int(g.rate[1]/1e6), "goodput_off_MBps", int(g.rate[0]/1e6), "hold", hold)
 		g.on.Store(winner == 1)
-		g.step, g.until = stepHold, now.Add(g.hold)
+		g.step, g.until = stepHold, now.Add(hold)
 	}
 }
