@@ -338,7 +338,7 @@ func (l *link) close() {
 	st := c.Stats()
 	l.p.cfg.Logger.Debug("connection closed", "quic_packets_sent", st.QUICPacketsSent, "quic_packets_received", st.QUICPacketsReceived,
 		"quic_packets_lost", st.QUICPacketsLost, "datagrams_in", st.QUICPacketsIn, "queue_drops", st.QueueDrops,
-		"quic_queue_waits", st.QUICQueueWaits, "quic_queue_stalls", st.QUICQueueStalls, "quic_queue_drops", st.QUICQueueDrops)
+		"quic_queue_waits", st.QUICQueueWaits, "quic_queue_stalls", st.QUICQueueStalls)
 	_ = c.Close()
 }
 

@@ -138,13 +138,10 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 	}
 	tlsConf := pinnedTLS(p.Certificate, p.PeerFingerprint, p.Role)
 	qconf := s.cfg.quicConfig(p.Role)
+	// quic-go's reader may hand its connection no more than its queue
+	// holds (backlog.go).
+	e.vc.backlog = newBacklog(cids)
 	if p.Role == RoleDialer {
-		// The dialer receives a transfer's data: its vconn hands quic-go
-		// no more than quic-go's queue holds. The acceptor, which
-		// receives little but acknowledgements, goes without: the qlog
-		// events the count needs would cost the side that sends nearly
-		// every packet about 0.3 s of CPU per GiB.
-		paceForQUIC(e.vc, qconf, cids)
 		c.qc, err = c.tr.Dial(ctx, virtualPeerAddr, tlsConf, qconf)
 	} else {
 		c.qc, err = accept(ctx, c.tr, tlsConf, qconf)
@@ -154,6 +151,8 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 		e.close()
 		return nil, fmt.Errorf("transport: handshake with peer: %w", err)
 	}
+	qc := c.qc
+	e.vc.backlog.attach(func() uint64 { return qc.ConnectionStats().BytesReceived })
 	if p.Role == RoleAcceptor {
 		// From now on quic-go learns of each new path (vconn.newPath).
 		e.vc.migrates.Store(true)
@@ -331,17 +330,15 @@ type Stats struct {
 	// QUICPacketsSent, QUICPacketsReceived and QUICPacketsLost are
 	// quic-go's own counts: packets sent, packets it processed, packets it
 	// declared lost. Where the network loses nothing (loopback), lost ones
-	// were dropped by the peer's quic-go from its full receive queue (256
-	// packets per connection) although ferry had handed them over
-	// (docs/BENCHMARKS.md, "On the AMD machine").
+	// were dropped on the peer's side: by the kernel, ferry's queue
+	// (QueueDrops) or quic-go's (256 packets per connection), which ferry
+	// paces its hand-over to (QUICQueueWaits, backlog.go).
 	QUICPacketsSent, QUICPacketsReceived, QUICPacketsLost uint64
 	// QUICQueueWaits counts the times ferry held packets back because
 	// quic-go's receive queue was full, QUICQueueStalls the waits in
 	// which quic-go took nothing for 20 ms (ferry then hands packets on
-	// regardless), QUICQueueDrops the packets quic-go dropped for want of
-	// room all the same (backlog.go). The dialer counts them; the
-	// acceptor, which receives little but acknowledgements, keeps them 0.
-	QUICQueueWaits, QUICQueueStalls, QUICQueueDrops uint64
+	// regardless; backlog.go).
+	QUICQueueWaits, QUICQueueStalls uint64
 }
 
 // Stats returns the connection's counters.
@@ -357,7 +354,7 @@ func (c *Conn) Stats() Stats {
 		QUICPacketsSent:      q.PacketsSent, QUICPacketsReceived: q.PacketsReceived, QUICPacketsLost: q.PacketsLost,
 	}
 	if b := c.ep.vc.backlog; b != nil {
-		st.QUICQueueWaits, st.QUICQueueStalls, st.QUICQueueDrops = b.waits.Load(), b.stalls.Load(), b.dropped.Load()
+		st.QUICQueueWaits, st.QUICQueueStalls = b.waits.Load(), b.stalls.Load()
 	}
 	return st
 }

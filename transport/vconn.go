@@ -220,13 +220,16 @@ func (v *vconn) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 	n := copy(b, pb.b[:pb.n])
 	v.pool.put(pb)
-	if v.backlog != nil && v.backlog.counts(b[:n]) {
-		v.backlog.hand(1)
+	if v.backlog != nil {
+		v.backlog.hand(b[:n])
 	}
 	return n, v.peerAddr(), nil
 }
 
 func (v *vconn) WriteTo(b []byte, _ net.Addr) (int, error) {
+	if v.backlog != nil {
+		v.backlog.poke()
+	}
 	if err := v.ep.send(b, 0); err != nil {
 		return 0, err
 	}

@@ -39,7 +39,7 @@ func (v *oobVconn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
 		return 0, err
 	}
 	n := 0
-	limit, counted := len(ms), 0
+	limit := len(ms)
 	if v.backlog != nil {
 		limit = min(limit, max(1, v.backlog.room()))
 	}
@@ -51,8 +51,8 @@ read:
 		m := &ms[n]
 		m.N = copy(m.Buffers[0], pb.b[:pb.n])
 		m.NN, m.Flags, m.Addr = 0, 0, from
-		if v.backlog != nil && v.backlog.counts(pb.b[:pb.n]) {
-			counted++
+		if v.backlog != nil {
+			v.backlog.hand(pb.b[:pb.n])
 		}
 		if k == len(done) {
 			v.pool.putAll(done[:k])
@@ -71,9 +71,6 @@ read:
 		}
 	}
 	v.pool.putAll(done[:k])
-	if counted > 0 {
-		v.backlog.hand(counted)
-	}
 	return n, nil
 }
 
@@ -87,6 +84,9 @@ func (v *oobVconn) ReadMsgUDP(b, _ []byte) (n, oobn, flags int, addr *net.UDPAdd
 // WriteMsgUDP sends a packet or a GSO batch on the active path; of the
 // control messages only the segment size is kept (ECN marks are dropped).
 func (v *oobVconn) WriteMsgUDP(b, oob []byte, _ *net.UDPAddr) (n, oobn int, err error) {
+	if v.backlog != nil {
+		v.backlog.poke()
+	}
 	if err := v.ep.send(b, segmentSize(oob)); err != nil {
 		return 0, 0, err
 	}
