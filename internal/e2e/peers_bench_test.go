@@ -35,6 +35,9 @@ const (
 	// process (send-ROUND-FILE.prof, receive-ROUND-FILE.prof), written
 	// through ferry's FERRY_CPUPROFILE.
 	peersProfileEnv = "FERRY_PEERS_PROFILE"
+	// peersLogsEnv names a directory for the --verbose logs of every
+	// ferry process (send-FILE-N.log, receive-FILE-N.log).
+	peersLogsEnv = "FERRY_PEERS_LOGS"
 )
 
 // crocModule is the croc release the benchmark builds from the Go module
@@ -438,14 +441,19 @@ func tcpCopyBetween(b *testing.B, from, to *netlab.Namespace, host, src, out str
 func ferryPeerCopy(b *testing.B, ns *netlab.Namespace, rendezvous, src, out string) peerRun {
 	ctx := b.Context()
 	flags := []string{"--json", "--no-lan", "--no-portmap", "--rendezvous", rendezvous, "--listen", "127.0.0.1:0"}
+	if os.Getenv(peersLogsEnv) != "" {
+		flags = append(flags, "--verbose")
+	}
 	sendCmd := nsCommand(ctx, ns, ferryBinary, append(append([]string{"send"}, flags...), src)...)
 	profile(b, sendCmd, "send", src)
+	sendLog := verboseLog(b, "send", src)
 	send := startFerryCmd(b, sendCmd)
 	c := send.waitEvent(b, "the code", func(e jsonEvent) bool { return e.Event == "code" })
 	codeAt := time.Now()
 	recvStart := time.Now()
 	recvCmd := nsCommand(ctx, ns, ferryBinary, append(append([]string{"receive"}, flags...), "--yes", "--out", out, c.Code)...)
 	profile(b, recvCmd, "receive", src)
+	recvLog := verboseLog(b, "receive", src)
 	recv := startFerryCmd(b, recvCmd)
 	if code := recv.wait(b); code != 0 {
 		b.Fatalf("ferry receive exited %d: %s\nevents: %+v", code, recv.stderr.String(), recv.events)
@@ -454,6 +462,8 @@ func ferryPeerCopy(b *testing.B, ns *netlab.Namespace, rendezvous, src, out stri
 	if code := send.wait(b); code != 0 {
 		b.Fatalf("ferry send exited %d: %s\nevents: %+v", code, send.stderr.String(), send.events)
 	}
+	keepLog(b, sendLog, send.stderr.Bytes())
+	keepLog(b, recvLog, recv.stderr.Bytes())
 	var r peerRun
 	r.Wall = recvEnd.Sub(recvStart)
 	r.Prep = codeAt.Sub(send.started)
@@ -466,9 +476,35 @@ func ferryPeerCopy(b *testing.B, ns *netlab.Namespace, rendezvous, src, out stri
 // directory FERRY_PEERS_PROFILE names, if it names one: SIDE-FILE-N.prof
 // for the first unused N.
 func profile(b *testing.B, cmd *exec.Cmd, side, src string) {
-	dir := os.Getenv(peersProfileEnv)
-	if dir == "" {
+	if p := peersOutput(b, peersProfileEnv, side, src, "prof"); p != "" {
+		cmd.Env = append(cmd.Environ(), "FERRY_CPUPROFILE="+p)
+	}
+}
+
+// verboseLog returns the file the --verbose log of a ferry process is
+// to be kept in when FERRY_PEERS_LOGS names a directory (SIDE-FILE-N.log;
+// see keepLog), or "".
+func verboseLog(b *testing.B, side, src string) string {
+	return peersOutput(b, peersLogsEnv, side, src, "log")
+}
+
+// keepLog writes a ferry process's stderr to path, if there is one.
+func keepLog(b *testing.B, path string, stderr []byte) {
+	if path == "" {
 		return
+	}
+	if err := os.WriteFile(path, stderr, 0o644); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// peersOutput returns the first unused SIDE-FILE-N.EXT in the directory
+// the environment variable env names (relative: to the module root),
+// making the directory, or "" when env is unset.
+func peersOutput(b *testing.B, env, side, src, ext string) string {
+	dir := os.Getenv(env)
+	if dir == "" {
+		return ""
 	}
 	if !filepath.IsAbs(dir) {
 		root, err := peersModuleRoot()
@@ -482,10 +518,9 @@ func profile(b *testing.B, cmd *exec.Cmd, side, src string) {
 	}
 	base := strings.TrimSuffix(filepath.Base(src), filepath.Ext(src))
 	for n := 1; ; n++ {
-		p := filepath.Join(dir, fmt.Sprintf("%s-%s-%d.prof", side, base, n))
+		p := filepath.Join(dir, fmt.Sprintf("%s-%s-%d.%s", side, base, n, ext))
 		if _, err := os.Stat(p); os.IsNotExist(err) {
-			cmd.Env = append(cmd.Environ(), "FERRY_CPUPROFILE="+p)
-			return
+			return p
 		}
 	}
 }
