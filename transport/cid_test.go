@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"bytes"
 	"encoding/binary"
 	"testing"
 )
@@ -68,6 +69,38 @@ func FuzzParseQUICRoute(f *testing.F) {
 		if r.initial && b[0]&0x80 == 0 {
 			t.Fatal("short header reported as Initial")
 		}
+	})
+}
+
+func FuzzCIDIssued(f *testing.F) {
+	g := &cidGenerator{tag: 0xdeadbeef}
+	var ids [][]byte
+	for range 3 {
+		id, err := g.GenerateConnectionID()
+		if err != nil {
+			f.Fatal(err)
+		}
+		ids = append(ids, id.Bytes())
+	}
+	f.Add(append([]byte{0x40}, ids[0]...))
+	f.Add(append([]byte{0xc0, 0, 0, 0, 1, 8}, ids[1]...))
+	f.Add([]byte{0x40, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !g.issued(b) {
+			return
+		}
+		// Whatever the bytes, an ID reported as issued is one of ours,
+		// at the place its header form puts it.
+		at := 1
+		if b[0]&0x80 != 0 {
+			at = 6
+		}
+		for _, id := range ids {
+			if bytes.Equal(b[at:at+cidLen], id) {
+				return
+			}
+		}
+		t.Fatalf("issued(%x): its ID %x was never issued", b, b[at:at+cidLen])
 	})
 }
 
