@@ -70,8 +70,11 @@ const (
 	backlogRing = 512
 	// backlogPoll is how often a waiting reader looks again unwoken.
 	backlogPoll = 2 * time.Millisecond
-	// backlogStall bounds a wait in which quic-go takes nothing.
-	backlogStall = 20 * time.Millisecond
+	// backlogStall bounds a wait in which quic-go takes nothing: long
+	// enough that a run loop merely kept off the core by a busy machine
+	// is waited for (going on would overflow its queue), short enough
+	// that a count gone wrong costs a hiccup, not a transfer.
+	backlogStall = 50 * time.Millisecond
 )
 
 func newBacklog(cids *cidGenerator) *backlog {

@@ -336,7 +336,7 @@ type Stats struct {
 	QUICPacketsSent, QUICPacketsReceived, QUICPacketsLost uint64
 	// QUICQueueWaits counts the times ferry held packets back because
 	// quic-go's receive queue was full, QUICQueueStalls the waits in
-	// which quic-go took nothing for 20 ms (ferry then hands packets on
+	// which quic-go took nothing for 50 ms (ferry then hands packets on
 	// regardless; backlog.go).
 	QUICQueueWaits, QUICQueueStalls uint64
 }
