@@ -47,8 +47,8 @@ type backlog struct {
 
 	// The reader's own state.
 	started bool                // counting since the connection came
-	origin  uint64              // taken() when counting started
-	handed  uint64              // bytes handed since then
+	origin  uint64              // taken() when counting started, moved on by resync: taken()-origin is in handed's terms
+	handed  uint64              // bytes handed since counting started
 	ends    [backlogRing]uint64 // handed at the end of each packet still queued, oldest at tail
 	head    uint64              // ends index of the next packet handed
 	tail    uint64              // ends index of the oldest packet still queued
