@@ -356,8 +356,9 @@ type hashJob struct {
 	file, chunk int
 }
 
-// hashFiles fills in the chunk hashes of every file in m, reading sources.
-func hashFiles(ctx context.Context, m *Manifest, sources []string, progress func(int64)) error {
+// hashFiles fills in the chunk hashes of every file in m, reading sources,
+// with workers goroutines (0: one per CPU).
+func hashFiles(ctx context.Context, m *Manifest, sources []string, progress func(int64), workers int) error {
 	var nchunks int64
 	for i := range m.Files {
 		nchunks += int64(len(m.Files[i].Chunks))
@@ -365,7 +366,10 @@ func hashFiles(ctx context.Context, m *Manifest, sources []string, progress func
 	if nchunks == 0 {
 		return nil
 	}
-	workers := int(min(int64(runtime.NumCPU()), nchunks))
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	workers = int(min(int64(workers), nchunks))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 

@@ -68,6 +68,8 @@ type BuildOptions struct {
 	// Progress, if not nil, is called with the bytes hashed so far, never
 	// concurrently.
 	Progress func(int64)
+
+	hashWorkers int // 0: one per CPU (tests set 1 for a fixed order of reads)
 }
 
 // BuildManifestWith is BuildManifest with options; it also says why each
@@ -131,7 +133,7 @@ func BuildManifestWith(ctx context.Context, paths []string, opts BuildOptions) (
 		}
 		return nil, nil, nil, err
 	}
-	if err := hashFiles(ctx, m, w.sources, progress); err != nil {
+	if err := hashFiles(ctx, m, w.sources, progress, opts.hashWorkers); err != nil {
 		return nil, nil, nil, err
 	}
 	return m, w.sources, w.skipped, nil
