@@ -127,10 +127,9 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 
 	c := &Conn{ep: e}
 	pconn := quicPacketConn(e.vc, s.rawConn())
-	cids := &cidGenerator{tag: e.tag}
 	c.tr = &quic.Transport{
 		Conn:                  pconn,
-		ConnectionIDGenerator: cids,
+		ConnectionIDGenerator: e.cids,
 	}
 	var srk quic.StatelessResetKey
 	if _, err := rand.Read(srk[:]); err == nil {
@@ -138,9 +137,6 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 	}
 	tlsConf := pinnedTLS(p.Certificate, p.PeerFingerprint, p.Role)
 	qconf := s.cfg.quicConfig(p.Role)
-	// quic-go's reader may hand its connection no more than its queue
-	// holds (backlog.go).
-	e.vc.backlog = newBacklog(cids)
 	if p.Role == RoleDialer {
 		c.qc, err = c.tr.Dial(ctx, virtualPeerAddr, tlsConf, qconf)
 	} else {
@@ -151,6 +147,8 @@ func (s *Socket) Connect(ctx context.Context, p Peer) (*Conn, error) {
 		e.close()
 		return nil, fmt.Errorf("transport: handshake with peer: %w", err)
 	}
+	// From now on the vconn hands quic-go's connection no more than its
+	// queue holds (backlog.go).
 	qc := c.qc
 	e.vc.backlog.attach(func() uint64 { return qc.ConnectionStats().BytesReceived })
 	if p.Role == RoleAcceptor {
@@ -345,16 +343,14 @@ type Stats struct {
 func (c *Conn) Stats() Stats {
 	k := &c.ep.counters
 	q := c.qc.ConnectionStats()
-	st := Stats{
+	b := c.ep.vc.backlog
+	return Stats{
 		QUICPacketsIn: k.quicIn.Load(), ControlPacketsIn: k.controlIn.Load(),
 		QueueDrops: k.queueDrops.Load(), WriteErrors: k.writeErrors.Load(),
 		ChallengesSent: k.challengesSent.Load(), ValidationsFailed: k.validationsFailed.Load(),
 		PathChanges: k.pathChanges.Load(), ControlDropped: k.controlDropped.Load(),
 		LargestQUICPacketOut: k.largestOut.Load(),
 		QUICPacketsSent:      q.PacketsSent, QUICPacketsReceived: q.PacketsReceived, QUICPacketsLost: q.PacketsLost,
+		QUICQueueWaits: b.waits.Load(), QUICQueueStalls: b.stalls.Load(),
 	}
-	if b := c.ep.vc.backlog; b != nil {
-		st.QUICQueueWaits, st.QUICQueueStalls = b.waits.Load(), b.stalls.Load()
-	}
-	return st
 }

@@ -53,6 +53,7 @@ func (k *endpointCounters) noteOut(size int) {
 type endpoint struct {
 	s        *Socket
 	tag      routerTag
+	cids     *cidGenerator // the connection IDs quic-go issues here
 	pairing  pairingKeys
 	role     Role
 	log      *slog.Logger
@@ -115,6 +116,7 @@ func newEndpoint(s *Socket, tag routerTag, keys pairingKeys, role Role, policy P
 		upgrade:     make(map[netip.AddrPort]*candidate),
 		s:           s,
 		tag:         tag,
+		cids:        &cidGenerator{tag: tag},
 		pairing:     keys,
 		role:        role,
 		log:         s.log.With("peer", tag, "role", role.String()),

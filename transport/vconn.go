@@ -111,8 +111,7 @@ type vconn struct {
 	pool   *pktPool
 	queue  chan *pktBuf
 	closed chan struct{}
-	// backlog paces reads to what quic-go's connection can queue; nil
-	// where quic-go does not report what it took (see backlog).
+	// backlog paces reads to what quic-go's connection can queue.
 	backlog *backlog
 	once    sync.Once
 
@@ -126,7 +125,7 @@ type vconn struct {
 }
 
 func newVconn(ep *endpoint, pool *pktPool) *vconn {
-	v := &vconn{ep: ep, pool: pool, queue: make(chan *pktBuf, vconnQueueLen), closed: make(chan struct{}), wake: make(chan struct{})}
+	v := &vconn{ep: ep, pool: pool, queue: make(chan *pktBuf, vconnQueueLen), closed: make(chan struct{}), wake: make(chan struct{}), backlog: newBacklog(ep.cids)}
 	v.peer.Store(virtualPeerAddr)
 	return v
 }
@@ -157,7 +156,7 @@ func (v *vconn) deliver(pb *pktBuf) {
 }
 
 func (v *vconn) next() (*pktBuf, error) {
-	if v.backlog != nil && v.backlog.room() <= 0 {
+	if v.backlog.room() <= 0 {
 		v.mu.Lock()
 		wake := v.wake
 		v.mu.Unlock()
@@ -220,16 +219,12 @@ func (v *vconn) ReadFrom(b []byte) (int, net.Addr, error) {
 	}
 	n := copy(b, pb.b[:pb.n])
 	v.pool.put(pb)
-	if v.backlog != nil {
-		v.backlog.hand(b[:n])
-	}
+	v.backlog.hand(b[:n])
 	return n, v.peerAddr(), nil
 }
 
 func (v *vconn) WriteTo(b []byte, _ net.Addr) (int, error) {
-	if v.backlog != nil {
-		v.backlog.poke()
-	}
+	v.backlog.poke()
 	if err := v.ep.send(b, 0); err != nil {
 		return 0, err
 	}

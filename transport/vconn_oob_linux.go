@@ -39,10 +39,7 @@ func (v *oobVconn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
 		return 0, err
 	}
 	n := 0
-	limit := len(ms)
-	if v.backlog != nil {
-		limit = min(limit, max(1, v.backlog.room()))
-	}
+	limit := min(len(ms), max(1, v.backlog.room()))
 	from := v.peerAddr()
 	var done [readBatchLen]*pktBuf // given back to the pool together
 	k := 0
@@ -51,9 +48,7 @@ read:
 		m := &ms[n]
 		m.N = copy(m.Buffers[0], pb.b[:pb.n])
 		m.NN, m.Flags, m.Addr = 0, 0, from
-		if v.backlog != nil {
-			v.backlog.hand(pb.b[:pb.n])
-		}
+		v.backlog.hand(pb.b[:pb.n])
 		if k == len(done) {
 			v.pool.putAll(done[:k])
 			k = 0
@@ -84,9 +79,7 @@ func (v *oobVconn) ReadMsgUDP(b, _ []byte) (n, oobn, flags int, addr *net.UDPAdd
 // WriteMsgUDP sends a packet or a GSO batch on the active path; of the
 // control messages only the segment size is kept (ECN marks are dropped).
 func (v *oobVconn) WriteMsgUDP(b, oob []byte, _ *net.UDPAddr) (n, oobn int, err error) {
-	if v.backlog != nil {
-		v.backlog.poke()
-	}
+	v.backlog.poke()
 	if err := v.ep.send(b, segmentSize(oob)); err != nil {
 		return 0, 0, err
 	}
