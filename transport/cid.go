@@ -59,22 +59,8 @@ func (g *cidGenerator) GenerateConnectionID() (quic.ConnectionID, error) {
 // issued reports whether the destination connection ID of QUIC packet b
 // is one of the last cidRecent g issued. Safe for concurrent use.
 func (g *cidGenerator) issued(b []byte) bool {
-	var id []byte
-	switch {
-	case len(b) == 0:
-		return false
-	case b[0]&0x80 == 0: // short header
-		if len(b) < 1+cidLen {
-			return false
-		}
-		id = b[1 : 1+cidLen]
-	default:
-		if len(b) < 6+cidLen || b[5] != cidLen {
-			return false
-		}
-		id = b[6 : 6+cidLen]
-	}
-	if routerTag(binary.BigEndian.Uint32(id[:4])) != g.tag {
+	id, ok := quicDCID(b)
+	if !ok || len(id) != cidLen || routerTag(binary.BigEndian.Uint32(id[:4])) != g.tag {
 		return false
 	}
 	p := g.recent.Load()
@@ -95,32 +81,46 @@ type quicRoute struct {
 }
 
 // parseQUICRoute extracts the router tag from a QUIC packet's destination
-// connection ID. Short headers carry the 8-byte DCID right after the first
-// byte; long headers carry version (4), DCID length (1), DCID.
+// connection ID (quicDCID) and tells a client's Initial by its long
+// header's version (4 bytes after the first) and type bits.
 func parseQUICRoute(b []byte) (quicRoute, bool) {
-	if len(b) == 0 || b[0]&0x40 == 0 {
-		return quicRoute{}, false
-	}
-	if b[0]&0x80 == 0 { // short header
-		if len(b) < 1+cidLen {
-			return quicRoute{}, false
-		}
-		return quicRoute{tag: routerTag(binary.BigEndian.Uint32(b[1:5]))}, true
-	}
-	if len(b) < 6 {
-		return quicRoute{}, false
-	}
-	version := binary.BigEndian.Uint32(b[1:5])
-	dcidLen := int(b[5])
-	if dcidLen > 20 || len(b) < 6+dcidLen {
+	id, ok := quicDCID(b)
+	if !ok {
 		return quicRoute{}, false
 	}
 	r := quicRoute{}
-	// QUIC v1 Initial: long-header type bits 0b00; QUIC v2 Initial: 0b01.
-	typ := (b[0] & 0x30) >> 4
-	r.initial = (version == 1 && typ == 0) || (version == 0x6b3343cf && typ == 1)
-	if dcidLen == cidLen {
-		r.tag = routerTag(binary.BigEndian.Uint32(b[6:10]))
+	if b[0]&0x80 != 0 {
+		// QUIC v1 Initial: long-header type bits 0b00; QUIC v2 Initial: 0b01.
+		version := binary.BigEndian.Uint32(b[1:5])
+		typ := (b[0] & 0x30) >> 4
+		r.initial = (version == 1 && typ == 0) || (version == 0x6b3343cf && typ == 1)
+	}
+	if len(id) == cidLen {
+		r.tag = routerTag(binary.BigEndian.Uint32(id[:4]))
 	}
 	return r, true
+}
+
+// quicDCID returns the destination connection ID of QUIC packet b: in a
+// short header the cidLen bytes after the first (the length is not on the
+// wire; every ID ferry issues has it), in a long header the ID its length
+// byte announces (at most 20 bytes).
+func quicDCID(b []byte) ([]byte, bool) {
+	if len(b) == 0 || b[0]&0x40 == 0 {
+		return nil, false
+	}
+	if b[0]&0x80 == 0 { // short header
+		if len(b) < 1+cidLen {
+			return nil, false
+		}
+		return b[1 : 1+cidLen], true
+	}
+	if len(b) < 6 {
+		return nil, false
+	}
+	n := int(b[5])
+	if n > 20 || len(b) < 6+n {
+		return nil, false
+	}
+	return b[6 : 6+n], true
 }
