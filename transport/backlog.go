@@ -107,7 +107,8 @@ func (b *backlog) queued() int {
 // holds backlogMax).
 func (b *backlog) room() int { return max(0, backlogMax-b.queued()) }
 
-// hand records packet p handed to quic-go, if it counts (see counts).
+// hand records packet p handed to quic-go, if it counts: once the count
+// has started, and only for the connection's own IDs (cidGenerator.issued).
 func (b *backlog) hand(p []byte) {
 	if !b.started || !b.cids.issued(p) {
 		return

@@ -202,7 +202,6 @@ func slowDialerPair(t *testing.T) (dialer, acceptor *Conn, slow *slowRunLoop) {
 	t.Helper()
 	slow = &slowRunLoop{}
 	cfg := fastConfig()
-	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.QUIC = &quic.Config{
 		MaxIdleTimeout:                 cfg.IdleTimeout,
 		InitialStreamReceiveWindow:     8 << 20,
@@ -211,12 +210,7 @@ func slowDialerPair(t *testing.T) (dialer, acceptor *Conn, slow *slowRunLoop) {
 			return slow
 		},
 	}
-	a, err := NewSocket(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	b := newLoopbackSocket(t)
+	a, b := newLoopbackSocketWith(t, cfg), newLoopbackSocket(t)
 	dialer, acceptor = connectPair(t, a, b, []netip.AddrPort{a.LocalAddr()}, []netip.AddrPort{b.LocalAddr()})
 	return dialer, acceptor, slow
 }

@@ -13,7 +13,13 @@ import (
 
 func newLoopbackSocket(t testing.TB) *Socket {
 	t.Helper()
-	cfg := fastConfig()
+	return newLoopbackSocketWith(t, fastConfig())
+}
+
+// newLoopbackSocketWith is newLoopbackSocket with cfg (its ListenAddr
+// set to loopback).
+func newLoopbackSocketWith(t testing.TB, cfg Config) *Socket {
+	t.Helper()
 	cfg.ListenAddr = "127.0.0.1:0"
 	s, err := NewSocket(cfg)
 	if err != nil {
