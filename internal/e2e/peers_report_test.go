@@ -136,15 +136,17 @@ type peerDuel struct {
 // duelPeers pairs ferry's runs with every other tool's (except the plain
 // TCP copy, the ceiling rather than a peer) by round and file.
 func duelPeers(runs []peerRun) []peerDuel {
-	type key struct {
-		round      int
-		file, tool string
+	type round struct {
+		n    int
+		file string
 	}
-	wall := map[key]time.Duration{}
+	ferry := map[round]time.Duration{} // ferry's wall time by round and file
 	var order []peerDuel
 	seen := map[[2]string]int{}
 	for _, r := range runs {
-		wall[key{r.Round, r.File, r.Tool}] = r.Wall
+		if r.Tool == "ferry" {
+			ferry[round{r.Round, r.File}] = r.Wall
+		}
 		if r.Tool == "ferry" || r.Tool == "tcp-copy" {
 			continue
 		}
@@ -159,7 +161,7 @@ func duelPeers(runs []peerRun) []peerDuel {
 		if !ok {
 			continue
 		}
-		f, ok := wall[key{r.Round, r.File, "ferry"}]
+		f, ok := ferry[round{r.Round, r.File}]
 		if !ok || f <= 0 {
 			continue
 		}
