@@ -44,10 +44,24 @@ func (k PathKind) String() string {
 
 // Datagram is one received datagram, filled in by Carrier.ReadBatch.
 type Datagram struct {
-	// Buf is the buffer to read into; N bytes of it are valid after a read.
+	// Buf is the buffer to read into; N bytes of it are valid after a
+	// read, unless the datagram is in a slab.
 	Buf  []byte
 	N    int
 	From netip.AddrPort
+
+	// slab, when a carrier sets it, holds the datagram instead of Buf:
+	// view is the datagram, and the reader owns one reference to slab.
+	slab *rxSlab
+	view []byte
+}
+
+// Bytes returns the datagram read: view, or the first N bytes of Buf.
+func (d *Datagram) Bytes() []byte {
+	if d.slab != nil {
+		return d.view
+	}
+	return d.Buf[:d.N]
 }
 
 // A Carrier moves ferry's datagrams (QUIC, control and STUN packets) between

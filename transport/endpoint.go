@@ -178,25 +178,25 @@ func (e *endpoint) tick(now time.Time) {
 // receiveQUIC takes a QUIC packet routed to this endpoint. A packet from an
 // address other than the active path's remote starts passive migration; the
 // packet itself is handed to quic-go either way (QUIC authenticates it).
-func (e *endpoint) receiveQUIC(pb *pktBuf, from netip.AddrPort, c Carrier) {
+func (e *endpoint) receiveQUIC(p rxPkt, from netip.AddrPort, c Carrier) {
 	e.counters.quicIn.Add(1)
-	p := e.path.Load()
+	path := e.path.Load()
 	switch {
-	case p != nil && p.remote == from && p.carrier.Kind() == c.Kind():
+	case path != nil && path.remote == from && path.carrier.Kind() == c.Kind():
 		e.noteHeard()
-	case p == nil && e.role == RoleAcceptor:
+	case path == nil && e.role == RoleAcceptor:
 		e.mu.Lock()
 		e.maybeFollowDialerLocked(from)
 		e.mu.Unlock()
-	case p != nil && (p.remote != from || p.carrier.Kind() != c.Kind()):
+	case path != nil && (path.remote != from || path.carrier.Kind() != c.Kind()):
 		// (The active remote through another local socket of ours is a
 		// straggler to an old socket after a rebind: no lock, no move.)
 		e.mu.Lock()
-		e.budget.earn(from, pb.n, time.Now())
+		e.budget.earn(from, len(p.b), time.Now())
 		e.maybeStartPassiveLocked(from, c, triggerQUIC)
 		e.mu.Unlock()
 	}
-	e.vc.deliver(pb)
+	e.vc.deliver(p)
 }
 
 // send writes one of quic-go's packets (or a GSO batch) on the active path.

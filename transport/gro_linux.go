@@ -16,13 +16,14 @@ import (
 // holding that size, instead of one datagram per receive. On loopback a
 // sender's GSO batch (gso_linux.go) arrives whole, so a receive costs one
 // copy and one trip through the socket per batch rather than per datagram.
-// The carrier reads such buffers into its own large buffers and cuts them
-// into the caller's datagram buffers (groReader.ReadBatch).
+// The carrier reads such buffers into slabs (slab.go) and hands their
+// datagrams out as views, or, when its slabs are all out, into its own
+// buffers, cutting them into copies in the caller's datagram buffers
+// (groReader.ReadBatch).
 
 const (
-	// groBufSize is the size of each of the reader's receive buffers: a
-	// coalesced buffer never exceeds the 64 KiB of one IP packet.
-	groBufSize = 64 << 10
+	// groBufSize is the size of each of the reader's receive buffers.
+	groBufSize = slabSize
 	// groBuffers is how many buffers (datagrams, or batches of them) one
 	// recvmmsg fills at most.
 	groBuffers = 16
@@ -40,6 +41,12 @@ const (
 type groReader struct {
 	batch *ipv4.PacketConn
 	msgs  []ipv4.Message // groBuffers messages, each with its own buffer and OOB space
+	// Each message reads into the slab in slabs (nil when none was free),
+	// or else into fixed, the reader's own buffer.
+	slabs []*rxSlab
+	fixed [][]byte
+	pool  slabPool
+	cur   *rxSlab // msgs[next]'s slab while it is handed out, or nil
 
 	// Pending: msgs[next:filled] hold data not yet handed out. The current
 	// message, msgs[next], is handed out from off up to end in seg-byte
@@ -80,11 +87,12 @@ func newGROReader(udp *net.UDPConn) *groReader {
 	if err := enableGRO(udp); err != nil {
 		return nil
 	}
-	r := &groReader{batch: newBatchReader(udp), msgs: make([]ipv4.Message, groBuffers)}
+	r := &groReader{batch: newBatchReader(udp), msgs: make([]ipv4.Message, groBuffers), slabs: make([]*rxSlab, groBuffers), fixed: make([][]byte, groBuffers)}
 	bufs := make([]byte, groBuffers*groBufSize)
 	oob := make([]byte, groBuffers*groOOBSize)
 	for i := range r.msgs {
-		r.msgs[i].Buffers = [][]byte{bufs[i*groBufSize : (i+1)*groBufSize : (i+1)*groBufSize]}
+		r.fixed[i] = bufs[i*groBufSize : (i+1)*groBufSize : (i+1)*groBufSize]
+		r.msgs[i].Buffers = [][]byte{r.fixed[i]}
 		r.msgs[i].OOB = oob[i*groOOBSize : (i+1)*groOOBSize : (i+1)*groOOBSize]
 	}
 	return r
@@ -111,11 +119,14 @@ func enableGRO(udp *net.UDPConn) error {
 // ReadBatch fills ds with datagrams: first those left over from the last
 // call, without a system call, then, when none are left, from one recvmmsg,
 // which blocks until something arrives. Datagrams come in the order they
-// were received. One that does not fit its ds[i].Buf is dropped and counted,
-// never truncated. It returns at least one datagram or an error.
+// were received, as views into a slab (ds[i].Bytes, with a reference the
+// caller must release) or copied into ds[i].Buf. One longer than its
+// ds[i].Buf is dropped and counted, never truncated. It returns at least
+// one datagram or an error.
 func (r *groReader) ReadBatch(ds []Datagram) (int, error) {
 	for {
 		if r.next >= r.filled {
+			r.arm()
 			n, err := r.batch.ReadBatch(r.msgs, 0)
 			if err != nil {
 				return 0, err
@@ -132,8 +143,24 @@ func (r *groReader) ReadBatch(ds []Datagram) (int, error) {
 	}
 }
 
-// fill copies pending datagrams into ds and returns how many it filled; 0
-// only when nothing was pending or everything pending was dropped.
+// arm gives every message that has none a free slab to read into, or its
+// fixed buffer when none is free. A slab that got no datagram stays.
+func (r *groReader) arm() {
+	for i := range r.msgs {
+		if r.slabs[i] != nil {
+			continue
+		}
+		if s := r.pool.get(); s != nil {
+			r.slabs[i] = s
+			r.msgs[i].Buffers[0] = s.buf[:]
+		} else {
+			r.msgs[i].Buffers[0] = r.fixed[i]
+		}
+	}
+}
+
+// fill hands pending datagrams out into ds and returns how many it filled;
+// 0 only when nothing was pending or everything pending was dropped.
 func (r *groReader) fill(ds []Datagram) int {
 	k := 0
 	for k < len(ds) && r.next < r.filled {
@@ -142,12 +169,22 @@ func (r *groReader) fill(ds []Datagram) int {
 			l = r.seg
 		}
 		d := &ds[k]
-		if l <= len(d.Buf) {
-			d.N = copy(d.Buf, r.msgs[r.next].Buffers[0][r.off:r.off+l])
+		b := r.msgs[r.next].Buffers[0][r.off : r.off+l : r.off+l]
+		switch {
+		case l > len(d.Buf):
+			r.dropped.Add(1)
+			if r.cur != nil {
+				r.cur.release(1)
+			}
+		case r.cur != nil:
+			d.slab, d.view, d.N = r.cur, b, l
 			d.From = r.from
 			k++
-		} else {
-			r.dropped.Add(1)
+		default:
+			d.slab, d.view = nil, nil
+			d.N = copy(d.Buf, b)
+			d.From = r.from
+			k++
 		}
 		r.off += l
 		if r.off >= r.end {
@@ -162,7 +199,12 @@ func (r *groReader) fill(ds []Datagram) int {
 // segment size, and how much of it is whole datagrams. A buffer the kernel
 // truncated (which 64 KiB buffers should never see) keeps only its whole
 // segments; a truncated single datagram is dropped.
+//
+// A message read into a slab gives the slab one reference per datagram in
+// it (fill hands each out with its datagram, or releases it with a drop)
+// and leaves its place for arm to fill with a fresh slab.
 func (r *groReader) begin() {
+	r.cur = nil
 	if r.next >= r.filled {
 		return
 	}
@@ -179,10 +221,19 @@ func (r *groReader) begin() {
 	if m.Flags&unix.MSG_TRUNC != 0 {
 		r.dropped.Add(1)
 		if r.seg == 0 {
-			r.next++ // nothing whole in it
+			r.next++ // nothing whole in it (its slab, if any, stays for the next read)
 			r.begin()
 			return
 		}
 		r.end = m.N - m.N%r.seg
+	}
+	if s := r.slabs[r.next]; s != nil && r.end > 0 {
+		n := 1
+		if r.seg > 0 {
+			n = (r.end + r.seg - 1) / r.seg
+		}
+		s.refs.Store(int32(n))
+		r.cur = s
+		r.slabs[r.next] = nil
 	}
 }

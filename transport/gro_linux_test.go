@@ -147,7 +147,7 @@ func readAll(t *testing.T, c *udpCarrier, width, want int) (got []Datagram, call
 func checkDatagrams(t *testing.T, got []Datagram, want [][]byte, from netip.AddrPort) {
 	t.Helper()
 	for i, d := range got {
-		if !bytes.Equal(d.Buf[:d.N], want[i]) {
+		if !bytes.Equal(d.Bytes(), want[i]) {
 			t.Fatalf("datagram %d: %d bytes, want %d bytes of its own content", i, d.N, len(want[i]))
 		}
 		if d.From != from {
@@ -257,4 +257,93 @@ func TestUDPCarrierWithoutGRO(t *testing.T) {
 	}
 	got, _ = readAll(t, c, 1, 1)
 	checkDatagrams(t, got, want[:1], from)
+}
+
+// TestGROHandsOutSlabViews checks the zero-copy path: coalesced datagrams
+// come as views into slabs, byte-exact, and every slab goes back to the
+// pool once its datagrams are released, whatever order they are released
+// in, oversized segments (dropped) included.
+func TestGROHandsOutSlabViews(t *testing.T) {
+	send, c := groPair(t)
+	from := send.LocalAddr().(*net.UDPAddr).AddrPort()
+	to := c.LocalAddr()
+	first, b1 := gsoBatch(1, 10, 1200, 345)
+	if err := writeGSO(send, b1, 1200, to); err != nil {
+		t.Fatal(err)
+	}
+	_, big := gsoBatch(7, 3, pktBufSize+100, 10) // three dropped, the short last kept
+	if err := writeGSO(send, big, pktBufSize+100, to); err != nil {
+		t.Fatal(err)
+	}
+	single := []byte("one plain datagram")
+	if _, err := send.WriteToUDPAddrPort(single, to); err != nil {
+		t.Fatal(err)
+	}
+	want := append(append(first, big[len(big)-10:]), single)
+	got, _ := readAll(t, c, 4, len(want))
+	checkDatagrams(t, got, want, from)
+	for i, d := range got {
+		if d.slab == nil {
+			t.Fatalf("datagram %d was copied, want a view into a slab", i)
+		}
+	}
+	// One recvmmsg read the three messages into three of the groBuffers
+	// slabs armed for it; the others wait, armed, for the next read.
+	if n := c.gro.pool.outstanding(); n != groBuffers {
+		t.Fatalf("%d slabs out, want %d", n, groBuffers)
+	}
+	for i := len(got) - 1; i >= 0; i-- { // backwards: order does not matter
+		got[i].slab.release(1)
+		// got[0] and got[1] are the first batch's: with one of them
+		// still held, its slab is out; the other two slabs are back.
+		if i == 1 && c.gro.pool.outstanding() != groBuffers-2 {
+			t.Fatalf("%d slabs out with one datagram held, want %d", c.gro.pool.outstanding(), groBuffers-2)
+		}
+	}
+	if n := c.gro.pool.outstanding(); n != groBuffers-3 {
+		t.Fatalf("%d slabs out after every datagram was released, want %d", n, groBuffers-3)
+	}
+}
+
+// TestGROCopiesWhenSlabsRunOut checks that a reader whose slabs are all out
+// (datagrams held in a long queue, or a flood) reads on into its own
+// buffers and copies, losing nothing, and returns to views once slabs come
+// back.
+func TestGROCopiesWhenSlabsRunOut(t *testing.T) {
+	send, c := groPair(t)
+	c.gro.pool.limit = groBuffers + 1
+	from := send.LocalAddr().(*net.UDPAddr).AddrPort()
+	to := c.LocalAddr()
+	// One batch per read, every datagram held: the first read has the
+	// armed slabs, the second the one slab left under the limit, the
+	// third none.
+	var got []Datagram
+	for i := range 3 {
+		want, b := gsoBatch(byte(10*i), 5, 1300, 77)
+		if err := writeGSO(send, b, 1300, to); err != nil {
+			t.Fatal(err)
+		}
+		read, _ := readAll(t, c, readBatchLen, len(want))
+		checkDatagrams(t, read, want, from)
+		for j, d := range read {
+			if view := d.slab != nil; view != (i < 2) {
+				t.Fatalf("read %d, datagram %d: view %v, want %v", i, j, view, i < 2)
+			}
+		}
+		got = append(got, read...)
+	}
+	for _, d := range got {
+		if d.slab != nil {
+			d.slab.release(1)
+		}
+	}
+	d, b := gsoBatch(99, 5, 1300, 77)
+	if err := writeGSO(send, b, 1300, to); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = readAll(t, c, readBatchLen, len(d))
+	checkDatagrams(t, got, d, from)
+	if got[0].slab == nil {
+		t.Fatal("slabs came back, but the reader still copies")
+	}
 }

@@ -234,7 +234,16 @@ func (s *Socket) readLoop(c Carrier) {
 			continue
 		}
 		for i := range n {
-			if s.dispatch(bufs[i], ds[i].N, ds[i].From, c) {
+			d := &ds[i]
+			if d.slab != nil {
+				p := rxPkt{b: d.view, slab: d.slab}
+				d.slab, d.view = nil, nil
+				if !s.dispatch(p, d.From, c) {
+					p.slab.release(1)
+				}
+				continue
+			}
+			if s.dispatch(rxPkt{b: bufs[i].b[:d.N], pb: bufs[i]}, d.From, c) {
 				if len(spare) == 0 {
 					spare = spare[:cap(spare)]
 					s.pool.getAll(spare)
@@ -246,10 +255,11 @@ func (s *Socket) readLoop(c Carrier) {
 	}
 }
 
-// dispatch routes one datagram and reports whether it took pb. What a relay
-// carrier reads belongs to its endpoint alone, whatever it claims.
-func (s *Socket) dispatch(pb *pktBuf, n int, from netip.AddrPort, c Carrier) bool {
-	b := pb.b[:n]
+// dispatch routes one datagram and reports whether it took p (and with it
+// p's buffer or slab reference). What a relay carrier reads belongs to its
+// endpoint alone, whatever it claims.
+func (s *Socket) dispatch(p rxPkt, from netip.AddrPort, c Carrier) bool {
+	b := p.b
 	var owner *endpoint
 	if oc, ok := c.(ownedCarrier); ok {
 		owner = oc.owner()
@@ -264,8 +274,7 @@ func (s *Socket) dispatch(pb *pktBuf, n int, from netip.AddrPort, c Carrier) boo
 			s.unknownIn.Add(1)
 			return false
 		}
-		pb.n = n
-		e.receiveQUIC(pb, from, c)
+		e.receiveQUIC(p, from, c)
 		return true
 	case ClassControl:
 		p, err := ParseControl(b)

@@ -29,10 +29,9 @@ func virtualPeerAddrFor(epoch uint32) *net.UDPAddr {
 const pktBufSize = 2048
 
 // pktBuf is a pooled receive buffer, handed from a carrier's reader to an
-// endpoint's queue without copying.
+// endpoint's queue without copying (in an rxPkt).
 type pktBuf struct {
 	b [pktBufSize]byte
-	n int
 }
 
 // pktPool recycles receive buffers across all carriers of a Socket.
@@ -109,7 +108,7 @@ const vconnQueueLen = 4096
 type vconn struct {
 	ep     *endpoint
 	pool   *pktPool
-	queue  chan *pktBuf
+	queue  chan rxPkt
 	closed chan struct{}
 	// backlog paces reads to what quic-go's connection can queue.
 	backlog *backlog
@@ -125,7 +124,7 @@ type vconn struct {
 }
 
 func newVconn(ep *endpoint, pool *pktPool) *vconn {
-	v := &vconn{ep: ep, pool: pool, queue: make(chan *pktBuf, vconnQueueLen), closed: make(chan struct{}), wake: make(chan struct{}), backlog: newBacklog(ep.cids)}
+	v := &vconn{ep: ep, pool: pool, queue: make(chan rxPkt, vconnQueueLen), closed: make(chan struct{}), wake: make(chan struct{}), backlog: newBacklog(ep.cids)}
 	v.peer.Store(virtualPeerAddr)
 	return v
 }
@@ -145,17 +144,51 @@ func (v *vconn) newPath() {
 // peerAddr is the address packets are read from now.
 func (v *vconn) peerAddr() *net.UDPAddr { return v.peer.Load() }
 
-// deliver queues a packet for quic-go, taking ownership of pb.
-func (v *vconn) deliver(pb *pktBuf) {
+// deliver queues a packet for quic-go, taking ownership of p.
+func (v *vconn) deliver(p rxPkt) {
 	select {
-	case v.queue <- pb:
+	case v.queue <- p:
+		if v.isClosed() {
+			v.drain() // Close may have drained before p came
+		}
 	default:
 		v.ep.counters.queueDrops.Add(1)
-		v.pool.put(pb)
+		v.release(p)
 	}
 }
 
-func (v *vconn) next() (*pktBuf, error) {
+// release gives p's buffer back to the pool, or its reference to its slab.
+func (v *vconn) release(p rxPkt) {
+	if p.slab != nil {
+		p.slab.release(1)
+	} else if p.pb != nil {
+		v.pool.put(p.pb)
+	}
+}
+
+// drain releases every packet in the queue, so a closed vconn holds no
+// slab out of its reader's pool.
+func (v *vconn) drain() {
+	for {
+		select {
+		case p := <-v.queue:
+			v.release(p)
+		default:
+			return
+		}
+	}
+}
+
+func (v *vconn) isClosed() bool {
+	select {
+	case <-v.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+func (v *vconn) next() (rxPkt, error) {
 	if v.backlog.room() <= 0 {
 		v.mu.Lock()
 		wake := v.wake
@@ -164,22 +197,22 @@ func (v *vconn) next() (*pktBuf, error) {
 	}
 	for {
 		if err := v.checkDeadline(); err != nil {
-			return nil, err
+			return rxPkt{}, err
 		}
 		select {
-		case pb := <-v.queue:
-			return pb, nil
+		case p := <-v.queue:
+			return p, nil
 		default:
 		}
-		if pb, err, again := v.wait(); !again {
-			return pb, err
+		if p, err, again := v.wait(); !again {
+			return p, err
 		}
 	}
 }
 
 // wait blocks for a packet, close, the read deadline or a deadline change
 // (again: check the deadline and wait anew).
-func (v *vconn) wait() (pb *pktBuf, err error, again bool) {
+func (v *vconn) wait() (p rxPkt, err error, again bool) {
 	v.mu.Lock()
 	wake := v.wake
 	v.mu.Unlock()
@@ -190,14 +223,14 @@ func (v *vconn) wait() (pb *pktBuf, err error, again bool) {
 		timeout = t.C
 	}
 	select {
-	case pb := <-v.queue:
-		return pb, nil, false
+	case p := <-v.queue:
+		return p, nil, false
 	case <-v.closed:
-		return nil, net.ErrClosed, false
+		return rxPkt{}, net.ErrClosed, false
 	case <-wake:
 	case <-timeout:
 	}
-	return nil, nil, true
+	return rxPkt{}, nil, true
 }
 
 func (v *vconn) checkDeadline() error {
@@ -213,12 +246,12 @@ func (v *vconn) checkDeadline() error {
 }
 
 func (v *vconn) ReadFrom(b []byte) (int, net.Addr, error) {
-	pb, err := v.next()
+	p, err := v.next()
 	if err != nil {
 		return 0, nil, err
 	}
-	n := copy(b, pb.b[:pb.n])
-	v.pool.put(pb)
+	n := copy(b, p.b)
+	v.release(p)
 	v.backlog.hand(b[:n])
 	return n, v.peerAddr(), nil
 }
@@ -233,6 +266,7 @@ func (v *vconn) WriteTo(b []byte, _ net.Addr) (int, error) {
 
 func (v *vconn) Close() error {
 	v.once.Do(func() { close(v.closed) })
+	v.drain()
 	return nil
 }
 

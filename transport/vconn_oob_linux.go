@@ -34,36 +34,54 @@ func (v *oobVconn) SyscallConn() (syscall.RawConn, error) { return v.raw, nil }
 // ReadBatch fills ms with queued packets: it blocks for the first and takes
 // whatever else is already waiting.
 func (v *oobVconn) ReadBatch(ms []ipv4.Message, _ int) (int, error) {
-	pb, err := v.next()
+	p, err := v.next()
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	limit := min(len(ms), max(1, v.backlog.room()))
 	from := v.peerAddr()
-	var done [readBatchLen]*pktBuf // given back to the pool together
+	// Buffers go back to the pool together, and a slab's references in
+	// one release per run of its datagrams (they come in order).
+	var done [readBatchLen]*pktBuf
 	k := 0
+	var run *rxSlab
+	var runN int32
 read:
 	for {
 		m := &ms[n]
-		m.N = copy(m.Buffers[0], pb.b[:pb.n])
+		m.N = copy(m.Buffers[0], p.b)
 		m.NN, m.Flags, m.Addr = 0, 0, from
-		v.backlog.hand(pb.b[:pb.n])
-		if k == len(done) {
-			v.pool.putAll(done[:k])
-			k = 0
+		v.backlog.hand(p.b)
+		switch {
+		case p.slab != nil:
+			if p.slab != run {
+				if run != nil {
+					run.release(runN)
+				}
+				run, runN = p.slab, 0
+			}
+			runN++
+		case p.pb != nil:
+			if k == len(done) {
+				v.pool.putAll(done[:k])
+				k = 0
+			}
+			done[k] = p.pb
+			k++
 		}
-		done[k] = pb
-		k++
 		n++
 		if n == limit {
 			break
 		}
 		select {
-		case pb = <-v.queue:
+		case p = <-v.queue:
 		default:
 			break read
 		}
+	}
+	if run != nil {
+		run.release(runN)
 	}
 	v.pool.putAll(done[:k])
 	return n, nil

@@ -50,3 +50,44 @@ func TestPktPoolBatches(t *testing.T) {
 		t.Fatalf("%d buffers came from the free list (want %d), %d left", fromList, pktFreeMax, len(p.free))
 	}
 }
+
+// TestVconnReleasesSlabsItCannotDeliver: a packet the vconn drops (its
+// queue full) or will never hand to quic-go (closed, before or after the
+// packet came) gives its slab reference back, so a closed connection holds
+// no slab out of its reader's pool.
+func TestVconnReleasesSlabsItCannotDeliver(t *testing.T) {
+	var slabs slabPool
+	view := func() rxPkt {
+		s := slabs.get()
+		s.refs.Store(1)
+		return rxPkt{b: s.buf[:100], slab: s}
+	}
+	v := newVconn(&endpoint{cids: &cidGenerator{}}, &pktPool{})
+	for range vconnQueueLen {
+		v.deliver(rxPkt{b: make([]byte, 100), pb: new(pktBuf)})
+	}
+	v.deliver(view())
+	if n := slabs.outstanding(); n != 0 || v.ep.counters.queueDrops.Load() != 1 {
+		t.Fatalf("full queue: %d slabs out, %d drops; want 0 and 1", n, v.ep.counters.queueDrops.Load())
+	}
+	v.drain()
+	for range 3 {
+		v.deliver(view())
+	}
+	if n := slabs.outstanding(); n != 3 {
+		t.Fatalf("%d slabs out with 3 packets queued, want 3", n)
+	}
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := slabs.outstanding(); n != 0 {
+		t.Fatalf("%d slabs out after Close, want 0", n)
+	}
+	v.deliver(view())
+	if n := slabs.outstanding(); n != 0 {
+		t.Fatalf("%d slabs out after a packet came to a closed vconn, want 0", n)
+	}
+	if _, _, err := v.ReadFrom(make([]byte, 2048)); err == nil {
+		t.Fatal("ReadFrom on a closed vconn returned no error")
+	}
+}
