@@ -38,9 +38,15 @@ type rxSlab struct {
 }
 
 // release drops n references; the last one returns the slab to its pool.
+// Releasing more than was referenced means a datagram may already be
+// overwritten by the next read: like a negative sync.WaitGroup, that
+// panics.
 func (s *rxSlab) release(n int32) {
-	if s.refs.Add(-n) == 0 {
+	switch r := s.refs.Add(-n); {
+	case r == 0:
 		s.home.put(s)
+	case r < 0:
+		panic("transport: receive slab released more often than referenced")
 	}
 }
 
