@@ -10,9 +10,9 @@ import (
 // coalesced datagrams into one 64 KiB buffer. The datagrams then travel to
 // quic-go as views into that buffer (rxPkt), not as copies in a buffer of
 // their own each: between the kernel's write and the copy into quic-go's
-// buffer nothing copies them. On loopback, where every GSO batch arrives whole, that saved the
-// receiver a copy of every byte and a cache miss on every datagram's own
-// buffer (issue 15; numbers in docs/BENCHMARKS.md).
+// buffer nothing copies them. On loopback, where every GSO batch arrives
+// whole, that saved the receiver a copy of every byte and a cache miss on
+// every datagram's own buffer (issue 15; numbers in docs/BENCHMARKS.md).
 //
 // A slab goes back to its pool when the last of its datagrams is released;
 // each datagram holds one reference. Datagrams may wait in an endpoint's
