@@ -50,9 +50,14 @@ func TestRelayDrainLetsSessionsFinish(t *testing.T) {
 func TestRelayDrainCutsAtDeadline(t *testing.T) {
 	h := newRelayHarness(t, RelayConfig{})
 	a, b := pairRelay(t, h)
+	waiter := h.join(t, newRelayToken(t), RoleDialer)
+	waiter.expectStatus(RelayWaiting)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := startDrain(h, ctx)
-	h.join(t, newRelayToken(t), RoleDialer).expectRefused(RelayBusy) // started
+	// Drain runs in its own goroutine: only the waiter's end says it has
+	// started (a hello sent before that is still welcome).
+	waiter.expectClosed()
+	h.join(t, newRelayToken(t), RoleDialer).expectRefused(RelayBusy)
 	expectRelayed(t, a, b)
 
 	cancel() // the deadline
