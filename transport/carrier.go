@@ -56,8 +56,8 @@ type Datagram struct {
 	view []byte
 }
 
-// Bytes returns the datagram read: view, or the first N bytes of Buf.
-func (d *Datagram) Bytes() []byte {
+// payload returns the datagram read: view, or the first N bytes of Buf.
+func (d *Datagram) payload() []byte {
 	if d.slab != nil {
 		return d.view
 	}

@@ -119,7 +119,7 @@ func enableGRO(udp *net.UDPConn) error {
 // ReadBatch fills ds with datagrams: first those left over from the last
 // call, without a system call, then, when none are left, from one recvmmsg,
 // which blocks until something arrives. Datagrams come in the order they
-// were received, as views into a slab (ds[i].Bytes, with a reference the
+// were received, as views into a slab (ds[i].payload, with a reference the
 // caller must release) or copied into ds[i].Buf. One longer than its
 // ds[i].Buf is dropped and counted, never truncated. It returns at least
 // one datagram or an error.

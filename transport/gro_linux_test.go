@@ -148,7 +148,7 @@ func readAll(t *testing.T, c *udpCarrier, width, want int) (got []Datagram, call
 func checkDatagrams(t *testing.T, got []Datagram, want [][]byte, from netip.AddrPort) {
 	t.Helper()
 	for i, d := range got {
-		if !bytes.Equal(d.Bytes(), want[i]) {
+		if !bytes.Equal(d.payload(), want[i]) {
 			t.Fatalf("datagram %d: %d bytes, want %d bytes of its own content", i, d.N, len(want[i]))
 		}
 		if d.From != from {

@@ -179,6 +179,7 @@ func (v *vconn) drain() {
 	}
 }
 
+// isClosed reports whether Close was called.
 func (v *vconn) isClosed() bool {
 	select {
 	case <-v.closed:
@@ -234,10 +235,8 @@ func (v *vconn) wait() (p rxPkt, err error, again bool) {
 }
 
 func (v *vconn) checkDeadline() error {
-	select {
-	case <-v.closed:
+	if v.isClosed() {
 		return net.ErrClosed
-	default:
 	}
 	if dl := v.deadline.Load(); dl != 0 && time.Now().UnixNano() >= dl {
 		return os.ErrDeadlineExceeded
