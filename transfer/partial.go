@@ -30,11 +30,18 @@ const (
 	journalRecLen    = 4
 )
 
-// Journal sync policy: records are made durable after this many, or after
-// this long, whichever comes first.
+// Journal policy: records are written after this many, or this long after
+// the first of them, whichever comes first (a killed receiver resumes
+// within about a batch of where it stopped), and made durable, data first,
+// journalDurable after the first record written since the last durable
+// sync (a power cut costs at most that much of the transfer). Durable
+// syncs are few because each is expensive: on ext4 an fsync of a file
+// being written with direct I/O commits the file system's journal and
+// holds up the writes beside it (BENCHMARKS.md, "Journal batching").
 const (
 	journalBatch    = 16
 	journalInterval = 250 * time.Millisecond
+	journalDurable  = 5 * time.Second
 )
 
 const diskFullHint = "free some space and run the same command again: received data is kept and will be resumed"
@@ -57,16 +64,18 @@ const defaultMaxOpen = 64
 // files can be received under an ordinary descriptor limit.
 type PartialStore struct {
 	dir string
-	// batch and interval are the journal sync policy (journalBatch and
-	// journalInterval; tests change them).
+	// batch, interval and durable are the journal policy (journalBatch,
+	// journalInterval and journalDurable; tests change them).
 	batch    int
 	interval time.Duration
+	durable  time.Duration
 	// maxOpen bounds the states whose files are open at once
 	// (defaultMaxOpen; tests change it before the first Open).
 	maxOpen int
-	// timerFlushed, when set (tests), is called after every flush started
-	// by the idle timer, with its result.
-	timerFlushed func(error)
+	// timerFlushed and durableFlushed, when set (tests), are called after
+	// every flush started by the idle timer and by the durable timer, with
+	// its result.
+	timerFlushed, durableFlushed func(error)
 
 	mu   sync.Mutex
 	open map[Hash]*partState // states with open handles
@@ -101,7 +110,7 @@ func OpenPartialStore(outDir string) (*PartialStore, error) {
 	if !fi.IsDir() { // also refuses a symbolic link
 		return nil, Errorf(KindBadPath, "remove or rename it", "%q is not a folder", dir)
 	}
-	return &PartialStore{dir: dir, open: map[Hash]*partState{}, batch: journalBatch, interval: journalInterval, maxOpen: defaultMaxOpen}, nil
+	return &PartialStore{dir: dir, open: map[Hash]*partState{}, batch: journalBatch, interval: journalInterval, durable: journalDurable, maxOpen: defaultMaxOpen}, nil
 }
 
 // Discard deletes the partial data of content id from disk unless a
@@ -327,10 +336,12 @@ type partState struct {
 	fresh     []bool
 	count     int
 	haveBytes int64
-	pending   []uint32 // verified, not yet in the journal
-	dirty     bool     // data written since the data file was last synced
-	timer     *time.Timer
-	err       error // sticky: a failed sync makes the state unusable
+	pending   []uint32    // verified, not yet in the journal
+	dirty     bool        // data written since the data file was last synced
+	unsynced  bool        // records written since the last durable sync
+	timer     *time.Timer // writes pending records (store.interval)
+	syncTimer *time.Timer // makes written records durable (store.durable)
+	err       error       // sticky: a failed sync makes the state unusable
 
 	refs   int // open handles; under store.mu
 	active int // open handles not yet finalized; under store.mu
@@ -357,27 +368,54 @@ func (st *partState) header() []byte {
 	return h
 }
 
-// flushLocked makes pending journal records durable: the data file is
-// synced first, so a record never claims data that is not on disk. With
-// force, data written since the last sync is synced even when no record is
-// pending. The caller holds life (for reading or writing) and io, or life
-// for writing, and the files are open.
-func (st *partState) flushLocked(force bool) error {
+// flushMode says how far a flush goes.
+type flushMode int
+
+const (
+	// flushWrite writes the pending records to the journal, without
+	// syncing: a killed process keeps them, a power cut may not, and the
+	// durable timer follows.
+	flushWrite flushMode = iota
+	// flushDurable also makes every record written so far durable: the
+	// data file is synced first, so a durable record never claims data
+	// that is not on disk.
+	flushDurable
+	// flushAll is flushDurable that also syncs data written but not yet
+	// marked, even when no record is pending.
+	flushAll
+)
+
+// flushLocked writes pending journal records and, as mode says, makes them
+// durable. A record written without a sync may reach the disk before the
+// data it claims does, should the power fail in between; that costs a
+// chunk received again, never a wrong file, since chunks an earlier run
+// left are hashed again before a file is finished (verify). The caller
+// holds life (for reading or writing) and io, or life for writing, and the
+// files are open.
+func (st *partState) flushLocked(mode flushMode) error {
 	st.mu.Lock()
 	if st.err != nil {
 		err := st.err
 		st.mu.Unlock()
 		return err
 	}
-	if len(st.pending) == 0 && !(force && st.dirty) {
+	durable := mode >= flushDurable
+	if len(st.pending) == 0 && !(durable && st.unsynced) && !(mode == flushAll && st.dirty) {
 		st.mu.Unlock()
 		return nil
 	}
 	recs := st.pending
 	st.pending = nil
-	st.dirty = false
+	syncJournal := durable && (len(recs) > 0 || st.unsynced)
+	if durable {
+		st.dirty = false
+		st.stopSyncTimerLocked() // this sync covers what it waits for
+	}
 	st.mu.Unlock()
-	err := st.data.Sync()
+	var err error
+	if durable {
+		err = st.data.Sync()
+	}
 	if err == nil && len(recs) > 0 {
 		buf := make([]byte, journalRecLen*len(recs))
 		for k, i := range recs {
@@ -385,9 +423,9 @@ func (st *partState) flushLocked(force bool) error {
 		}
 		_, err = st.journal.WriteAt(buf, st.jlen)
 		st.jlen += int64(len(buf))
-		if err == nil {
-			err = st.journal.Sync()
-		}
+	}
+	if err == nil && syncJournal {
+		err = st.journal.Sync()
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -395,16 +433,51 @@ func (st *partState) flushLocked(force bool) error {
 		st.err = ioErr("saving", st.partPath, err)
 		return st.err
 	}
+	if durable {
+		st.unsynced = false
+	} else if len(recs) > 0 {
+		st.unsynced = true
+		st.armSyncTimerLocked()
+	}
 	return nil
+}
+
+// armSyncTimerLocked starts the durable timer unless it runs: records just
+// written become durable store.durable from now. The caller holds mu.
+func (st *partState) armSyncTimerLocked() {
+	if st.syncTimer != nil {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(st.store.durable, func() {
+		st.mu.Lock()
+		if st.syncTimer == t {
+			st.syncTimer = nil
+		}
+		st.mu.Unlock()
+		err := st.flush(flushDurable) // a failure is sticky and reported by the next call
+		if hook := st.store.durableFlushed; hook != nil {
+			hook(err)
+		}
+	})
+	st.syncTimer = t
+}
+
+// stopSyncTimerLocked stops the durable timer. The caller holds mu.
+func (st *partState) stopSyncTimerLocked() {
+	if st.syncTimer != nil {
+		st.syncTimer.Stop()
+		st.syncTimer = nil
+	}
 }
 
 // flush is flushLocked for callers holding no lock but, possibly,
 // store.mu. A state with nothing to flush (new, or dormant: eviction
 // flushed it) is left alone; otherwise its files are reopened if needed.
-func (st *partState) flush(force bool) error {
+func (st *partState) flush(mode flushMode) error {
 	st.mu.Lock()
 	closed, err := st.closed, st.err
-	need := len(st.pending) > 0 || force && st.dirty
+	need := len(st.pending) > 0 || mode >= flushDurable && st.unsynced || mode == flushAll && st.dirty
 	st.mu.Unlock()
 	switch {
 	case closed:
@@ -428,7 +501,7 @@ func (st *partState) flush(force bool) error {
 	}
 	st.io.Lock()
 	defer st.io.Unlock()
-	return st.flushLocked(force)
+	return st.flushLocked(mode)
 }
 
 // rewriteJournalLocked replaces the journal records with the chunks now in
@@ -438,6 +511,8 @@ func (st *partState) rewriteJournalLocked() error {
 	st.mu.Lock()
 	st.pending = nil
 	st.dirty = false
+	st.unsynced = false
+	st.stopSyncTimerLocked()
 	recs := make([]byte, 0, st.count*journalRecLen)
 	for i, ok := range st.have {
 		if ok {
@@ -622,9 +697,10 @@ func (p *PartialFile) WriteChunk(i int, data []byte) error {
 
 // MarkVerified records that chunk i, already written, matched its hash.
 // Records reach the journal in batches, after 16 records or 250 ms after
-// the first record of the batch (also with no further calls), and each batch
-// is preceded by an fsync of the data file, so the journal never claims
-// data that is not on disk. Marking a chunk twice is harmless.
+// the first record of the batch (also with no further calls), and are made
+// durable, the data file synced before the journal, within 5 s (see
+// flushLocked for what a power cut between the two can cost). Marking a
+// chunk twice is harmless.
 func (p *PartialFile) MarkVerified(i int) error {
 	if err := p.usable(); err != nil {
 		return err
@@ -666,7 +742,7 @@ func (p *PartialFile) MarkVerified(i int) error {
 				st.timer = nil
 			}
 			st.mu.Unlock()
-			err := st.flush(false) // a failure is sticky and reported by the next call
+			err := st.flush(flushWrite) // a failure is sticky and reported by the next call
 			if hook := st.store.timerFlushed; hook != nil {
 				hook(err)
 			}
@@ -675,7 +751,7 @@ func (p *PartialFile) MarkVerified(i int) error {
 	}
 	st.mu.Unlock()
 	if now {
-		return st.flush(false)
+		return st.flush(flushWrite)
 	}
 	return nil
 }
@@ -687,7 +763,7 @@ func (p *PartialFile) Sync() error {
 	if p.closed.Load() || p.st.store == nil {
 		return nil
 	}
-	return p.st.flush(true)
+	return p.st.flush(flushAll)
 }
 
 // BadChunksError lists the chunks of a file that Finalize found not to
@@ -940,7 +1016,7 @@ func (p *PartialFile) Close() error {
 		st.active--
 	}
 	if st.refs > 0 {
-		return st.flush(false)
+		return st.flush(flushDurable)
 	}
 	if s.open[st.id] == st {
 		delete(s.open, st.id)

@@ -143,10 +143,10 @@ func (st *partState) evict() {
 	}
 }
 
-// releaseFilesLocked flushes the pending records (data fsync, then
-// journal) and closes the files. With syncData (eviction: the state may be
-// marked and written again after reopening) data written but not yet
-// marked is synced too, so no write is left behind a closed descriptor.
+// releaseFilesLocked makes the records durable (data fsync, then journal)
+// and closes the files. With syncData (eviction: the state may be marked
+// and written again after reopening) data written but not yet marked is
+// synced too, so no write is left behind a closed descriptor.
 // The files are closed even when the flush fails. The caller holds life
 // for writing.
 func (st *partState) releaseFilesLocked(syncData bool) error {
@@ -156,7 +156,11 @@ func (st *partState) releaseFilesLocked(syncData bool) error {
 	st.mu.Lock()
 	st.stopTimerLocked() // nothing is left pending for it
 	st.mu.Unlock()
-	err := st.flushLocked(syncData)
+	mode := flushDurable
+	if syncData {
+		mode = flushAll
+	}
+	err := st.flushLocked(mode)
 	if e := st.data.Close(); err == nil && e != nil {
 		err = ioErr("closing", st.partPath, e)
 	}

@@ -457,6 +457,82 @@ func TestPartialJournalBatching(t *testing.T) {
 	}
 }
 
+// TestPartialJournalDurableLater: a batch of records reaches the journal
+// at once, but is made durable (data fsync, then journal fsync) only by
+// the durable timer, by Sync, or by closing; the workers that fill a batch
+// never wait for an fsync.
+func TestPartialJournalDurableLater(t *testing.T) {
+	out := t.TempDir()
+	s, _ := OpenPartialStore(out)
+	s.batch, s.interval, s.durable = 4, time.Hour, time.Hour
+	durable := make(chan error, 4)
+	s.durableFlushed = func(err error) { durable <- err }
+	data := randBytes(17, 12*testChunk)
+	f := testFile("d", data, 0o644, time.Now())
+	p := mustOpen(t, s, f)
+	jPath := filepath.Join(out, PartialDirName, f.ContentID().String()+".journal")
+	st := p.st
+	unsynced := func() (bool, bool) {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.unsynced, st.syncTimer != nil
+	}
+	mark := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if err := p.WriteChunk(i, chunkOf(data, i)); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.MarkVerified(i); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	mark(0, 4)
+	if got := journalOnDisk(t, jPath); len(got) != 4 {
+		t.Fatalf("journal after a full batch: %v, want 4 records", got)
+	}
+	if u, armed := unsynced(); !u || !armed {
+		t.Fatalf("after a batch: unsynced %v, durable timer armed %v; want the sync left to the timer", u, armed)
+	}
+	if err := p.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if u, armed := unsynced(); u || armed {
+		t.Fatalf("after Sync: unsynced %v, durable timer armed %v", u, armed)
+	}
+
+	s.durable = 20 * time.Millisecond
+	mark(4, 8)
+	select {
+	case err := <-durable:
+		if err != nil {
+			t.Fatalf("durable flush: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the durable timer did not sync the batch")
+	}
+	if u, _ := unsynced(); u {
+		t.Fatal("still unsynced after the durable timer's flush")
+	}
+
+	s.durable = time.Hour
+	mark(8, 12)
+	if u, _ := unsynced(); !u {
+		t.Fatal("a new batch did not wait for a durable sync")
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if u, armed := unsynced(); u || armed {
+		t.Fatalf("after Close: unsynced %v, durable timer armed %v", u, armed)
+	}
+	if got := journalOnDisk(t, jPath); len(got) != 12 {
+		t.Fatalf("journal after Close: %v, want 12 records", got)
+	}
+}
+
 func TestPartialSharedContent(t *testing.T) {
 	out := t.TempDir()
 	s, _ := OpenPartialStore(out)
