@@ -50,7 +50,7 @@ const (
 	gateHoldMax     = 32 * time.Second
 	gateNoDataOff   = 2 * time.Second
 	gateNetworkHold = time.Second
-	gateRecheck     = time.Second
+	gateRecheck     = 300 * time.Millisecond
 	// gateWaitShare: above this share of their time waiting on QUIC, the
 	// workers are held back by the network. Where the CPU is the limit
 	// they wait too (QUIC needs the cores they compress on): two processes
@@ -233,7 +233,9 @@ func (g *compressGate) tick(now time.Time) {
 			// getting up to speed (sending as is measured 96 MB/s
 			// there, 171 a few seconds later), and a first call that
 			// keeps compressing would hold for most of a short
-			// transfer: it is checked again soon.
+			// transfer: it is checked again soon. (After a 1 s hold,
+			// text over loopback compressed 1.9 s instead of 0.6 s and
+			// took a second longer.)
 			hold = gateRecheck
 		}
 		g.lastWinner = winner

@@ -135,9 +135,12 @@ func TestCompressGateChecksAFirstCallAgain(t *testing.T) {
 			t.Fatalf("sending as is at %.0f MB/s: compression lost the first call", early/1e6)
 		}
 		w.rateOff = 205e6 // sending as is got up to speed
-		w.run(2 * time.Second)
+		// A recheck (hold, measure compressing, settle, measure sending
+		// as is) within a second: each second compressing on a path
+		// where the CPU is the limit costs a third of the speed.
+		w.run(time.Second)
 		if w.g.compressing() {
-			t.Errorf("sending as is at %.0f MB/s first: still compressing 2 s after the first call, although sending as is is now 1.6x faster", early/1e6)
+			t.Errorf("sending as is at %.0f MB/s first: still compressing 1 s after the first call, although sending as is is now 1.6x faster", early/1e6)
 		}
 	}
 }
