@@ -34,14 +34,16 @@ const (
 // the first of them, whichever comes first (a killed receiver resumes
 // within about a batch of where it stopped), and made durable, data first,
 // journalDurable after the first record written since the last durable
-// sync (a power cut costs at most that much of the transfer). Durable
-// syncs are few because each is expensive: on ext4 an fsync of a file
-// being written with direct I/O commits the file system's journal and
-// holds up the writes beside it (BENCHMARKS.md, "Journal batching").
+// sync (a power cut costs at most about that much of the transfer), by a
+// timer, so no worker waits for it. Durable syncs are few because each is
+// expensive: an fsync of a file being written with direct I/O flushes the
+// disk's cache and holds up the writes beside it; one per batch cost the
+// receiver 0.5-0.75 s of CPU per GiB, and one only at the end left all of
+// the flush for the end (0.57 s). BENCHMARKS.md, "Journal batching".
 const (
 	journalBatch    = 16
 	journalInterval = 250 * time.Millisecond
-	journalDurable  = 5 * time.Second
+	journalDurable  = time.Second
 )
 
 const diskFullHint = "free some space and run the same command again: received data is kept and will be resumed"
@@ -698,7 +700,7 @@ func (p *PartialFile) WriteChunk(i int, data []byte) error {
 // MarkVerified records that chunk i, already written, matched its hash.
 // Records reach the journal in batches, after 16 records or 250 ms after
 // the first record of the batch (also with no further calls), and are made
-// durable, the data file synced before the journal, within 5 s (see
+// durable, the data file synced before the journal, within a second (see
 // flushLocked for what a power cut between the two can cost). Marking a
 // chunk twice is harmless.
 func (p *PartialFile) MarkVerified(i int) error {
