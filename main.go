@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"syscall"
 	"time"
@@ -88,7 +89,9 @@ With one, a transfer that finds no direct path is relayed through it
 
 func main() {
 	stop := startCPUProfile(os.Getenv(cpuProfileEnv), os.Stderr)
+	stopTrace := startTrace(os.Getenv(traceEnv), os.Stderr)
 	code := run(os.Args[1:], os.Stdout, os.Stderr)
+	stopTrace()
 	stop()
 	os.Exit(code)
 }
@@ -118,6 +121,37 @@ func startCPUProfile(path string, stderr io.Writer) (stop func()) {
 		pprof.StopCPUProfile()
 		if err := f.Close(); err != nil {
 			fmt.Fprintf(stderr, "ferry: %s: %v\n", cpuProfileEnv, err)
+		}
+	}
+}
+
+// traceEnv names a file to write an execution trace of this process to
+// (runtime/trace), for developers looking at what both sides of a transfer
+// wait for: when the cores idle, and which goroutines block in which
+// system calls (docs/BENCHMARKS.md, "The journal's fsyncs"). Read it with
+// go tool trace.
+const traceEnv = "FERRY_TRACE"
+
+// startTrace starts tracing into path (nothing when it is empty) and
+// returns the function that stops it and closes the file.
+func startTrace(path string, stderr io.Writer) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "ferry: %s: %v\n", traceEnv, err)
+		return func() {}
+	}
+	if err := trace.Start(f); err != nil {
+		fmt.Fprintf(stderr, "ferry: %s: %v\n", traceEnv, err)
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		trace.Stop()
+		if err := f.Close(); err != nil {
+			fmt.Fprintf(stderr, "ferry: %s: %v\n", traceEnv, err)
 		}
 	}
 }
