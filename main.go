@@ -104,25 +104,7 @@ const cpuProfileEnv = "FERRY_CPUPROFILE"
 // startCPUProfile starts profiling into path (nothing when it is empty) and
 // returns the function that stops it and writes the file.
 func startCPUProfile(path string, stderr io.Writer) (stop func()) {
-	if path == "" {
-		return func() {}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		fmt.Fprintf(stderr, "ferry: %s: %v\n", cpuProfileEnv, err)
-		return func() {}
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		fmt.Fprintf(stderr, "ferry: %s: %v\n", cpuProfileEnv, err)
-		f.Close()
-		return func() {}
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		if err := f.Close(); err != nil {
-			fmt.Fprintf(stderr, "ferry: %s: %v\n", cpuProfileEnv, err)
-		}
-	}
+	return startToFile(cpuProfileEnv, path, stderr, pprof.StartCPUProfile, pprof.StopCPUProfile)
 }
 
 // traceEnv names a file to write an execution trace of this process to
@@ -135,23 +117,31 @@ const traceEnv = "FERRY_TRACE"
 // startTrace starts tracing into path (nothing when it is empty) and
 // returns the function that stops it and closes the file.
 func startTrace(path string, stderr io.Writer) (stop func()) {
+	return startToFile(traceEnv, path, stderr, trace.Start, trace.Stop)
+}
+
+// startToFile creates path and starts a recorder (a profile, a trace) into
+// it, reporting problems under the name of its environment variable env
+// and going on without it; nothing when path is empty. It returns the
+// function that stops the recorder and closes the file.
+func startToFile(env, path string, stderr io.Writer, start func(io.Writer) error, stopRec func()) (stop func()) {
 	if path == "" {
 		return func() {}
 	}
 	f, err := os.Create(path)
 	if err != nil {
-		fmt.Fprintf(stderr, "ferry: %s: %v\n", traceEnv, err)
+		fmt.Fprintf(stderr, "ferry: %s: %v\n", env, err)
 		return func() {}
 	}
-	if err := trace.Start(f); err != nil {
-		fmt.Fprintf(stderr, "ferry: %s: %v\n", traceEnv, err)
+	if err := start(f); err != nil {
+		fmt.Fprintf(stderr, "ferry: %s: %v\n", env, err)
 		f.Close()
 		return func() {}
 	}
 	return func() {
-		trace.Stop()
+		stopRec()
 		if err := f.Close(); err != nil {
-			fmt.Fprintf(stderr, "ferry: %s: %v\n", traceEnv, err)
+			fmt.Fprintf(stderr, "ferry: %s: %v\n", env, err)
 		}
 	}
 }

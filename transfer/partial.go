@@ -447,29 +447,40 @@ func (st *partState) flushLocked(mode flushMode) error {
 // armSyncTimerLocked starts the durable timer unless it runs: records just
 // written become durable store.durable from now. The caller holds mu.
 func (st *partState) armSyncTimerLocked() {
-	if st.syncTimer != nil {
-		return
-	}
-	var t *time.Timer
-	t = time.AfterFunc(st.store.durable, func() {
-		st.mu.Lock()
-		if st.syncTimer == t {
-			st.syncTimer = nil
-		}
-		st.mu.Unlock()
-		err := st.flush(flushDurable) // a failure is sticky and reported by the next call
-		if hook := st.store.durableFlushed; hook != nil {
-			hook(err)
-		}
-	})
-	st.syncTimer = t
+	st.armFlushTimerLocked(&st.syncTimer, st.store.durable, flushDurable, &st.store.durableFlushed)
 }
 
 // stopSyncTimerLocked stops the durable timer. The caller holds mu.
-func (st *partState) stopSyncTimerLocked() {
-	if st.syncTimer != nil {
-		st.syncTimer.Stop()
-		st.syncTimer = nil
+func (st *partState) stopSyncTimerLocked() { stopFlushTimer(&st.syncTimer) }
+
+// armFlushTimerLocked makes *slot a timer that flushes in mode after d,
+// unless one is armed, and then calls *hook (tests) with the result. A
+// dormant state's files are reopened for it. The caller holds mu.
+func (st *partState) armFlushTimerLocked(slot **time.Timer, d time.Duration, mode flushMode, hook *func(error)) {
+	if *slot != nil {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		st.mu.Lock()
+		if *slot == t {
+			*slot = nil
+		}
+		st.mu.Unlock()
+		err := st.flush(mode) // a failure is sticky and reported by the next call
+		if h := *hook; h != nil {
+			h(err)
+		}
+	})
+	*slot = t
+}
+
+// stopFlushTimer stops the timer in *slot, if any. The caller holds the
+// state's mu.
+func stopFlushTimer(slot **time.Timer) {
+	if *slot != nil {
+		(*slot).Stop()
+		*slot = nil
 	}
 }
 
@@ -584,12 +595,7 @@ func (st *partState) setClosedLocked(closed bool) {
 }
 
 // stopTimerLocked stops the idle flush timer. The caller holds mu.
-func (st *partState) stopTimerLocked() {
-	if st.timer != nil {
-		st.timer.Stop()
-		st.timer = nil
-	}
-}
+func (st *partState) stopTimerLocked() { stopFlushTimer(&st.timer) }
 
 // PartialFile is a handle on the partial state of one file being received.
 // WriteChunk, MarkVerified and the query methods are safe for concurrent use
@@ -730,26 +736,10 @@ func (p *PartialFile) MarkVerified(i int) error {
 	st.haveBytes += int64(st.chunkLen(i))
 	st.pending = append(st.pending, uint32(i))
 	now := len(st.pending) >= st.store.batch
-	if now && st.timer != nil {
-		// This sync covers what the idle timer was waiting for.
-		st.timer.Stop()
-		st.timer = nil
-	}
-	if !now && st.timer == nil {
-		// The timer flushes a dormant state too (reopening its files).
-		var t *time.Timer
-		t = time.AfterFunc(st.store.interval, func() {
-			st.mu.Lock()
-			if st.timer == t {
-				st.timer = nil
-			}
-			st.mu.Unlock()
-			err := st.flush(flushWrite) // a failure is sticky and reported by the next call
-			if hook := st.store.timerFlushed; hook != nil {
-				hook(err)
-			}
-		})
-		st.timer = t
+	if now {
+		st.stopTimerLocked() // this flush covers what the idle timer waits for
+	} else {
+		st.armFlushTimerLocked(&st.timer, st.store.interval, flushWrite, &st.store.timerFlushed)
 	}
 	st.mu.Unlock()
 	if now {
