@@ -164,7 +164,8 @@ func takeOffer(ctx context.Context, ctl *quic.Stream, hello []byte, opts Receive
 			opts.OutDir = dir
 		}
 	}
-	r := &receiver{m: m, hello: hello, opts: opts, ctl: ctl, wire: wire, emit: emit, accepted: time.Now()}
+	r := &receiver{m: m, hello: hello, opts: opts, ctl: ctl, wire: wire, emit: emit, accepted: time.Now(),
+		writeBudget: make(chan struct{}, writeBehindBudget)}
 	if err := r.prepare(); err != nil {
 		_ = writeControlJSON(ctl, frameError, errorMsg{Kind: KindOf(err), Message: r.forPeer(err)})
 		r.closePartials()
@@ -239,6 +240,9 @@ type receiver struct {
 	// accepted is when the user accepted the offer: Stats.Elapsed runs
 	// from there, so time spent deciding does not lower the rate.
 	accepted time.Time
+	// writeBudget holds a token for every write-behind buffer a stream
+	// holds beyond its first (writebehind.go).
+	writeBudget chan struct{}
 
 	store    *PartialStore
 	partials []*PartialFile // per file index; nil for dirs and empty files
@@ -522,7 +526,8 @@ func (r *receiver) run(ctx context.Context, conn Conn) (err error) {
 		}
 	})
 	// Data streams, each read by its own goroutine, at most
-	// maxReadStreams at once (each holds two chunk buffers).
+	// maxReadStreams at once (each holds one or two chunk buffers, and
+	// more within the write-behind budget).
 	var streamsMu sync.Mutex
 	var open []*quic.Stream
 	defer func() {
@@ -674,10 +679,24 @@ func (r *receiver) readStream(ctx context.Context, st *quic.Stream, events chan<
 	}
 	defer dec.close()
 	hdr := make([]byte, chunkHeaderLen)
-	payload := make([]byte, r.m.ChunkSize)
-	raw := make([]byte, r.m.ChunkSize)
+	w := r.newChunkWriter(ctx, events, r.writeChunk)
+	stopped := false
+	defer func() {
+		if !stopped {
+			w.stop()
+		}
+	}()
 	for {
+		b, err := w.get(ctx)
+		if err != nil {
+			return // the writer reported its failure; or the receive is over
+		}
 		if _, err := io.ReadFull(st, hdr); err != nil {
+			w.put(b)
+			stopped = true
+			if werr := w.stop(); werr != nil {
+				return // reported by the writer
+			}
 			if errors.Is(err, io.EOF) {
 				sendEvent(ctx, events, recvEvent{streamDone: true})
 			} else {
@@ -691,7 +710,7 @@ func (r *receiver) readStream(ctx context.Context, st *quic.Stream, events chan<
 			sendEvent(ctx, events, recvEvent{err: err})
 			return
 		}
-		p := payload[:h.payloadLen]
+		p := b.payload[:h.payloadLen]
 		if _, err := io.ReadFull(st, p); err != nil {
 			sendEvent(ctx, events, recvEvent{err: peerGone(err)})
 			return
@@ -699,47 +718,67 @@ func (r *receiver) readStream(ctx context.Context, st *quic.Stream, events chan<
 		r.wire.Add(int64(chunkHeaderLen) + int64(h.payloadLen))
 		data := p
 		if h.flags&flagZstd != 0 {
-			if data, err = dec.decompress(raw, p, int(h.rawLen)); err != nil {
+			if b.raw == nil {
+				b.raw = make([]byte, r.m.ChunkSize)
+			}
+			if data, err = dec.decompress(b.raw, p, int(h.rawLen)); err != nil {
+				w.put(b)
 				sendEvent(ctx, events, recvEvent{bad: true, file: int(h.file), chunk: int(h.chunk)})
 				continue
 			}
 		}
 		fi, ci := int(h.file), int(h.chunk)
-		fe := &r.m.Files[fi]
-		if HashChunk(data) != fe.Chunks[ci] {
+		if HashChunk(data) != r.m.Files[fi].Chunks[ci] {
+			w.put(b)
 			sendEvent(ctx, events, recvEvent{bad: true, file: fi, chunk: ci})
 			continue
 		}
-		pf := r.partials[fi]
 		write, count := r.claim(fi, ci)
 		if !count {
+			w.put(b)
 			continue // a resend of a chunk this entry already has
 		}
 		placed := false
 		if write && r.direct[fi] && !r.noDirect.Load() {
 			if placed, err = r.placeDirect(fi, data); err != nil {
+				w.put(b)
 				sendEvent(ctx, events, recvEvent{err: err})
 				return
 			}
 		}
 		if write && !placed {
-			if err := pf.WriteChunk(ci, data); err != nil {
-				sendEvent(ctx, events, recvEvent{err: err})
-				return
-			}
-			if err := pf.MarkVerified(ci); err != nil {
-				sendEvent(ctx, events, recvEvent{err: err})
-				return
-			}
+			w.write(b, data, fi, ci) // writes, marks and counts it
+			continue
 		}
-		r.prog.add(int64(len(data)), fe.Path)
-		r.mu.Lock()
-		r.missing[fi]--
-		done := r.missing[fi] == 0
-		r.mu.Unlock()
-		if done {
-			sendEvent(ctx, events, recvEvent{complete: true, file: fi})
-		}
+		w.put(b)
+		r.countChunk(ctx, events, fi, len(data))
+	}
+}
+
+// writeChunk writes verified chunk ci of file fi, records it in the
+// journal and counts it; the stream's writer calls it.
+func (r *receiver) writeChunk(ctx context.Context, events chan<- recvEvent, fi, ci int, data []byte) error {
+	pf := r.partials[fi]
+	if err := pf.WriteChunk(ci, data); err != nil {
+		return err
+	}
+	if err := pf.MarkVerified(ci); err != nil {
+		return err
+	}
+	r.countChunk(ctx, events, fi, len(data))
+	return nil
+}
+
+// countChunk counts a chunk of file fi that is in place, and tells the
+// receive loop when it was the file's last.
+func (r *receiver) countChunk(ctx context.Context, events chan<- recvEvent, fi, n int) {
+	r.prog.add(int64(n), r.m.Files[fi].Path)
+	r.mu.Lock()
+	r.missing[fi]--
+	done := r.missing[fi] == 0
+	r.mu.Unlock()
+	if done {
+		sendEvent(ctx, events, recvEvent{complete: true, file: fi})
 	}
 }
 
