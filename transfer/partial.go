@@ -39,7 +39,7 @@ const (
 // expensive: an fsync of a file being written with direct I/O flushes the
 // disk's cache and holds up the writes beside it; one per batch cost the
 // receiver 0.5-0.75 s of CPU per GiB, and one only at the end left all of
-// the flush for the end (0.57 s). BENCHMARKS.md, "Journal batching".
+// the flush for the end (0.57 s). BENCHMARKS.md, "The journal's fsyncs".
 const (
 	journalBatch    = 16
 	journalInterval = 250 * time.Millisecond
@@ -401,11 +401,11 @@ func (st *partState) flushLocked(mode flushMode) error {
 		st.mu.Unlock()
 		return err
 	}
-	durable := mode >= flushDurable
-	if len(st.pending) == 0 && !(durable && st.unsynced) && !(mode == flushAll && st.dirty) {
+	if !st.needsFlushLocked(mode) {
 		st.mu.Unlock()
 		return nil
 	}
+	durable := mode >= flushDurable
 	recs := st.pending
 	st.pending = nil
 	syncJournal := durable && (len(recs) > 0 || st.unsynced)
@@ -442,6 +442,13 @@ func (st *partState) flushLocked(mode flushMode) error {
 		st.armSyncTimerLocked()
 	}
 	return nil
+}
+
+// needsFlushLocked reports whether a flush in mode has anything to do:
+// records to write, records to make durable, or data to sync. The caller
+// holds mu.
+func (st *partState) needsFlushLocked(mode flushMode) bool {
+	return len(st.pending) > 0 || mode >= flushDurable && st.unsynced || mode == flushAll && st.dirty
 }
 
 // armSyncTimerLocked starts the durable timer unless it runs: records just
@@ -490,7 +497,7 @@ func stopFlushTimer(slot **time.Timer) {
 func (st *partState) flush(mode flushMode) error {
 	st.mu.Lock()
 	closed, err := st.closed, st.err
-	need := len(st.pending) > 0 || mode >= flushDurable && st.unsynced || mode == flushAll && st.dirty
+	need := st.needsFlushLocked(mode)
 	st.mu.Unlock()
 	switch {
 	case closed:
