@@ -680,12 +680,7 @@ func (r *receiver) readStream(ctx context.Context, st *quic.Stream, events chan<
 	defer dec.close()
 	hdr := make([]byte, chunkHeaderLen)
 	w := r.newChunkWriter(ctx, events, r.writeChunk)
-	stopped := false
-	defer func() {
-		if !stopped {
-			w.stop()
-		}
-	}()
+	defer w.stop()
 	for {
 		b, err := w.get(ctx)
 		if err != nil {
@@ -693,7 +688,6 @@ func (r *receiver) readStream(ctx context.Context, st *quic.Stream, events chan<
 		}
 		if _, err := io.ReadFull(st, hdr); err != nil {
 			w.put(b)
-			stopped = true
 			if werr := w.stop(); werr != nil {
 				return // reported by the writer
 			}

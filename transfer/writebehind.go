@@ -45,8 +45,8 @@ type writeJob struct {
 // chunkWriter is a stream reader's writer goroutine and the buffers the two
 // pass between them. The reader takes a buffer (get), fills and verifies
 // it, and either queues it (write) or gives it back (put); the writer
-// writes, marks and counts each queued chunk (r.written) and gives the
-// buffer back. After the first failure the writer writes nothing more,
+// writes, marks and counts each queued chunk (writeF, receiver.writeChunk)
+// and gives the buffer back. After the first failure the writer writes nothing more,
 // and get reports the failure.
 type chunkWriter struct {
 	r      *receiver
@@ -55,7 +55,8 @@ type chunkWriter struct {
 	free   chan *chunkBuf
 	jobs   chan writeJob
 	done   chan struct{}
-	extra  int // buffers beyond the first, each holding a token of r.writeBudget
+	extra  int  // buffers beyond the first, each holding a token of r.writeBudget
+	closed bool // stop was called
 
 	mu  sync.Mutex
 	err error
@@ -151,10 +152,15 @@ func (w *chunkWriter) write(b *chunkBuf, data []byte, fi, ci int) {
 }
 
 // stop waits until every queued chunk is written and ends the writer; it
-// returns the writer's failure, if any. The reader calls it once, before
-// it says the stream is done, so the receive loop never sees a stream end
-// before its chunks are on disk and counted.
+// returns the writer's failure, if any. The reader calls it before it says
+// the stream is done, so the receive loop never sees a stream end before
+// its chunks are on disk and counted, and again (doing nothing) on its way
+// out.
 func (w *chunkWriter) stop() error {
+	if w.closed {
+		return w.failed()
+	}
+	w.closed = true
 	close(w.jobs)
 	<-w.done
 	for range w.extra {

@@ -64,6 +64,9 @@ func TestChunkWriterReadsOnWhileAWriteWaits(t *testing.T) {
 	if n := len(r.writeBudget); n != 0 {
 		t.Fatalf("budget still taken after stop: %d", n)
 	}
+	if err := w.stop(); err != nil { // the reader's deferred call
+		t.Fatalf("second stop: %v", err)
+	}
 }
 
 // TestChunkWriterStopsAfterAFailure: a failed write is reported once, the
