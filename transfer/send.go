@@ -175,14 +175,19 @@ func sendOnce(ctx context.Context, conn Conn, opts SendOptions, hello []byte, co
 	s.prog = prog
 	stats = func() Stats { return Stats{Moved: prog.moved.Load(), Skipped: skipped, WireBytes: wire.Load()} }
 
-	// The receiver's control frames arrive while data flows.
+	// The receiver's control frames arrive while data flows. The end of the
+	// stream comes through the same channel, closed after the last frame,
+	// so a DONE that arrives together with the receiver's hang-up is seen
+	// first (with the end on a channel of its own, the select below took
+	// either, and a finished transfer could end in "connection lost").
 	ctlFrames := make(chan controlFrame, 8)
-	ctlErr := make(chan error, 1)
+	var ctlErr error // why ctlFrames was closed: set before the close; nil when ctx ended
 	go func() {
+		defer close(ctlFrames)
 		for {
 			f, err := readControl(ctl)
 			if err != nil {
-				ctlErr <- err
+				ctlErr = err
 				return
 			}
 			select {
@@ -192,6 +197,12 @@ func sendOnce(ctx context.Context, conn Conn, opts SendOptions, hello []byte, co
 			}
 		}
 	}()
+	ctlEnded := func() error {
+		if ctlErr == nil {
+			return ctx.Err()
+		}
+		return peerGone(ctlErr)
+	}
 
 	resends := 0
 	for {
@@ -200,8 +211,8 @@ func sendOnce(ctx context.Context, conn Conn, opts SendOptions, hello []byte, co
 				// A receiver that stops (a full disk) says why on the
 				// control stream while its data streams fail under us.
 				select {
-				case f := <-ctlFrames:
-					if f.typ == frameError {
+				case f, ok := <-ctlFrames:
+					if ok && f.typ == frameError {
 						return stats(), peerError(f.payload)
 					}
 				case <-time.After(time.Second):
@@ -215,7 +226,10 @@ func sendOnce(ctx context.Context, conn Conn, opts SendOptions, hello []byte, co
 			return stats(), peerGone(err)
 		}
 		select {
-		case f := <-ctlFrames:
+		case f, ok := <-ctlFrames:
+			if !ok {
+				return stats(), ctlEnded()
+			}
 			switch f.typ {
 			case frameDone:
 				prog.finish()
@@ -242,8 +256,6 @@ func sendOnce(ctx context.Context, conn Conn, opts SendOptions, hello []byte, co
 			default:
 				return stats(), fmt.Errorf("transfer: unexpected control frame %d", f.typ)
 			}
-		case err := <-ctlErr:
-			return stats(), peerGone(err)
 		case <-ctx.Done():
 			return stats(), ctx.Err()
 		}
