@@ -159,7 +159,7 @@ func transferCLI(t *testing.T, rendezvous, out string, paths ...string) (*ferryP
 		t.Fatalf("receive exited %d; stderr:\n%s\nevents: %+v", code, recv.stderr.String(), recv.events)
 	}
 	if code := send.wait(t); code != 0 {
-		t.Fatalf("send exited %d; stderr:\n%s", code, send.stderr.String())
+		t.Fatalf("send exited %d; stderr:\n%s\nevents: %+v\nreceiver events: %+v", code, send.stderr.String(), send.events, recv.events)
 	}
 	return send, recv
 }
